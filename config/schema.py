@@ -1,0 +1,172 @@
+"""The typed shape of the box's configuration.
+
+Every section forbids unknown keys so a typo is an error, not a silent default.
+Fields that need a human description of what is allowed carry it in
+``json_schema_extra={"allowed": ...}``; the rest are described from their type
+(see ``config.errors``).  Secrets never live here: fields ending in ``_env``
+name the environment variable that holds the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+EnvVarName = Annotated[
+    str,
+    Field(
+        pattern=_ENV_NAME.pattern,
+        json_schema_extra={"allowed": "an environment variable name like SECRETARY_MQTT_PASSWORD"},
+    ),
+]
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Parse ``host:port`` (IPv6 in brackets); raise ValueError with a readable reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"must be host:port, e.g. 127.0.0.1:8080, got {json.dumps(value)}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
+    return host, int(port_text)
+
+
+class Section(BaseModel):
+    """Base of every config section: immutable, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class LogConfig(Section):
+    level: LogLevel = "info"
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", json_schema_extra={"allowed": "'auto' (JSON unless on a terminal), 'json' or 'text'"}
+    )
+    levels: dict[str, LogLevel] = Field(
+        default_factory=dict,
+        json_schema_extra={"allowed": "a mapping of logger name to level, e.g. {bus: debug}"},
+    )
+
+
+class ModemConfig(Section):
+    driver: Literal["sim7600", "simulator"] = "simulator"
+    at_port: str = Field(
+        "auto", min_length=1, json_schema_extra={"allowed": "a device path like /dev/ttyUSB2, or 'auto'"}
+    )
+    audio_port: str = Field(
+        "auto", min_length=1, json_schema_extra={"allowed": "a device path like /dev/ttyUSB4, or 'auto'"}
+    )
+    answer_after_rings: int = Field(2, ge=0, le=10)
+    pin_env: EnvVarName = "SECRETARY_SIM_PIN"
+    blocked_numbers: list[str] = Field(
+        default_factory=list, json_schema_extra={"allowed": "a list of phone numbers to reject"}
+    )
+
+
+class MqttConfig(Section):
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        json_schema_extra={"allowed": "a broker URL like mqtt://host:1883 or mqtts://host:8883"},
+    )
+    topic_prefix: str = Field(
+        "secretary",
+        pattern=_TOPIC_SEGMENT.pattern,
+        json_schema_extra={"allowed": "one topic level of letters, digits, '_', '.', '-' (no '/', '+', '#')"},
+    )
+    username: str | None = None
+    password_env: EnvVarName = "SECRETARY_MQTT_PASSWORD"
+    client_id: str | None = Field(None, min_length=1, max_length=64)
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_max_s: float = Field(10.0, ge=0.1, le=300)
+    max_queued_events: int = Field(10_000, ge=10, le=1_000_000)
+    command_timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"must start with mqtt:// or mqtts://, got {json.dumps(value)}")
+        if not parts.hostname:
+            raise ValueError(f"must name a host, e.g. mqtt://127.0.0.1:1883, got {json.dumps(value)}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"has an invalid port, got {json.dumps(value)}") from None
+        if port == 0:
+            raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
+        if parts.password:
+            raise ValueError("must not contain a password; put it in the environment (mqtt.password_env)")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class WebConfig(Section):
+    listen: str = Field(
+        "127.0.0.1:8080", json_schema_extra={"allowed": "host:port, e.g. 127.0.0.1:8080 or [::1]:8080"}
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+
+class SupervisorConfig(Section):
+    backoff_initial_s: float = Field(0.5, gt=0, le=60)
+    backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    stable_after_s: float = Field(60.0, gt=0, le=86_400)
+    stop_timeout_s: float = Field(4.0, gt=0, le=60)
+
+
+class SecretaryConfig(Section):
+    box_id: str = Field(
+        pattern=_TOPIC_SEGMENT.pattern,
+        json_schema_extra={"allowed": "a name for this box: letters, digits, '_', '.', '-' (max 64)"},
+    )
+    data_dir: Path = Path("/var/lib/secretary")
+    secrets_file: Path | None = Field(
+        None, json_schema_extra={"allowed": "the path of a 0600 env file with KEY=value lines, or null"}
+    )
+    log: LogConfig = Field(default_factory=LogConfig)
+    modem: ModemConfig = Field(default_factory=ModemConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)

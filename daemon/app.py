@@ -1,0 +1,160 @@
+"""The daemon as a whole: builds the services from config and owns their lifecycle.
+
+Start: data dir, bus, supervisor, signal handlers, ``READY=1`` once every
+service has started (or failed once). SIGTERM/SIGINT: stop everything in
+reverse order within the stop budget. SIGHUP or ``cmd/reload``: read the
+config again; if it is valid, restart only the services whose part of the
+config changed; if not, keep running on the old one and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+from config.loader import LoadedConfig, load_config
+from daemon.bus import Bus, BusConnection
+from daemon.logging_setup import configure_logging
+from daemon.service import Service, ServiceReport, ServiceState
+from daemon.supervisor import RestartPolicy, Supervisor
+from daemon.systemd_notify import SystemdNotifier, WatchdogService
+from daemon.topics import Topics
+
+log = logging.getLogger("secretary.app")
+
+STARTUP_TIMEOUT_S = 30.0
+STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
+
+
+class SecretaryApp:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        config_path: Path | None = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.config_path = config_path
+        self.notifier = notifier or SystemdNotifier()
+        cfg = loaded.settings
+        self.bus = Bus(Topics(cfg.mqtt.topic_prefix, cfg.box_id), cfg.mqtt.max_queued_events)
+        self.supervisor = Supervisor(
+            RestartPolicy(cfg.supervisor.backoff_initial_s, cfg.supervisor.backoff_max_s, cfg.supervisor.stable_after_s),
+            on_report=self._on_report,
+            stop_timeout_s=cfg.supervisor.stop_timeout_s,
+        )
+        self._stop = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+        self.started_at = time.time()
+
+    # -- services -------------------------------------------------------------------
+    def build_services(self, loaded: LoadedConfig) -> list[Service]:
+        cfg = loaded.settings
+        return [
+            BusConnection(self.bus, cfg.mqtt, loaded.secret(cfg.mqtt.password_env)),
+            WatchdogService(self.notifier, healthy=self._healthy),
+        ]
+
+    def _healthy(self) -> bool:
+        # The supervisor must be alive enough to have a report for every service.
+        return all(r.state is not ServiceState.STOPPED for r in self.supervisor.reports().values()) or self._stop.is_set()
+
+    def _on_report(self, report: ServiceReport) -> None:
+        self.bus.publish_state(f"services/{report.name}/state", report.as_payload())
+        self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        parts = [f"{name} {r.state.value}" for name, r in self.supervisor.reports().items()]
+        return ", ".join(parts)
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        cfg = self.loaded.settings
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        for service in self.build_services(self.loaded):
+            self.supervisor.add(service)
+        self.bus.register_command("reload", self._reload_command)
+        loop = asyncio.get_running_loop()
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            self._install_signals(loop)
+            announcing: asyncio.Task[None] | None = None
+            try:
+                supervising = tasks.create_task(self.supervisor.run(), name="supervisor")
+                announcing = tasks.create_task(self._announce_ready(), name="announce-ready")
+                log.info("secretaryd started", extra={"box_id": cfg.box_id, "services": self.supervisor.names})
+                await self._stop.wait()
+                self.notifier.stopping()
+                log.info("stopping")
+                self.supervisor.stop()
+                done, _ = await asyncio.wait({supervising}, timeout=STOP_BUDGET_S)
+                if not done:
+                    log.error("services did not stop within the budget; leaving anyway", extra={"budget_s": STOP_BUDGET_S})
+                    supervising.cancel()
+            finally:
+                self._remove_signals(loop)
+                if announcing is not None:
+                    announcing.cancel()
+        self.notifier.close()
+        log.info("secretaryd stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _announce_ready(self) -> None:
+        if not await self.supervisor.wait_started(STARTUP_TIMEOUT_S):
+            log.warning("some services are still starting; reporting ready anyway")
+        self.notifier.ready(self.status_line())
+        log.info("ready", extra={"status": self.status_line()})
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_from_signal)
+
+    @staticmethod
+    def _remove_signals(loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    # -- reload ---------------------------------------------------------------------
+    def _reload_from_signal(self) -> None:
+        if self._tasks is not None and not self._stop.is_set():
+            self._tasks.create_task(self.reload(), name="reload")
+
+    async def _reload_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self._tasks is not None
+        # Owned by the app, not by the bus: a reload may restart the bus itself.
+        return await asyncio.shield(self._tasks.create_task(self.reload(), name="reload"))
+
+    async def reload(self) -> dict[str, Any]:
+        if self.config_path is None:
+            return {"applied": False, "errors": ["no config file to reload (started with embedded defaults)"]}
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                log.error("reload refused: config invalid", extra={"problem": str(issue)})
+            self.notifier.ready(self.status_line())
+            return {"applied": False, "errors": [str(issue) for issue in exc.issues]}
+        old = self.loaded.settings
+        needs_restart = [key for key in ("box_id", "data_dir") if getattr(old, key) != getattr(new.settings, key)]
+        if old.mqtt.topic_prefix != new.settings.mqtt.topic_prefix:
+            needs_restart.append("mqtt.topic_prefix")
+        configure_logging(new.settings.log)
+        restarted: list[str] = []
+        for service in self.build_services(new):
+            current = self.supervisor.service(service.name)
+            if current.config_slice() != service.config_slice():
+                await self.supervisor.replace(service)
+                restarted.append(service.name)
+        self.loaded = new
+        self.notifier.ready(self.status_line())
+        log.info("config reloaded", extra={"restarted": restarted, "needs_daemon_restart": needs_restart})
+        return {"applied": True, "restarted": restarted, "needs_daemon_restart": needs_restart}

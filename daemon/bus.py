@@ -1,0 +1,207 @@
+"""The MQTT bus: how the daemon tells the world what happens and takes commands.
+
+``Bus`` is what services use. Publishing never blocks and never fails: the
+message goes to the outbox, and ``BusConnection`` (a supervised service)
+delivers it when the broker is there. ``BusConnection`` owns the broker
+connection: last will ``offline`` on ``status``, ``online`` on every connect,
+all retained state republished after a reconnect, ``cmd/#`` dispatched with
+MQTT v5 request/response, ``offline`` published on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from config.schema import MqttConfig
+from daemon.bus_outbox import OutboundMessage, Outbox
+from daemon.commands import CommandHandler, CommandRouter
+from daemon.service import Service, ServiceStatus
+from daemon.topics import Topics
+
+log = logging.getLogger("secretary.bus")
+
+PUBLISH_TIMEOUT_S = 5.0
+GOODBYE_BUDGET_S = 1.5
+
+
+def encode(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Bus:
+    """The daemon's publishing and command API. Safe to use while disconnected."""
+
+    def __init__(self, topics: Topics, max_queued_events: int = 10_000) -> None:
+        self.topics = topics
+        self.outbox = Outbox(max_queued_events)
+        self.commands = CommandRouter()
+        self.connected = False
+
+    def publish_state(self, suffix: str, payload: Any) -> None:
+        """Retained state under ``<prefix>/<box_id>/<suffix>``; newest wins."""
+        self.outbox.put_state(self.topics(suffix), encode(payload))
+
+    def publish_event(self, suffix: str, payload: Any) -> None:
+        """A non-retained event; kept in order until the broker has it."""
+        self.outbox.put_event(OutboundMessage(self.topics(suffix), encode(payload)))
+
+    def call_event(self, event_type: str, call_id: str, **fields: Any) -> None:
+        """``call/event`` as in design.md: ``{type, call_id, ts, ...}``."""
+        self.publish_event("call/event", {"type": event_type, "call_id": call_id, "ts": round(time.time(), 3), **fields})
+
+    def register_command(self, verb: str, handler: CommandHandler) -> None:
+        self.commands.register(verb, handler)
+
+
+class BusConnection(Service):
+    name = "bus"
+
+    def __init__(self, bus: Bus, config: MqttConfig, password: str | None = None) -> None:
+        self.bus = bus
+        self.config = config
+        self._password = password
+        self._handlers: asyncio.TaskGroup | None = None
+
+    def config_slice(self) -> Any:
+        return (self.config, self._password)
+
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.config
+        status = self.bus.topics.status
+        return aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            username=cfg.username,
+            password=self._password,
+            identifier=cfg.client_id or f"secretaryd-{self.bus.topics.box_id}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=aiomqtt.Will(status, b"offline", qos=1, retain=True),
+            keepalive=cfg.keepalive_s,
+            timeout=PUBLISH_TIMEOUT_S,
+            tls_context=ssl.create_default_context() if cfg.tls else None,
+        )
+
+    async def run(self, status: ServiceStatus) -> None:
+        failures = 0
+        async with asyncio.TaskGroup() as handlers:
+            self._handlers = handlers
+            while True:
+                try:
+                    async with self._client() as client:
+                        failures = 0
+                        await self._serve(client, status)
+                except aiomqtt.MqttError as exc:
+                    self.bus.connected = False
+                    failures += 1
+                    delay = min(0.25 * 2 ** min(failures, 10), self.config.reconnect_max_s)
+                    detail = f"broker {self.config.host}:{self.config.port} unreachable ({exc}); retry in {delay:.1f} s, {len(self.bus.outbox)} queued"
+                    status.degraded(detail)
+                    log.warning("mqtt disconnected", extra={"error": str(exc), "retry_s": delay, "queued": len(self.bus.outbox)})
+                    await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client, status: ServiceStatus) -> None:
+        topics = self.bus.topics
+        await client.publish(topics.status, b"online", qos=1, retain=True)
+        await client.subscribe(topics.command_filter, qos=1)
+        self.bus.outbox.requeue_retained()
+        self.bus.connected = True
+        status.ready(f"connected to {self.config.host}:{self.config.port}")
+        log.info("mqtt connected", extra={"broker": f"{self.config.host}:{self.config.port}", "queued": len(self.bus.outbox)})
+        try:
+            await _first_failure(self._send_loop(client), self._receive_loop(client))
+        except asyncio.CancelledError:
+            await self._goodbye(client)
+            raise
+
+    async def _send_loop(self, client: aiomqtt.Client) -> None:
+        outbox = self.bus.outbox
+        while True:
+            await outbox.wait()
+            message = outbox.peek()
+            if message is None:
+                continue
+            await client.publish(
+                message.topic,
+                message.payload,
+                qos=message.qos,
+                retain=message.retain,
+                properties=_reply_properties(message),
+                timeout=PUBLISH_TIMEOUT_S,
+            )
+            outbox.ack(message)
+
+    async def _receive_loop(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            verb = self.bus.topics.command_verb(str(message.topic))
+            if verb is None:
+                continue
+            assert self._handlers is not None
+            self._handlers.create_task(self._handle_command(verb, message))
+
+    async def _handle_command(self, verb: str, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else encode(message.payload or b"")
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        reply = await self.bus.commands.dispatch(verb, payload, self.config.command_timeout_s)
+        log.info("command", extra={"verb": verb, "ok": reply["ok"], "replied": bool(response_topic)})
+        if not response_topic:
+            if not reply["ok"]:
+                log.warning("command failed and has no response topic", extra={"verb": verb, "error": reply["error"]})
+            return
+        self.bus.outbox.put_event(
+            OutboundMessage(response_topic, encode(reply), correlation_data=correlation)
+        )
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """On a clean stop: flush what is queued, then say offline (bounded time)."""
+        deadline = time.monotonic() + GOODBYE_BUDGET_S
+        try:
+            while (message := self.bus.outbox.peek()) is not None and time.monotonic() < deadline:
+                await client.publish(
+                    message.topic, message.payload, qos=message.qos,
+                    retain=message.retain, properties=_reply_properties(message),
+                    timeout=max(deadline - time.monotonic(), 0.05),
+                )
+                self.bus.outbox.ack(message)
+            await client.publish(self.bus.topics.status, b"offline", qos=1, retain=True, timeout=1.0)
+            log.info("mqtt offline published")
+        except aiomqtt.MqttError as exc:
+            log.warning("could not say goodbye to the broker", extra={"error": str(exc)})
+        finally:
+            self.bus.connected = False
+
+
+def _reply_properties(message: OutboundMessage) -> Properties | None:
+    if message.correlation_data is None:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.CorrelationData = message.correlation_data
+    return props
+
+
+async def _first_failure(*coroutines: Awaitable[None]) -> None:
+    """Run coroutines together; when one ends or fails, cancel the rest and re-raise."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

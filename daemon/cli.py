@@ -1,0 +1,63 @@
+"""``secretary``: the owner's command line (config check, demo, doctor)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from config.errors import ConfigError
+from config.loader import load_config
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(args.path)
+    except ConfigError as exc:
+        print(exc.render())
+        return 1
+    cfg = loaded.settings
+    print(f"{args.path}: OK (box_id {cfg.box_id}, modem {cfg.modem.driver}, broker {cfg.mqtt.host}:{cfg.mqtt.port})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from daemon.demo import run_demo
+
+    return asyncio.run(run_demo(seconds=args.seconds))
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from daemon.doctor import run_doctor
+
+    return asyncio.run(run_doctor(args.config))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="secretary", description="AI Secretary box command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="work with config files")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and explain every error")
+    check.add_argument("path", type=Path)
+    check.set_defaults(func=_config_check)
+
+    demo = sub.add_parser("demo", help="run the main job on this machine with embedded defaults")
+    demo.add_argument("--seconds", type=float, default=3.0, help="how long the daemon runs before the demo stops it")
+    demo.set_defaults(func=_demo)
+
+    doctor = sub.add_parser("doctor", help="check modem, ports, models, GPU, broker, disk")
+    doctor.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
+    doctor.set_defaults(func=_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Commands arriving on ``cmd/<verb>`` and the replies they get.
+
+A handler takes the decoded JSON object and returns a JSON-able result or
+raises ``CommandError``. Whatever arrives, the requester gets a reply
+(``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"code", "message"}}``)
+and the daemon keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger("secretary.bus.commands")
+
+CommandHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class CommandError(Exception):
+    """A handler's way to refuse a command with a reason the requester can read."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def error_reply(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class CommandRouter:
+    def __init__(self) -> None:
+        self._handlers: dict[str, CommandHandler] = {}
+
+    def register(self, verb: str, handler: CommandHandler) -> None:
+        self._handlers[verb] = handler
+
+    def unregister(self, verb: str) -> None:
+        self._handlers.pop(verb, None)
+
+    @property
+    def verbs(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def dispatch(self, verb: str, payload: bytes, timeout_s: float) -> dict[str, Any]:
+        handler = self._handlers.get(verb)
+        if handler is None:
+            return error_reply("unknown_command", f"unknown command {verb!r}; known: {', '.join(self.verbs) or 'none'}")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return error_reply("bad_payload", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+        try:
+            args = json.loads(payload.decode("utf-8")) if payload.strip() else {}
+        except UnicodeDecodeError:
+            return error_reply("bad_payload", "payload is not UTF-8")
+        except json.JSONDecodeError as exc:
+            return error_reply("bad_payload", f"payload is not JSON: {exc.msg} at position {exc.pos}")
+        if not isinstance(args, dict):
+            return error_reply("bad_payload", f"payload must be a JSON object, got {type(args).__name__}")
+        try:
+            result = await asyncio.wait_for(handler(args), timeout_s)
+        except CommandError as exc:
+            return error_reply(exc.code, exc.message)
+        except TimeoutError:
+            return error_reply("timeout", f"command {verb!r} took longer than {timeout_s:g} s")
+        except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the bus
+            log.exception("command handler failed", extra={"verb": verb})
+            return error_reply("internal", f"{type(exc).__name__}: {exc}")
+        return {"ok": True, "result": result}

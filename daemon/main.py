@@ -1,0 +1,38 @@
+"""``secretaryd --config PATH``: the daemon in the foreground (systemd Type=notify)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from config.errors import ConfigError
+from config.loader import load_config
+from daemon.app import SecretaryApp
+from daemon.logging_setup import configure_logging
+
+DEFAULT_CONFIG = Path("/etc/secretary/config.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="secretaryd", description="AI Secretary box daemon")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    args = parser.parse_args(argv)
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        print(f"fix these and check again with: secretary config check {args.config}", file=sys.stderr)
+        return 2
+    configure_logging(loaded.settings.log)
+    try:
+        asyncio.run(SecretaryApp(loaded, config_path=args.config).run())
+    except OSError as exc:
+        print(f"secretaryd: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

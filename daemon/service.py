@@ -1,0 +1,85 @@
+"""What a supervised service is.
+
+A service is one long-lived coroutine, ``run(status)``: it starts its work,
+calls ``status.ready()`` once it serves, reports trouble with
+``status.degraded(detail)`` and runs until it is cancelled (stop) or raises
+(crash, then the supervisor restarts it with backoff). Cleanup lives in the
+service's own ``finally``/``async with`` blocks, so stopping is cancellation.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ServiceState(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    BACKOFF = "backoff"  # crashed, waiting to restart
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class ServiceReport:
+    """A service's health as published on the bus."""
+
+    name: str
+    state: ServiceState = ServiceState.STOPPED
+    detail: str = ""
+    restarts: int = 0
+    since: float = field(default_factory=time.time)
+
+    def as_payload(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "detail": self.detail,
+            "restarts": self.restarts,
+            "since": round(self.since, 3),
+        }
+
+
+class ServiceStatus:
+    """The handle a running service uses to report its health."""
+
+    def __init__(self, report: ServiceReport, changed: Callable[[ServiceReport], None]) -> None:
+        self._report = report
+        self._changed = changed
+
+    def ready(self, detail: str = "") -> None:
+        self._set(ServiceState.RUNNING, detail)
+
+    def degraded(self, detail: str) -> None:
+        self._set(ServiceState.DEGRADED, detail)
+
+    @property
+    def state(self) -> ServiceState:
+        return self._report.state
+
+    def _set(self, state: ServiceState, detail: str) -> None:
+        if self._report.state == state and self._report.detail == detail:
+            return
+        self._report.state = state
+        self._report.detail = detail
+        self._report.since = time.time()
+        self._changed(self._report)
+
+
+class Service(ABC):
+    """Base class of everything the supervisor runs."""
+
+    name: str = "service"
+
+    @abstractmethod
+    async def run(self, status: ServiceStatus) -> None:
+        """Serve until cancelled; raise to be restarted."""
+
+    def config_slice(self) -> Any:
+        """The part of the config this instance was built from (compared on reload)."""
+        return None

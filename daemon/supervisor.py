@@ -1,0 +1,162 @@
+"""Runs services, restarts the ones that crash, stops them all cleanly.
+
+Every service runs in its own runner task owned by the supervisor's
+TaskGroup. A crash is logged and followed by a restart after an exponential
+backoff (reset once the service has stayed up ``stable_after_s``); one
+service's crash never reaches the others. ``stop`` cancels services in the
+reverse order they were added, each within its stop timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from daemon.service import Service, ServiceReport, ServiceState, ServiceStatus
+
+log = logging.getLogger("secretary.supervisor")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    stable_after_s: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        """Delay before restart number ``failures`` (1-based)."""
+        return min(self.initial_s * (2 ** max(failures - 1, 0)), self.max_s)
+
+
+class _Slot:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.report = ServiceReport(service.name)
+        self.task: asyncio.Task[None] | None = None
+        self.failures = 0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        policy: RestartPolicy,
+        on_report: Callable[[ServiceReport], None] | None = None,
+        stop_timeout_s: float = 4.0,
+    ) -> None:
+        self.policy = policy
+        self.stop_timeout_s = stop_timeout_s
+        self._on_report = on_report or (lambda report: None)
+        self._slots: dict[str, _Slot] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._stopped = asyncio.Event()
+
+    # -- public API -----------------------------------------------------------------
+    def add(self, service: Service) -> None:
+        if service.name in self._slots:
+            raise ValueError(f"service {service.name!r} already added")
+        self._slots[service.name] = _Slot(service)
+        if self._group is not None:
+            self._launch(self._slots[service.name])
+
+    def reports(self) -> dict[str, ServiceReport]:
+        return {name: slot.report for name, slot in self._slots.items()}
+
+    def service(self, name: str) -> Service:
+        return self._slots[name].service
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    async def run(self) -> None:
+        """Start every service and supervise them until ``stop()``."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for slot in self._slots.values():
+                self._launch(slot)
+            await self._stopped.wait()
+            await self._stop_all()
+        self._group = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def replace(self, service: Service) -> None:
+        """Stop the running service of the same name and start this one instead."""
+        slot = self._slots[service.name]
+        await self._stop_slot(slot)
+        slot.service = service
+        slot.failures = 0
+        if self._group is not None and not self._stopped.is_set():
+            self._launch(slot)
+
+    async def wait_started(self, timeout: float) -> bool:
+        """Wait until every service has either become ready or failed once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(s.report.state not in (ServiceState.STARTING, ServiceState.STOPPED) for s in self._slots.values()):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    # -- internals ------------------------------------------------------------------
+    def _publish(self, slot: _Slot, state: ServiceState, detail: str = "") -> None:
+        slot.report.state = state
+        slot.report.detail = detail
+        slot.report.since = time.time()
+        self._emit(slot.report)
+
+    def _emit(self, report: ServiceReport) -> None:
+        try:
+            self._on_report(report)
+        except Exception:  # a broken observer must not break supervision
+            log.exception("service report observer failed", extra={"service": report.name})
+
+    def _launch(self, slot: _Slot) -> None:
+        assert self._group is not None
+        slot.task = self._group.create_task(self._runner(slot), name=f"service:{slot.service.name}")
+
+    async def _runner(self, slot: _Slot) -> None:
+        name = slot.service.name
+        while True:
+            self._publish(slot, ServiceState.STARTING)
+            started = time.monotonic()
+            status = ServiceStatus(slot.report, self._emit)
+            try:
+                await slot.service.run(status)
+                error = "returned unexpectedly"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - supervision boundary
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("service crashed", exc_info=True, extra={"service": name, "error": error})
+            if time.monotonic() - started >= self.policy.stable_after_s:
+                slot.failures = 0
+            slot.failures += 1
+            slot.report.restarts += 1
+            delay = self.policy.delay(slot.failures)
+            log.warning("service restarting", extra={"service": name, "delay_s": delay, "error": error})
+            self._publish(slot, ServiceState.BACKOFF, f"{error}; restart in {delay:.1f} s")
+            await asyncio.sleep(delay)
+
+    async def _stop_slot(self, slot: _Slot) -> None:
+        task = slot.task
+        if task is None or task.done():
+            self._publish(slot, ServiceState.STOPPED)
+            return
+        self._publish(slot, ServiceState.STOPPING)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.stop_timeout_s)
+        if not done:
+            log.error("service did not stop in time", extra={"service": slot.service.name, "timeout_s": self.stop_timeout_s})
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("service failed while stopping", exc_info=task.exception(), extra={"service": slot.service.name})
+        slot.task = None
+        self._publish(slot, ServiceState.STOPPED)
+
+    async def _stop_all(self) -> None:
+        for slot in reversed(list(self._slots.values())):
+            await self._stop_slot(slot)
