@@ -1,0 +1,14 @@
+# The two entry points of README.md. Both prepare the machine first (scripts/bootstrap).
+.PHONY: demo test bench bootstrap
+
+bootstrap:
+	./scripts/bootstrap
+
+demo: bootstrap
+	.venv/bin/secretary demo
+
+test: bootstrap
+	.venv/bin/python -m pytest -q
+
+bench: bootstrap
+	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done
