@@ -132,6 +132,10 @@ class SecretaryApp:
         # Owned by the app, not by the bus: a reload may restart the bus itself.
         return await asyncio.shield(self._tasks.create_task(self.reload(), name="reload"))
 
+    async def _replace_soon(self, service: Service) -> None:
+        await asyncio.sleep(0.2)
+        await self.supervisor.replace(service)
+
     async def reload(self) -> dict[str, Any]:
         if self.config_path is None:
             return {"applied": False, "errors": ["no config file to reload (started with embedded defaults)"]}
@@ -151,9 +155,14 @@ class SecretaryApp:
         restarted: list[str] = []
         for service in self.build_services(new):
             current = self.supervisor.service(service.name)
-            if current.config_slice() != service.config_slice():
+            if current.config_slice() == service.config_slice():
+                continue
+            restarted.append(service.name)
+            if service.name == BusConnection.name and self._tasks is not None:
+                # Let the reply to cmd/reload leave on the old connection first.
+                self._tasks.create_task(self._replace_soon(service), name="replace-bus")
+            else:
                 await self.supervisor.replace(service)
-                restarted.append(service.name)
         self.loaded = new
         self.notifier.ready(self.status_line())
         log.info("config reloaded", extra={"restarted": restarted, "needs_daemon_restart": needs_restart})

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class MosquittoBroker:
-    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, workdir: Path | None = None, persistent: bool = False) -> None:
         binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if binary is None:
             raise BrokerUnavailable("mosquitto is not installed (apt-get install mosquitto)")
@@ -33,6 +33,7 @@ class MosquittoBroker:
         self.port = port or free_port()
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="secretary-mqtt-")
         self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.persistent = persistent  # keep sessions and queued messages across a graceful restart
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,8 +43,9 @@ class MosquittoBroker:
     def start(self, timeout_s: float = 5.0) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n",
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            + (f"persistence true\npersistence_location {self.workdir}/\n" if self.persistent else "persistence false\n")
+            + "log_dest stderr\nlog_type error\nlog_type warning\n",
             encoding="utf-8",
         )
         self.process = subprocess.Popen(
@@ -62,17 +64,20 @@ class MosquittoBroker:
         self.stop()
         raise BrokerUnavailable(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
 
-    def stop(self) -> None:
-        """Stop the broker (SIGKILL: clients see the connection drop at once)."""
+    def stop(self, graceful: bool = False) -> None:
+        """Stop the broker: SIGKILL by default, SIGTERM (saves persistence) if graceful."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            if graceful:
+                self.process.terminate()
+            else:
+                self.process.kill()
             self.process.wait(timeout=5)
         if self.process is not None and self.process.stderr:
             self.process.stderr.close()
         self.process = None
 
-    def restart(self) -> None:
-        self.stop()
+    def restart(self, graceful: bool = False) -> None:
+        self.stop(graceful)
         self.start()
 
     def close(self) -> None:

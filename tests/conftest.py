@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.mosquitto_broker import MosquittoBroker
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real mosquitto on a free loopback port, private to the test."""
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    with MosquittoBroker(workdir=workdir) as running:
+        yield running
+
+
+@pytest.fixture
+def daemon_env() -> dict[str, str]:
+    """Environment for a secretaryd child process (no systemd, our interpreter)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

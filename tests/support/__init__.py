@@ -1,0 +1,1 @@
+"""Shared helpers for the test suite (real broker, bus watcher, daemon runner)."""

@@ -1,0 +1,154 @@
+"""The bus against a real mosquitto: status, retained state, events across a broker restart, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from config.loader import load_config
+from daemon.app import SecretaryApp
+from daemon.mosquitto_broker import MosquittoBroker
+from daemon.systemd_notify import SystemdNotifier
+from tests.support.daemon_runner import write_config
+from tests.support.mqtt_watch import MqttWatch
+
+BASE = "secretary/test-box"
+
+
+@pytest.fixture
+async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
+    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
+    task = asyncio.create_task(app.run())
+    yield app
+    app.stop()
+    await asyncio.wait_for(task, 6)
+
+
+async def test_online_retained_and_offline_on_clean_stop(broker: MosquittoBroker, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    app = SecretaryApp(load_config(config, {}), notifier=SystemdNotifier(environ={}))
+    task = asyncio.create_task(app.run())
+    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+        await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online")
+        await watch.wait_for(lambda m: m.topic == f"{BASE}/services/bus/state" and m.json()["state"] == "running")
+    # A late subscriber still learns the box is online: the status is retained.
+    async with MqttWatch(broker.port, f"{BASE}/status") as late:
+        seen = await late.wait_for(lambda m: True)
+        assert (seen.text, seen.retain) == ("online", True)
+        app.stop()
+        await asyncio.wait_for(task, 5)
+        await late.wait_for(lambda m: m.text == "offline")
+
+
+async def test_state_supersedes_and_events_in_order(app: SecretaryApp, broker: MosquittoBroker) -> None:
+    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+        await watch.wait_for(lambda m: m.text == "online")
+        for n in range(20):
+            app.bus.call_event("utterance", "c1", role="caller", text=f"line {n}")
+        app.bus.publish_state("call/state", {"state": "active", "call_id": "c1", "caller": "+7916", "since": 1.0})
+        last = await watch.wait_for(lambda m: m.topic == f"{BASE}/call/event" and m.json()["text"] == "line 19")
+        texts = [m.json()["text"] for m in watch.on(f"{BASE}/call/event")]
+        assert texts == [f"line {n}" for n in range(20)]
+        assert last.json()["type"] == "utterance" and last.json()["call_id"] == "c1" and "ts" in last.json()
+        state = await watch.wait_for(lambda m: m.topic == f"{BASE}/call/state")
+        assert state.json()["state"] == "active"
+
+
+async def test_no_event_lost_across_broker_restart(broker: MosquittoBroker, tmp_path: Path) -> None:
+    broker.stop()
+    persistent = MosquittoBroker(port=broker.port, workdir=tmp_path, persistent=True)
+    persistent.start()
+    config = write_config(tmp_path / "config.yaml", persistent.url, tmp_path / "data")
+    app = SecretaryApp(load_config(config, {}), notifier=SystemdNotifier(environ={}))
+    task = asyncio.create_task(app.run())
+    try:
+        # An owner-side consumer with a persistent session, as Home Assistant would keep.
+        async with MqttWatch(persistent.port, f"{BASE}/#", session="owner-dashboard") as watch:
+            await watch.wait_for(lambda m: m.text == "online")
+            app.bus.call_event("ringing", "c1", caller="+79161234567")
+            await watch.wait_for(lambda m: m.topic.endswith("call/event"))
+        persistent.stop(graceful=True)  # the broker goes away
+        await asyncio.sleep(0.3)
+        assert not app.bus.connected
+        for n in range(50):  # the call goes on while the broker is down
+            app.bus.call_event("utterance", "c1", role="caller", text=f"during outage {n}")
+        app.bus.publish_state("call/state", {"state": "active", "call_id": "c1"})
+        app.bus.call_event("ended", "c1", duration_s=12.5, reason="caller_hangup", summary="test")
+        assert len(app.bus.outbox) >= 51
+        persistent.start()  # and comes back
+        async with MqttWatch(persistent.port, f"{BASE}/#", session="owner-dashboard") as watch:
+            await watch.wait_for(lambda m: m.topic.endswith("call/event") and m.json()["type"] == "ended", timeout=10)
+            events = [m.json() for m in watch.on(f"{BASE}/call/event")]
+            texts = [e["text"] for e in events if e["type"] == "utterance"]
+            assert texts == [f"during outage {n}" for n in range(50)]
+            assert events[-1]["type"] == "ended"
+            await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online")
+        # The retained state survived too, for consumers that come later.
+        async with MqttWatch(persistent.port, f"{BASE}/call/state") as late:
+            assert (await late.wait_for(lambda m: True)).json()["state"] == "active"
+        assert len(app.bus.outbox) == 0
+    finally:
+        app.stop()
+        await asyncio.wait_for(task, 6)
+        persistent.close()
+
+
+async def test_retained_state_restored_after_broker_lost_it(app: SecretaryApp, broker: MosquittoBroker) -> None:
+    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+        app.bus.publish_state("modem/state", {"sim": "ready", "registered": True})
+        await watch.wait_for(lambda m: m.topic == f"{BASE}/modem/state")
+    broker.restart()  # SIGKILL, no persistence: the broker forgot every retained message
+    await asyncio.sleep(0.1)
+    for _ in range(200):
+        if app.bus.connected and len(app.bus.outbox) == 0:
+            break
+        await asyncio.sleep(0.05)
+    async with MqttWatch(broker.port, f"{BASE}/modem/state") as watch:
+        seen = await watch.wait_for(lambda m: True, timeout=10)
+        assert seen.json()["sim"] == "ready" and seen.retain
+
+
+async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, broker: MosquittoBroker) -> None:
+    calls: list[dict[str, object]] = []
+
+    async def dial(args: dict[str, object]) -> dict[str, object]:
+        calls.append(args)
+        if "number" not in args:
+            from daemon.commands import CommandError
+
+            raise CommandError("invalid", "number is required")
+        return {"dialing": args["number"]}
+
+    async def broken(args: dict[str, object]) -> None:
+        raise KeyError("bug")
+
+    app.bus.register_command("dial", dial)
+    app.bus.register_command("broken", broken)
+    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+        await watch.wait_for(lambda m: m.text == "online")
+        ok = await watch.request(f"{BASE}/cmd/dial", b'{"number": "+79161234567"}')
+        assert ok == {"ok": True, "result": {"dialing": "+79161234567"}}
+        cases = {
+            b"{not json": "bad_payload",
+            b"\xff\xfe": "bad_payload",
+            b"[1, 2]": "bad_payload",
+            b'"text"': "bad_payload",
+            b"{}": "invalid",
+        }
+        for payload, code in cases.items():
+            reply = await watch.request(f"{BASE}/cmd/dial", payload)
+            assert reply["ok"] is False and reply["error"]["code"] == code, (payload, reply)
+        unknown = await watch.request(f"{BASE}/cmd/self-destruct", b"{}")
+        assert unknown["error"]["code"] == "unknown_command" and "dial" in unknown["error"]["message"]
+        internal = await watch.request(f"{BASE}/cmd/broken", b"{}")
+        assert internal["error"]["code"] == "internal"
+        # A command without a response topic is handled and nothing breaks.
+        await watch.publish(f"{BASE}/cmd/dial", b"garbage")
+        again = await watch.request(f"{BASE}/cmd/dial", json.dumps({"number": "112"}).encode())
+        assert again["ok"] is True
+        assert not any(m.text == "offline" for m in watch.on(f"{BASE}/status"))

@@ -1,0 +1,150 @@
+"""Typed config: every kind of bad input gets a message a person can act on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.errors import ConfigError
+from config.loader import bundled_config_text, load_config, parse_config_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text, "test.yaml", environ or {})
+    return [str(issue) for issue in caught.value.issues]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 1. wrong type with range, the issue's own example
+        ("box_id: b\nmodem:\n  answer_after_rings: two\n",
+         'modem.answer_after_rings: must be an integer from 0 to 10, got "two" (line 3)'),
+        # 2. out of range
+        ("box_id: b\nmodem:\n  answer_after_rings: 11\n",
+         "modem.answer_after_rings: must be an integer from 0 to 10, got 11 (line 3)"),
+        # 3. not one of the allowed values
+        ("box_id: b\nmodem:\n  driver: sim7601\n",
+         "modem.driver: must be one of 'sim7600', 'simulator', got \"sim7601\" (line 3)"),
+        # 4. required key missing
+        ("data_dir: /tmp\n", "box_id: is required: a name for this box"),
+        # 5. unknown key with a suggestion
+        ("box_id: b\nmodme:\n  driver: simulator\n", "modme: unknown key; did you mean 'modem'?"),
+        # 6. secret written in YAML
+        ("box_id: b\nmqtt:\n  password: hunter2\n", "mqtt.password: secrets must not be written in the YAML file"),
+        # 7. bad URL scheme
+        ("box_id: b\nmqtt:\n  url: http://broker\n", 'mqtt.url: must start with mqtt:// or mqtts://, got "http://broker" (line 3)'),
+        # 8. bad listen address
+        ("box_id: b\nweb:\n  listen: 8080\n", "web.listen: must be host:port, e.g. 127.0.0.1:8080"),
+        # 9. a section that is not a mapping
+        ("box_id: b\nmodem: yes\n", "modem: must be a mapping with keys driver, at_port"),
+        # 10. characters that would break MQTT topics
+        ("box_id: 'my/box+'\n", "box_id: must be a name for this box: letters, digits"),
+        # 11. YAML syntax error with its line
+        ("box_id: b\nmodem: [driver\n", "YAML syntax:"),
+        # 12. duplicate key
+        ("box_id: a\nbox_id: b\n", "YAML syntax: duplicate key 'box_id' (first at line 1) (line 2)"),
+        # 13. top level not a mapping
+        ("- box_id\n", "the top level must be a mapping"),
+        # 14. negative number where positive is required
+        ("box_id: b\nsupervisor:\n  backoff_max_s: -1\n", "supervisor.backoff_max_s: must be a number greater than 0 and at most 3600, got -1"),
+        # 15. log level in a mapping
+        ("box_id: b\nlog:\n  levels:\n    bus: loud\n", "log.levels.bus: must be one of 'debug', 'info'"),
+        # 16. password inside the URL
+        ("box_id: b\nmqtt:\n  url: mqtt://u:secret@host:1883\n", "mqtt.url: must not contain a password"),
+        # 17. port out of range
+        ("box_id: b\nmqtt:\n  url: mqtt://host:70000\n", "mqtt.url: has an invalid port"),
+        # 18. env var name that is not one
+        ("box_id: b\nmqtt:\n  password_env: my password\n", "mqtt.password_env: must be an environment variable name"),
+    ],
+)
+def test_bad_input_is_explained(text: str, expected: str) -> None:
+    found = problems(text)
+    assert any(expected in p for p in found), found
+
+
+def test_all_errors_reported_at_once() -> None:
+    found = problems(
+        "box_id: b\nmodem:\n  answer_after_rings: two\n  driver: x\nmqtt:\n  url: ftp://h\nweb:\n  listen: nope\nbogus: 1\n"
+    )
+    assert len(found) == 5, found
+
+
+def test_secret_never_echoed() -> None:
+    found = problems("box_id: b\nmqtt:\n  password: hunter2\n")
+    assert not any("hunter2" in p for p in found)
+
+
+def test_defaults_and_example_are_valid() -> None:
+    default = parse_config_text(bundled_config_text("default.yaml"), "default.yaml", {})
+    assert default.settings.modem.driver == "simulator"
+    example = load_config(REPO / "config" / "example.yaml", {})
+    assert example.settings.modem.driver == "sim7600"
+    assert example.settings.mqtt.port == 1883
+
+
+def test_values_typed() -> None:
+    loaded = parse_config_text("box_id: b\nmqtt:\n  url: mqtts://broker.lan\nweb:\n  listen: '[::1]:9000'\n", "t", {})
+    cfg = loaded.settings
+    assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.tls) == ("broker.lan", 8883, True)
+    assert (cfg.web.host, cfg.web.port) == ("::1", 9000)
+    with pytest.raises(Exception):
+        cfg.box_id = "other"  # type: ignore[misc]  # frozen
+
+
+def test_env_file_secrets(tmp_path: Path) -> None:
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("# comment\nexport SECRETARY_MQTT_PASSWORD='s3 cret'\nSECRETARY_SIM_PIN=1234\n")
+    env_file.chmod(0o600)
+    loaded = parse_config_text(f"box_id: b\nsecrets_file: {env_file}\n", "t", {"SECRETARY_SIM_PIN": "9999"})
+    assert loaded.secret("SECRETARY_MQTT_PASSWORD") == "s3 cret"
+    assert loaded.secret("SECRETARY_SIM_PIN") == "9999"  # environment wins
+    assert "s3 cret" not in repr(loaded.secrets)
+
+
+def test_env_file_readable_by_others_refused(tmp_path: Path) -> None:
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("SECRETARY_MQTT_PASSWORD=x\n")
+    env_file.chmod(0o644)
+    found = problems(f"box_id: b\nsecrets_file: {env_file}\n")
+    assert any(f"readable by other users (mode 0644); run: chmod 600 {env_file}" in p for p in found), found
+
+
+def test_env_file_bad_line_not_echoed(tmp_path: Path) -> None:
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("SECRETARY_OK=1\nthis is hunter2\n")
+    env_file.chmod(0o600)
+    found = problems(f"box_id: b\nsecrets_file: {env_file}\n")
+    assert any("line 2: expected NAME=value" in p for p in found)
+    assert not any("hunter2" in p for p in found)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("/nonexistent/config.yaml", {})
+    assert "file not found" in caught.value.render()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_config_check_cli(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("box_id: b\nmodem:\n  answer_after_rings: two\n  driver: x\nbogus: 1\n")
+    result = _cli("config", "check", str(bad))
+    assert result.returncode != 0
+    assert "3 problems" in result.stdout
+    assert 'modem.answer_after_rings: must be an integer from 0 to 10, got "two"' in result.stdout
+    assert "bogus: unknown key" in result.stdout
+    good = _cli("config", "check", str(REPO / "config" / "example.yaml"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "OK" in good.stdout

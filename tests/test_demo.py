@@ -1,0 +1,20 @@
+"""`secretary demo` on embedded defaults: the box comes online on a private broker and goes offline cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "demo", "--seconds", "1"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bus  status                       online" in result.stdout
+    assert "bus  status                       offline" in result.stdout
+    assert "online after" in result.stdout
