@@ -134,14 +134,7 @@ class BusConnection(Service):
             message = outbox.peek()
             if message is None:
                 continue
-            await client.publish(
-                message.topic,
-                message.payload,
-                qos=message.qos,
-                retain=message.retain,
-                properties=_reply_properties(message),
-                timeout=PUBLISH_TIMEOUT_S,
-            )
+            await _deliver(client, message, PUBLISH_TIMEOUT_S)
             outbox.ack(message)
 
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
@@ -172,11 +165,7 @@ class BusConnection(Service):
         deadline = time.monotonic() + GOODBYE_BUDGET_S
         try:
             while (message := self.bus.outbox.peek()) is not None and time.monotonic() < deadline:
-                await client.publish(
-                    message.topic, message.payload, qos=message.qos,
-                    retain=message.retain, properties=_reply_properties(message),
-                    timeout=max(deadline - time.monotonic(), 0.05),
-                )
+                await _deliver(client, message, max(deadline - time.monotonic(), 0.05))
                 self.bus.outbox.ack(message)
             await client.publish(self.bus.topics.status, b"offline", qos=1, retain=True, timeout=1.0)
             log.info("mqtt offline published")
@@ -186,12 +175,15 @@ class BusConnection(Service):
             self.bus.connected = False
 
 
-def _reply_properties(message: OutboundMessage) -> Properties | None:
-    if message.correlation_data is None:
-        return None
-    props = Properties(PacketTypes.PUBLISH)
-    props.CorrelationData = message.correlation_data
-    return props
+async def _deliver(client: aiomqtt.Client, message: OutboundMessage, timeout: float) -> None:
+    """Publish one outbox message; returns once the broker acknowledged it (QoS 1)."""
+    props = None
+    if message.correlation_data is not None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.CorrelationData = message.correlation_data
+    await client.publish(
+        message.topic, message.payload, qos=message.qos, retain=message.retain, properties=props, timeout=timeout
+    )
 
 
 async def _first_failure(*coroutines: Awaitable[None]) -> None:
