@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable
@@ -31,6 +32,9 @@ from daemon.topics import Topics
 log = logging.getLogger("secretary.bus")
 
 PUBLISH_TIMEOUT_S = 5.0
+# paho leaves Nagle on: a reply written right after an ACK then waits ~40 ms for
+# the peer's delayed ACK. Commands and events are small and latency-bound.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 GOODBYE_BUDGET_S = 1.5
 
 
@@ -93,6 +97,7 @@ class BusConnection(Service):
             keepalive=cfg.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
             tls_context=ssl.create_default_context() if cfg.tls else None,
+            socket_options=NO_DELAY,
         )
 
     async def run(self, status: ServiceStatus) -> None:

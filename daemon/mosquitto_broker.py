@@ -43,7 +43,7 @@ class MosquittoBroker:
     def start(self, timeout_s: float = 5.0) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
             + (f"persistence true\npersistence_location {self.workdir}/\n" if self.persistent else "persistence false\n")
             + "log_dest stderr\nlog_type error\nlog_type warning\n",
             encoding="utf-8",

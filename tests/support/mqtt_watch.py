@@ -14,6 +14,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from daemon.bus import NO_DELAY
+
 
 @dataclass
 class Seen:
@@ -63,6 +65,7 @@ class MqttWatch:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False if self.session else True,
             properties=connect_props,
+            socket_options=NO_DELAY,
         ) as client:
             self._client = client
             await client.subscribe(self.topic, qos=1)
