@@ -1,0 +1,1 @@
+"""SIM7600 driver tests."""
