@@ -20,6 +20,7 @@ from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.bus import Bus, BusConnection
 from daemon.logging_setup import configure_logging
+from daemon.modem_service import ModemService
 from daemon.service import Service, ServiceReport, ServiceState
 from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd_notify import SystemdNotifier, WatchdogService
@@ -58,6 +59,7 @@ class SecretaryApp:
         return [
             BusConnection(self.bus, cfg.mqtt, loaded.secret(cfg.mqtt.password_env)),
             WatchdogService(self.notifier, healthy=self._healthy),
+            ModemService(self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir),
         ]
 
     def _healthy(self) -> bool:

@@ -127,11 +127,11 @@ async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, bro
     async def broken(args: dict[str, object]) -> None:
         raise KeyError("bug")
 
-    app.bus.register_command("dial", dial)
+    app.bus.register_command("test/dial", dial)
     app.bus.register_command("broken", broken)
     async with MqttWatch(broker.port, f"{BASE}/#") as watch:
         await watch.wait_for(lambda m: m.text == "online")
-        ok = await watch.request(f"{BASE}/cmd/dial", b'{"number": "+79161234567"}')
+        ok = await watch.request(f"{BASE}/cmd/test/dial", b'{"number": "+79161234567"}')
         assert ok == {"ok": True, "result": {"dialing": "+79161234567"}}
         cases = {
             b"{not json": "bad_payload",
@@ -141,14 +141,14 @@ async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, bro
             b"{}": "invalid",
         }
         for payload, code in cases.items():
-            reply = await watch.request(f"{BASE}/cmd/dial", payload)
+            reply = await watch.request(f"{BASE}/cmd/test/dial", payload)
             assert reply["ok"] is False and reply["error"]["code"] == code, (payload, reply)
         unknown = await watch.request(f"{BASE}/cmd/self-destruct", b"{}")
-        assert unknown["error"]["code"] == "unknown_command" and "dial" in unknown["error"]["message"]
+        assert unknown["error"]["code"] == "unknown_command" and "test/dial" in unknown["error"]["message"]
         internal = await watch.request(f"{BASE}/cmd/broken", b"{}")
         assert internal["error"]["code"] == "internal"
         # A command without a response topic is handled and nothing breaks.
-        await watch.publish(f"{BASE}/cmd/dial", b"garbage")
-        again = await watch.request(f"{BASE}/cmd/dial", json.dumps({"number": "112"}).encode())
+        await watch.publish(f"{BASE}/cmd/test/dial", b"garbage")
+        again = await watch.request(f"{BASE}/cmd/test/dial", json.dumps({"number": "112"}).encode())
         assert again["ok"] is True
         assert not any(m.text == "offline" for m in watch.on(f"{BASE}/status"))

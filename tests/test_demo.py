@@ -15,6 +15,8 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "bus  status                       online" in result.stdout
-    assert "bus  status                       offline" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "bus status online" in lines and "bus status offline" in lines
+    assert any(line.startswith("bus call/event answered") for line in lines)
+    assert any(line.startswith("bus call/event ended") and '"reason": "remote_hangup"' in line for line in lines)
     assert "online after" in result.stdout

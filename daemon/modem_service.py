@@ -1,0 +1,248 @@
+"""The modem as a supervised service: the driver's events on the bus, bus commands to the driver.
+
+Driver events become the design.md contracts: ``modem/state`` and
+``call/state`` (retained), ``call/event`` (ringing, answered, dtmf, missed,
+ended), plus ``sms/event`` and ``modem/event`` for SMS and modem health.
+Commands: ``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``. With
+``modem.driver: simulator`` the built-in simulator is started first (its ptys
+live under ``data_dir/run``) and the real driver talks to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from config.schema import ModemConfig
+from daemon.bus import Bus
+from daemon.commands import CommandError
+from daemon.service import Service, ServiceStatus
+from drivers.sim7600.call_state import CallControlError
+from drivers.sim7600.events import (
+    CallAnswered,
+    CallDtmf,
+    CallEnded,
+    CallMissed,
+    CallRinging,
+    CallStateChanged,
+    ModemConnected,
+    ModemDisconnected,
+    ModemEvent,
+    ModemStateChanged,
+    PcmAlarm,
+    SmsReceived,
+)
+from drivers.sim7600.modem import Sim7600Modem, Sim7600Settings
+
+log = logging.getLogger("secretary.modem")
+
+
+class ModemService(Service):
+    name = "modem"
+
+    def __init__(self, bus: Bus, config: ModemConfig, sim_pin: str | None, data_dir: Path) -> None:
+        self.bus = bus
+        self.config = config
+        self._sim_pin = sim_pin
+        self.data_dir = data_dir
+        self.modem: Sim7600Modem | None = None
+
+    def config_slice(self) -> Any:
+        return (self.config, self._sim_pin, self.data_dir)
+
+    def settings(self, at_port: str, audio_port: str) -> Sim7600Settings:
+        cfg = self.config
+        return Sim7600Settings(
+            at_port=at_port,
+            audio_port=audio_port,
+            answer_after_rings=cfg.answer_after_rings,
+            blocked_numbers=tuple(cfg.blocked_numbers),
+            sim_pin=self._sim_pin,
+            check_modem_manager=cfg.driver == "sim7600",
+        )
+
+    async def run(self, status: ServiceStatus) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            at_port, audio_port = self.config.at_port, self.config.audio_port
+            if self.config.driver == "simulator":
+                at_port, audio_port = await self._start_simulator(stack)
+            modem = Sim7600Modem(self.settings(at_port, audio_port))
+            events = modem.subscribe()
+            stack.callback(events.close)
+            self.modem = modem
+            self._register_commands()
+            stack.callback(self._unregister_commands)
+            await stack.enter_async_context(modem)
+            self.bus.publish_state("call/state", modem.call.contract_payload())
+            status.degraded(f"looking for the modem ({at_port}, {audio_port})")
+            while True:
+                event = await events.get()
+                if event is None:
+                    raise RuntimeError("driver event stream closed")
+                self._publish(event, status)
+
+    async def _start_simulator(self, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
+        from drivers.sim7600.simulator import SimulatedModem, SimulatorConfig  # simulator mode only
+
+        run_dir = self.data_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        simulator = SimulatedModem(
+            run_dir / "sim7600-at", run_dir / "sim7600-audio",
+            SimulatorConfig(record_path=run_dir / "simulator-uplink.wav"),
+        )
+        await stack.enter_async_context(simulator)
+        self.simulator = simulator
+        self._register_simulator_commands(simulator)
+        stack.callback(self._unregister_simulator_commands)
+        return str(simulator.at_path), str(simulator.audio_path)
+
+    def _register_simulator_commands(self, sim: Any) -> None:
+        """``cmd/simulator/*``: script the simulated caller over the bus."""
+
+        async def call(args: dict[str, Any]) -> dict[str, Any]:
+            number = args.get("from", "+79161234567")
+            if not isinstance(number, str):
+                raise CommandError("invalid", 'expected {"from": "+79161234567"}')
+            await sim.incoming_call(number, withheld=bool(args.get("withheld", False)))
+            return {"ringing": number}
+
+        async def speak(args: dict[str, Any]) -> dict[str, Any]:
+            wav = args.get("wav")
+            if not isinstance(wav, str) or not Path(wav).is_file():
+                raise CommandError("invalid", 'expected {"wav": "/path/to/8k-mono.wav"} naming an existing file')
+            return {"seconds": await sim.caller_speaks(Path(wav))}
+
+        async def dtmf(args: dict[str, Any]) -> dict[str, Any]:
+            digits = args.get("digits")
+            if not isinstance(digits, str) or not digits:
+                raise CommandError("invalid", 'expected {"digits": "0#"}')
+            await sim.caller_sends_dtmf(digits)
+            return {"sent": digits}
+
+        async def hangup(args: dict[str, Any]) -> dict[str, Any]:
+            await sim.caller_hangs_up()
+            return {}
+
+        async def sms(args: dict[str, Any]) -> dict[str, Any]:
+            sender, text = args.get("from"), args.get("text")
+            if not isinstance(sender, str) or not isinstance(text, str):
+                raise CommandError("invalid", 'expected {"from": "+7916...", "text": "..."}')
+            return {"index": await sim.incoming_sms(sender, text)}
+
+        async def unplug(args: dict[str, Any]) -> dict[str, Any]:
+            await sim.unplug()
+            return {}
+
+        async def replug(args: dict[str, Any]) -> dict[str, Any]:
+            await sim.replug()
+            return {}
+
+        for verb, handler in {"call": call, "speak": speak, "dtmf": dtmf, "hangup": hangup, "sms": sms,
+                              "unplug": unplug, "replug": replug}.items():
+            self.bus.register_command(f"simulator/{verb}", self._simulator_guard(handler))
+
+    @staticmethod
+    def _simulator_guard(handler: Any) -> Any:
+        async def guarded(args: dict[str, Any]) -> Any:
+            from drivers.sim7600.simulator import SimulatorError
+
+            try:
+                return await handler(args)
+            except SimulatorError as exc:
+                raise CommandError("simulator", str(exc)) from None
+
+        return guarded
+
+    def _unregister_simulator_commands(self) -> None:
+        for verb in ("call", "speak", "dtmf", "hangup", "sms", "unplug", "replug"):
+            self.bus.commands.unregister(f"simulator/{verb}")
+
+    # -- driver events -> bus --------------------------------------------------------
+    def _publish(self, event: ModemEvent, status: ServiceStatus) -> None:
+        bus = self.bus
+        match event:
+            case ModemStateChanged(state=state):
+                payload = state.contract_payload()
+                payload.update(connected=state.connected, own_number=state.own_number, problems=list(state.problems))
+                bus.publish_state("modem/state", payload)
+            case CallStateChanged(call=call):
+                bus.publish_state("call/state", call.contract_payload())
+            case CallRinging():
+                bus.call_event("ringing", event.call_id, caller=event.caller, withheld=event.withheld, direction=event.direction.value)
+            case CallAnswered():
+                bus.call_event("answered", event.call_id, caller=event.caller, direction=event.direction.value)
+            case CallDtmf():
+                bus.call_event("dtmf", event.call_id, digit=event.digit)
+            case CallMissed():
+                bus.call_event("missed", event.call_id, caller=event.caller)
+            case CallEnded():
+                bus.call_event(
+                    "ended", event.call_id, caller=event.caller, direction=event.direction.value,
+                    duration_s=round(event.duration_s, 2), reason=event.reason.value, answered=event.answered,
+                    summary=None,
+                )
+            case SmsReceived(message=message):
+                bus.publish_event("sms/event", {"type": "received", "from": message.sender, "text": message.text, "ts": event.ts})
+            case PcmAlarm():
+                bus.publish_event("modem/event", {"type": "pcm_alarm", "kind": event.kind, "detail": event.detail, "call_id": event.call_id, "ts": event.ts})
+                log.warning("pcm alarm", extra={"kind": event.kind, "detail": event.detail})
+            case ModemConnected(ports=ports, info=info):
+                status.ready(f"{info.model or 'modem'} on {ports.at}")
+                bus.publish_event("modem/event", {"type": "connected", "ports": ports.contract_payload(), "ts": event.ts})
+            case ModemDisconnected(reason=reason):
+                status.degraded(f"modem gone: {reason}; waiting for it to return")
+                bus.publish_event("modem/event", {"type": "disconnected", "reason": reason, "ts": event.ts})
+
+    # -- bus commands -> driver ------------------------------------------------------
+    def _register_commands(self) -> None:
+        self.bus.register_command("hangup", self._cmd_hangup)
+        self.bus.register_command("dial", self._cmd_dial)
+        self.bus.register_command("sms/send", self._cmd_sms_send)
+
+    def _unregister_commands(self) -> None:
+        for verb in ("hangup", "dial", "sms/send"):
+            self.bus.commands.unregister(verb)
+
+    def _require_modem(self) -> Sim7600Modem:
+        if self.modem is None or not self.modem.connected:
+            raise CommandError("modem_unavailable", "the modem is not connected")
+        return self.modem
+
+    async def _cmd_hangup(self, args: dict[str, Any]) -> dict[str, Any]:
+        modem = self._require_modem()
+        call = modem.call
+        if call.call_id is None:
+            raise CommandError("no_call", "there is no call to hang up")
+        try:
+            await modem.hangup()
+        except CallControlError as exc:
+            raise CommandError("failed", str(exc)) from None
+        return {"call_id": call.call_id}
+
+    async def _cmd_dial(self, args: dict[str, Any]) -> dict[str, Any]:
+        number = args.get("number")
+        if not isinstance(number, str) or not number.strip():
+            raise CommandError("invalid", 'expected {"number": "+79161234567"}')
+        modem = self._require_modem()
+        try:
+            call_id = await modem.dial(number)
+        except ValueError as exc:
+            raise CommandError("invalid", str(exc)) from None
+        except CallControlError as exc:
+            raise CommandError("busy", str(exc)) from None
+        return {"call_id": call_id}
+
+    async def _cmd_sms_send(self, args: dict[str, Any]) -> dict[str, Any]:
+        number, text = args.get("number"), args.get("text")
+        if not isinstance(number, str) or not isinstance(text, str) or not number.strip() or not text:
+            raise CommandError("invalid", 'expected {"number": "+79161234567", "text": "..."}')
+        modem = self._require_modem()
+        try:
+            reference = await modem.send_sms(number, text)
+        except ValueError as exc:
+            raise CommandError("invalid", str(exc)) from None
+        except (CallControlError, OSError, TimeoutError) as exc:
+            raise CommandError("failed", f"{type(exc).__name__}: {exc}") from None
+        return {"reference": reference}
