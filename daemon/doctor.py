@@ -16,6 +16,7 @@ import aiomqtt
 
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
+from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -58,6 +59,24 @@ def _gpu() -> Check:
     return Check("gpu", "OK", f"NVIDIA driver present ({smi})")
 
 
+async def _modem(loaded: LoadedConfig) -> list[Check]:
+    cfg = loaded.settings.modem
+    if cfg.driver == "simulator":
+        return [Check("modem", "OK", "modem.driver is simulator (no hardware needed)")]
+    checks: list[Check] = []
+    try:
+        ports = resolve_modem_ports(cfg.at_port, cfg.audio_port)
+        checks.append(Check("ports", "OK", f"AT {ports.at}, audio {ports.audio} ({ports.source})"))
+    except PortsNotFoundError as exc:
+        checks.append(Check("ports", "FAIL", str(exc)))
+    manager = await check_modem_manager()
+    if manager.active:
+        checks.append(Check("modemmgr", "FAIL", manager.advice or manager.detail))
+    else:
+        checks.append(Check("modemmgr", "OK" if manager.active is False else "WARN", manager.detail))
+    return checks
+
+
 def _mosquitto() -> Check:
     found = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto").exists() and "/usr/sbin/mosquitto")
     if not found:
@@ -78,6 +97,7 @@ async def run_doctor(config_path: Path) -> int:
     if loaded is not None:
         checks.append(_disk(loaded.settings.data_dir))
         checks.append(await _broker(loaded))
+        checks.extend(await _modem(loaded))
     for check in checks:
         print(f"{check.level:<4} {check.name:<10} {check.detail}")
     return 1 if any(c.level == "FAIL" for c in checks) else 0
