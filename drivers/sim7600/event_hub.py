@@ -6,11 +6,11 @@ event is dropped and counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
 from types import TracebackType
 from typing import Generic, TypeVar
+
+from drivers.sim7600.drop_oldest_queue import DropOldestQueue
 
 log = logging.getLogger(__name__)
 
@@ -20,32 +20,20 @@ T = TypeVar("T")
 class EventSubscription(Generic[T]):
     def __init__(self, hub: EventHub[T], max_queued: int) -> None:
         self._hub = hub
-        self._events: deque[T] = deque()
-        self._max_queued = max_queued
-        self._wakeup = asyncio.Event()
-        self._closed = False
+        self._queue: DropOldestQueue[T] = DropOldestQueue(max_queued)
         self.dropped = 0
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._queue.closed
 
     def pending(self) -> list[T]:
         """Events queued right now (without consuming them)."""
-        return list(self._events)
+        return self._queue.snapshot()
 
     async def get(self, timeout: float | None = None) -> T | None:
         """Next event; None when closed and drained, or on timeout."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not self._events:
-                    if self._closed:
-                        return None
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-        except TimeoutError:
-            return None
-        return self._events.popleft()
+        return await self._queue.get(timeout)
 
     def __aiter__(self) -> EventSubscription[T]:
         return self
@@ -57,9 +45,8 @@ class EventSubscription(Generic[T]):
         return event
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._wakeup.set()
+        if not self._queue.closed:
+            self._queue.close()
             self._hub._remove(self)
 
     async def __aenter__(self) -> EventSubscription[T]:
@@ -71,15 +58,10 @@ class EventSubscription(Generic[T]):
         self.close()
 
     def _push(self, event: T) -> None:
-        if self._closed:
-            return
-        if len(self._events) >= self._max_queued:
-            self._events.popleft()
+        if self._queue.push(event):
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
                 log.warning("event subscriber is not keeping up: %d events dropped", self.dropped)
-        self._events.append(event)
-        self._wakeup.set()
 
 
 class EventHub(Generic[T]):

@@ -27,6 +27,7 @@ from typing import Final
 import serial_asyncio_fast
 
 from drivers.sim7600.at_channel import AtCommander
+from drivers.sim7600.drop_oldest_queue import DropOldestQueue
 from drivers.sim7600.result_codes import AtTimeoutError
 from drivers.sim7600.serial_link import DEFAULT_BAUDRATE, close_serial_transport, open_serial_transport
 
@@ -113,10 +114,7 @@ class PcmSession:
         self.call_id = call_id
         self._port = port
         self._clock = clock
-        self._frames: deque[bytes] = deque()
-        self._max_rx_frames = max_rx_frames
-        self._wakeup = asyncio.Event()
-        self._closed = False
+        self._frames: DropOldestQueue[bytes] = DropOldestQueue(max_rx_frames)
         self.started = clock()
         self.rx_bytes = 0
         self.tx_bytes = 0
@@ -131,22 +129,13 @@ class PcmSession:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._frames.closed
 
     # ---------------------------------------------------------------- read
 
     async def read_frame(self, timeout: float | None = None) -> bytes | None:
         """Next 320-byte downlink frame; None once the session ended (or on timeout)."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not self._frames:
-                    if self._closed:
-                        return None
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-        except TimeoutError:
-            return None
-        return self._frames.popleft()
+        return await self._frames.get(timeout)
 
     async def frames(self) -> AsyncIterator[bytes]:
         while True:
@@ -164,7 +153,7 @@ class PcmSession:
         """Queue one uplink frame; False if the session ended or the uplink is stalled (dropped)."""
         if len(frame) != self._port.frame_bytes:
             raise ValueError(f"PCM frames are {self._port.frame_bytes} bytes, got {len(frame)}")
-        if self._closed:
+        if self._frames.closed:
             return False
         if not self._port._send(frame):
             self.tx_dropped_frames += 1
@@ -193,7 +182,7 @@ class PcmSession:
     def new_alarms(self, min_age_s: float) -> list[tuple[str, str]]:
         """Problems seen since the last check, each kind reported once per session."""
         alarms: list[tuple[str, str]] = []
-        if self._closed or self._clock() - self.started < min_age_s:
+        if self._frames.closed or self._clock() - self.started < min_age_s:
             return alarms
         if "downlink_silent" not in self._alarms_raised and self.rx_meter.rate() == 0:
             alarms.append(("downlink_silent", f"no audio from the modem for {min_age_s:g} s after PCM was enabled"))
@@ -215,15 +204,11 @@ class PcmSession:
         self.rx_bytes += len(frame)
         self.rx_frames += 1
         self.rx_meter.add(len(frame))
-        if len(self._frames) >= self._max_rx_frames:
-            self._frames.popleft()
+        if self._frames.push(frame):
             self.rx_dropped_frames += 1
-        self._frames.append(frame)
-        self._wakeup.set()
 
     def _close(self) -> None:
-        self._closed = True
-        self._wakeup.set()
+        self._frames.close()
 
 
 class PcmPort(asyncio.Protocol):
