@@ -54,6 +54,7 @@ class Bus:
         self.outbox = Outbox(max_queued_events)
         self.commands = CommandRouter()
         self.connected = False
+        self.connections = 0  # successful broker sessions so far
 
     def publish_state(self, suffix: str, payload: Any) -> None:
         """Retained state under ``<prefix>/<box_id>/<suffix>``; newest wins."""
@@ -120,10 +121,12 @@ class BusConnection(Service):
 
     async def _serve(self, client: aiomqtt.Client, status: ServiceStatus) -> None:
         topics = self.bus.topics
-        await client.publish(topics.status, b"online", qos=1, retain=True)
+        # Subscribe first: whoever sees "online" may send a command right away.
         await client.subscribe(topics.command_filter, qos=1)
+        await client.publish(topics.status, b"online", qos=1, retain=True)
         self.bus.outbox.requeue_retained()
         self.bus.connected = True
+        self.bus.connections += 1
         status.ready(f"connected to {self.config.host}:{self.config.port}")
         log.info("mqtt connected", extra={"broker": f"{self.config.host}:{self.config.port}", "queued": len(self.bus.outbox)})
         try:

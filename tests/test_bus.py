@@ -102,10 +102,10 @@ async def test_retained_state_restored_after_broker_lost_it(app: SecretaryApp, b
     async with MqttWatch(broker.port, f"{BASE}/#") as watch:
         app.bus.publish_state("modem/state", {"sim": "ready", "registered": True})
         await watch.wait_for(lambda m: m.topic == f"{BASE}/modem/state")
+    sessions = app.bus.connections
     broker.restart()  # SIGKILL, no persistence: the broker forgot every retained message
-    await asyncio.sleep(0.1)
     for _ in range(200):
-        if app.bus.connected and len(app.bus.outbox) == 0:
+        if app.bus.connections > sessions and len(app.bus.outbox) == 0:
             break
         await asyncio.sleep(0.05)
     async with MqttWatch(broker.port, f"{BASE}/modem/state") as watch:
