@@ -110,7 +110,14 @@ async def run_demo(seconds: float = 3.0) -> int:
     except BrokerUnavailable as exc:
         print(f"demo: {exc}")
         return 1
-    with broker, tempfile.TemporaryDirectory(prefix="secretary-demo-") as tmp:
+    try:
+        return await _run_with_broker(broker, seconds)
+    finally:
+        broker.close()
+
+
+async def _run_with_broker(broker: MosquittoBroker, seconds: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="secretary-demo-") as tmp:
         loaded = parse_config_text(demo_config_text(broker.url, Path(tmp)), "embedded default.yaml")
         configure_logging(loaded.settings.log)
         cfg = loaded.settings

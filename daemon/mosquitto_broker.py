@@ -41,6 +41,8 @@ class MosquittoBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 5.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            raise BrokerUnavailable(f"this broker is already running (pid {self.process.pid})")
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
