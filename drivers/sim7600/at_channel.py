@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-import serial_asyncio_fast
 
 from drivers.sim7600.framing import DEFAULT_MAX_LINE_BYTES, LineFramer, Prompt
 from drivers.sim7600.result_codes import (
@@ -39,7 +38,7 @@ from drivers.sim7600.result_codes import (
     FinalResult,
     parse_final,
 )
-from drivers.sim7600.serial_link import DEFAULT_BAUDRATE, close_serial_transport, open_serial_transport
+from drivers.sim7600.serial_link import DEFAULT_BAUDRATE, SerialPortProtocol, open_serial_transport
 from drivers.sim7600.urc import Busy, NoAnswer, NoCarrier, Urc, parse_urc
 
 log = logging.getLogger(__name__)
@@ -134,7 +133,7 @@ class AtChannelStats:
     internal_errors: int = 0
 
 
-class AtChannel(asyncio.Protocol):
+class AtChannel(SerialPortProtocol):
     """AT command/response over a byte transport; also an ``asyncio.Protocol``."""
 
     def __init__(
@@ -147,25 +146,20 @@ class AtChannel(asyncio.Protocol):
         resync_max_s: float = 2.0,
         name: str = "at",
     ) -> None:
-        self.name = name
+        super().__init__(name)
         self.default_timeout_s = default_timeout_s
         self.resync_quiet_s = resync_quiet_s
         self.resync_max_s = resync_max_s
         self.stats = AtChannelStats()
         self._urc_sink = urc_sink
         self._framer = LineFramer(max_line_bytes)
-        self._transport: asyncio.BaseTransport | None = None
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._needs_resync = False
         self._resync_from = 0.0
         self._last_rx = 0.0
-        self._closed = False
         #: Commands in a row that got no final result (a hung modem); reset by any answer.
         self.consecutive_timeouts = 0
-        self._lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-        #: Called once from ``connection_lost`` (EOF, read error, close).
-        self.on_lost: Callable[[BaseException | None], None] | None = None
 
     # ------------------------------------------------------------- opening
 
@@ -210,29 +204,13 @@ class AtChannel(asyncio.Protocol):
         pending, self._pending = self._pending, None
         if pending is not None and not pending.future.done():
             pending.future.set_exception(AtChannelClosedError(f"{self.name}: port closed ({exc or 'closed'})"))
-        if not self._lost.done():
-            self._lost.set_result(exc)
-        callback, self.on_lost = self.on_lost, None
-        if callback is not None:
-            try:
-                callback(exc)
-            except Exception:
-                log.exception("%s: on_lost callback failed", self.name)
-        if exc is not None:
-            log.warning("%s: port lost: %s", self.name, exc)
+        self._report_lost(exc)
 
     # ----------------------------------------------------------------- API
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def rejected_lines(self) -> int:
         return self._framer.rejected_lines
-
-    async def wait_closed(self) -> BaseException | None:
-        return await asyncio.shield(self._lost)
 
     async def command(
         self,
@@ -295,19 +273,7 @@ class AtChannel(asyncio.Protocol):
                     self._framer.expect_prompt = False
 
     async def close(self, timeout_s: float = 2.0) -> None:
-        transport = self._transport
-        if transport is None:
-            self._closed = True
-            return
-        if isinstance(transport, serial_asyncio_fast.SerialTransport):
-            await close_serial_transport(transport, self._lost, timeout_s)
-        else:
-            if not transport.is_closing():
-                transport.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
-            except TimeoutError:
-                self.connection_lost(None)
+        await self._close_transport(timeout_s)
 
     # ------------------------------------------------------------ internals
 

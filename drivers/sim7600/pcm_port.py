@@ -29,7 +29,7 @@ import serial_asyncio_fast
 from drivers.sim7600.at_channel import AtCommander
 from drivers.sim7600.drop_oldest_queue import DropOldestQueue
 from drivers.sim7600.result_codes import AtTimeoutError
-from drivers.sim7600.serial_link import DEFAULT_BAUDRATE, close_serial_transport, open_serial_transport
+from drivers.sim7600.serial_link import DEFAULT_BAUDRATE, SerialPortProtocol, open_serial_transport
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,10 @@ class PcmSession:
         self._frames.close()
 
 
-class PcmPort(asyncio.Protocol):
+class PcmPort(SerialPortProtocol):
     """The audio tty, open for the whole connection; one ``PcmSession`` per call."""
+
+    port_kind = "audio port"
 
     def __init__(
         self,
@@ -223,19 +225,14 @@ class PcmPort(asyncio.Protocol):
         name: str = "pcm",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.name = name
+        super().__init__(name)
         self.frame_bytes = frame_bytes
         self.max_tx_buffer_bytes = max_tx_buffer_bytes
         self.max_rx_frames = max_rx_frames
         self._clock = clock
         self._assembler = FrameAssembler(frame_bytes)
-        self._transport: asyncio.BaseTransport | None = None
         self._session: PcmSession | None = None
-        self._closed = False
         self.idle_rx_bytes = 0  # bytes that arrived with no call (discarded)
-        self._lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-        #: Called once from ``connection_lost`` (EOF, read error, close).
-        self.on_lost: Callable[[BaseException | None], None] | None = None
 
     @classmethod
     async def open(cls, path: str, *, baudrate: int = DEFAULT_BAUDRATE, exclusive: bool = True) -> PcmPort:
@@ -261,22 +258,9 @@ class PcmPort(asyncio.Protocol):
         self._closed = True
         if self._session is not None:
             self._session._close()
-        if not self._lost.done():
-            self._lost.set_result(exc)
-        callback, self.on_lost = self.on_lost, None
-        if callback is not None:
-            try:
-                callback(exc)
-            except Exception:
-                log.exception("%s: on_lost callback failed", self.name)
-        if exc is not None:
-            log.warning("%s: audio port lost: %s", self.name, exc)
+        self._report_lost(exc)
 
     # ----------------------------------------------------------------- API
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def session(self) -> PcmSession | None:
@@ -288,9 +272,6 @@ class PcmPort(asyncio.Protocol):
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
             return transport.get_write_buffer_size()
         return 0
-
-    async def wait_closed(self) -> BaseException | None:
-        return await asyncio.shield(self._lost)
 
     def start_session(self, call_id: str | None = None) -> PcmSession:
         """Begin a call's audio (before ``AT+CPCMREG=1``); ends any previous session."""
@@ -328,19 +309,7 @@ class PcmPort(asyncio.Protocol):
 
     async def close(self, timeout_s: float = 2.0) -> None:
         self.end_session()
-        transport = self._transport
-        if transport is None:
-            self._closed = True
-            return
-        if isinstance(transport, serial_asyncio_fast.SerialTransport):
-            await close_serial_transport(transport, self._lost, timeout_s)
-        else:
-            if not transport.is_closing():
-                transport.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
-            except TimeoutError:
-                self.connection_lost(None)
+        await self._close_transport(timeout_s)
 
     # ------------------------------------------------------------ internals
 

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -100,4 +101,63 @@ async def close_serial_transport(
         log.warning("serial transport did not report connection_lost within %.1f s", timeout_s)
 
 
-__all__ = ["DEFAULT_BAUDRATE", "NonBlockingSerial", "PortOpenError", "close_serial_transport", "open_serial_transport"]
+class SerialPortProtocol(asyncio.Protocol):
+    """What every tty protocol of the driver shares: the once-only "port lost" signal and closing.
+
+    Subclasses handle their own data and call ``_report_lost(exc)`` from
+    ``connection_lost`` after their own cleanup.
+    """
+
+    port_kind = "port"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._transport: asyncio.BaseTransport | None = None
+        self._closed = False
+        self._lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        #: Called once from ``connection_lost`` (EOF, read error, close).
+        self.on_lost: Callable[[BaseException | None], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait_closed(self) -> BaseException | None:
+        return await asyncio.shield(self._lost)
+
+    def _report_lost(self, exc: BaseException | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(exc)
+        callback, self.on_lost = self.on_lost, None
+        if callback is not None:
+            try:
+                callback(exc)
+            except Exception:
+                log.exception("%s: on_lost callback failed", self.name)
+        if exc is not None:
+            log.warning("%s: %s lost: %s", self.name, self.port_kind, exc)
+
+    async def _close_transport(self, timeout_s: float) -> None:
+        transport = self._transport
+        if transport is None:
+            self._closed = True
+            return
+        if isinstance(transport, serial_asyncio_fast.SerialTransport):
+            await close_serial_transport(transport, self._lost, timeout_s)
+            return
+        if not transport.is_closing():
+            transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
+        except TimeoutError:
+            self.connection_lost(None)
+
+
+__all__ = [
+    "DEFAULT_BAUDRATE",
+    "NonBlockingSerial",
+    "PortOpenError",
+    "SerialPortProtocol",
+    "close_serial_transport",
+    "open_serial_transport",
+]
