@@ -16,11 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomqtt  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-from paho.mqtt.properties import Properties  # noqa: E402
 
 from config.schema import MqttConfig  # noqa: E402
-from daemon.bus import NO_DELAY, Bus, BusConnection  # noqa: E402
+from daemon.bus import NO_DELAY, Bus, BusConnection, request_properties  # noqa: E402
 from daemon.mosquitto_broker import MosquittoBroker  # noqa: E402
 from daemon.supervisor import RestartPolicy, Supervisor  # noqa: E402
 from daemon.topics import Topics  # noqa: E402
@@ -63,9 +61,7 @@ async def main() -> dict[str, object]:
                         break
                 event_ms.append((time.perf_counter() - sent) * 1000)
             for n in range(REQUESTS):
-                props = Properties(PacketTypes.PUBLISH)
-                props.ResponseTopic = reply_topic
-                props.CorrelationData = str(n).encode()
+                props = request_properties(reply_topic, str(n).encode())
                 sent = time.perf_counter()
                 await client.publish("secretary/bench/cmd/echo", json.dumps({"n": n}), qos=1, properties=props)
                 async for message in messages:

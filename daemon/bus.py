@@ -183,6 +183,14 @@ class BusConnection(Service):
             self.bus.connected = False
 
 
+def request_properties(response_topic: str, correlation: bytes) -> Properties:
+    """MQTT v5 PUBLISH properties of a ``cmd/*`` request: where to reply and the id to echo."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    return props
+
+
 async def _deliver(client: aiomqtt.Client, message: OutboundMessage, timeout: float) -> None:
     """Publish one outbox message; returns once the broker acknowledged it (QoS 1)."""
     props = None

@@ -20,12 +20,10 @@ from typing import Any
 
 import aiomqtt
 import yaml
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from config.loader import bundled_config_text, parse_config_text
 from daemon.app import SecretaryApp
-from daemon.bus import NO_DELAY
+from daemon.bus import NO_DELAY, request_properties
 from daemon.logging_setup import configure_logging
 from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker
 from daemon.systemd_notify import SystemdNotifier
@@ -84,9 +82,7 @@ class BusView:
         correlation = uuid.uuid4().bytes
         reply_topic = f"secretary-demo/replies/{uuid.uuid4().hex}"
         await self.client.subscribe(reply_topic, qos=1)
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = reply_topic
-        props.CorrelationData = correlation
+        props = request_properties(reply_topic, correlation)
         await self.client.publish(f"{self.base}/cmd/{verb}", json.dumps(args), qos=1, properties=props)
         await self.wait_for(lambda topic, payload: topic == reply_topic, timeout)
         return next(p for _, t, p in reversed(self.seen) if t == reply_topic)

@@ -6,7 +6,6 @@ is non-zero when any check fails.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from dataclasses import dataclass
@@ -101,7 +100,3 @@ async def run_doctor(config_path: Path) -> int:
     for check in checks:
         print(f"{check.level:<4} {check.name:<10} {check.detail}")
     return 1 if any(c.level == "FAIL" for c in checks) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(asyncio.run(run_doctor(Path("/etc/secretary/config.yaml"))))

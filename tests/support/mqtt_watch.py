@@ -14,7 +14,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daemon.bus import NO_DELAY
+from daemon.bus import NO_DELAY, request_properties
 
 
 @dataclass
@@ -103,9 +103,7 @@ class MqttWatch:
         correlation = uuid.uuid4().bytes
         response_topic = f"test/replies/{uuid.uuid4().hex}"
         await self._client.subscribe(response_topic, qos=1)
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = response_topic
-        props.CorrelationData = correlation
+        props = request_properties(response_topic, correlation)
         start = len(self.seen)
         await self._client.publish(topic, payload, qos=1, properties=props)
         reply = await self.wait_for(lambda m: m.topic == response_topic and m.correlation == correlation, timeout, after=start)
