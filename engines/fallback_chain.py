@@ -1,0 +1,314 @@
+"""An ordered chain of backends for one engine, with failover and recovery.
+
+The chain loads every backend it names at start (so a fallback is warm when
+it is needed), serves from the first healthy one, and when a backend fails
+(at load, or in the middle of a stream, or by not producing its first item
+before a deadline) it is closed, marked failed, and the next healthy backend
+takes over the same request. Failed backends are retried in the background
+with backoff; when a preferred one loads again it takes over again.
+
+Streams resume through the ``Progress`` they are given: it holds what the
+failed backend already delivered, so each engine decides what resuming means
+(TTS skips audio the caller already heard, LLM continues the reply, STT
+re-feeds the utterance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from engines.backend import BackendError, EngineBackend
+from engines.engine_status import EngineState, EngineStatus
+
+B = TypeVar("B", bound=EngineBackend)
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger("secretary.engines")
+
+
+class ChainExhausted(BackendError):
+    """No backend of the chain could serve the request."""
+
+
+class FirstItemTimeout(BackendError):
+    """A backend produced nothing before the first-item deadline (skipped for this request only)."""
+
+
+class RequestError(Exception):
+    """The request itself is wrong (bad input): no failover, the caller gets the error."""
+
+
+@dataclass(frozen=True)
+class BackendSlot(Generic[B]):
+    """One configured backend: its label in status/logs and how to build it."""
+
+    label: str
+    build: Callable[[], B]
+
+
+@dataclass
+class Progress(Generic[T]):
+    """What the request has delivered so far, across every backend that served it."""
+
+    delivered: list[T] = field(default_factory=list)
+    failovers: int = 0
+    backends: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Member(Generic[B]):
+    slot: BackendSlot[B]
+    backend: B | None = None
+    error: str = ""
+    failures: int = 0
+    next_retry: float = 0.0
+    load_s: float | None = None
+    warmup_s: float | None = None
+
+
+class FallbackChain(Generic[B]):
+    def __init__(
+        self,
+        engine: str,
+        slots: Sequence[BackendSlot[B]],
+        on_status: Callable[[EngineStatus], None] | None = None,
+        *,
+        retry_initial_s: float = 10.0,
+        retry_max_s: float = 300.0,
+        load_timeout_s: float = 300.0,
+    ) -> None:
+        if not slots:
+            raise ValueError(f"engine {engine!r}: the backend chain is empty")
+        self.engine = engine
+        self._members = [_Member(slot) for slot in slots]
+        self._on_status = on_status
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._load_timeout_s = load_timeout_s
+        self._status = EngineStatus(engine)
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def status(self) -> EngineStatus:
+        return self._status
+
+    @property
+    def active(self) -> B:
+        for member in self._members:
+            if member.backend is not None:
+                return member.backend
+        raise ChainExhausted(f"{self.engine}: no backend is loaded ({self._failure_text()})")
+
+    def _failure_text(self) -> str:
+        failed = [f"{m.slot.label}: {m.error}" for m in self._members if m.error]
+        return "; ".join(failed) or "nothing loaded yet"
+
+    def _publish(self, state: EngineState | None = None, detail: str | None = None) -> None:
+        active = next((m for m in self._members if m.backend is not None), None)
+        failures = tuple(f"{m.slot.label}: {m.error}" for m in self._members if m.error)
+        if state is None:
+            if active is None:
+                state = EngineState.FAILED
+            elif active is self._members[0]:
+                state = EngineState.READY
+            else:
+                state = EngineState.DEGRADED
+        if detail is None:
+            if active is None:
+                detail = f"no backend could load ({self._failure_text()})"
+            elif active is self._members[0]:
+                detail = ""
+            else:
+                detail = f"serving on fallback {active.slot.label}"
+        backend = active.backend if active is not None else None
+        self._status = self._status.evolve(
+            state=state,
+            backend=active.slot.label if active else "",
+            device=backend.device if backend else "",
+            model=backend.model if backend else "",
+            detail=detail,
+            load_s=active.load_s if active else None,
+            warmup_s=active.warmup_s if active else None,
+            failures=failures,
+        )
+        if self._on_status is not None:
+            self._on_status(self._status)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> EngineStatus:
+        """Load and warm up every backend of the chain, in order."""
+        for index, member in enumerate(self._members):
+            self._publish(EngineState.LOADING, f"loading {member.slot.label} ({index + 1}/{len(self._members)})")
+            await self._load(member)
+        self._publish()
+        return self._status
+
+    async def _load(self, member: _Member[B]) -> bool:
+        backend: B | None = None
+        try:
+            backend = member.slot.build()
+            started = time.monotonic()
+            async with asyncio.timeout(self._load_timeout_s):
+                await backend.load()
+                loaded = time.monotonic()
+                await backend.warm_up()
+            member.load_s = loaded - started
+            member.warmup_s = time.monotonic() - loaded
+        except asyncio.CancelledError:
+            if backend is not None:
+                await _close_quietly(backend)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any load failure moves the chain on
+            if backend is not None:
+                await _close_quietly(backend)
+            member.failures += 1
+            member.error = _describe(exc)
+            delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (member.failures - 1))
+            member.next_retry = time.monotonic() + delay
+            log.warning("%s: backend %s failed to load: %s (retry in %.0f s)", self.engine, member.slot.label, member.error, delay)
+            return False
+        member.backend = backend
+        member.error = ""
+        log.info(
+            "%s: backend %s ready on %s (model %s, load %.2f s, warm-up %.2f s)",
+            self.engine, member.slot.label, backend.device, backend.model or "-", member.load_s, member.warmup_s,
+        )
+        return True
+
+    async def _fail(self, backend: B, exc: BaseException) -> None:
+        for member in self._members:
+            if member.backend is backend:
+                member.backend = None
+                member.failures += 1
+                member.error = _describe(exc)
+                delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (member.failures - 1))
+                member.next_retry = time.monotonic() + delay
+                log.warning("%s: backend %s failed: %s (retry in %.0f s)", self.engine, member.slot.label, member.error, delay)
+                break
+        await _close_quietly(backend)
+        self._publish()
+        self._changed.set()
+
+    async def recover_forever(self) -> None:
+        """Retry failed backends with backoff until cancelled (run this in the owner's TaskGroup)."""
+        while True:
+            pending = [m for m in self._members if m.backend is None]
+            if not pending:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            wake = min(m.next_retry for m in pending)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, wake - time.monotonic())):
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+            for member in pending:
+                if member.backend is None and member.next_retry <= time.monotonic():
+                    if await self._load(member):
+                        self._publish()
+                    else:
+                        self._publish()
+
+    async def close(self) -> None:
+        for member in self._members:
+            backend, member.backend = member.backend, None
+            if backend is not None:
+                await _close_quietly(backend)
+        self._publish(EngineState.STOPPED, "")
+
+    # -- serving -----------------------------------------------------------
+
+    def _healthy(self) -> list[B]:
+        return [m.backend for m in self._members if m.backend is not None]
+
+    async def call(self, op: Callable[[B], Awaitable[R]]) -> R:
+        """Run one request on the first healthy backend, failing over on error."""
+        while True:
+            healthy = self._healthy()
+            if not healthy:
+                raise ChainExhausted(f"{self.engine}: every backend failed ({self._failure_text()})")
+            backend = healthy[0]
+            try:
+                return await op(backend)
+            except (asyncio.CancelledError, RequestError):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                await self._fail(backend, exc)
+
+    async def stream(
+        self,
+        op: Callable[[B, Progress[T]], AsyncIterator[T]],
+        *,
+        first_item_timeout_s: float | None = None,
+    ) -> AsyncIterator[T]:
+        """Yield one request's items; on failure the next backend resumes from ``Progress``.
+
+        ``first_item_timeout_s`` abandons a backend that has not produced its
+        first item in time (the LLM's time-to-first-token deadline).
+        Closing this generator closes the backend's stream (cancel frees it).
+        """
+        progress: Progress[T] = Progress()
+        skipped: list[B] = []
+        while True:
+            healthy = [b for b in self._healthy() if not any(b is s for s in skipped)]
+            if not healthy:
+                raise ChainExhausted(f"{self.engine}: every backend failed ({self._failure_text()})")
+            backend = healthy[0]
+            progress.backends.append(backend.name)
+            produced = 0
+            try:
+                async with contextlib.aclosing(op(backend, progress)) as items:
+                    iterator = items.__aiter__()
+                    while True:
+                        try:
+                            if produced == 0 and first_item_timeout_s is not None:
+                                try:
+                                    async with asyncio.timeout(first_item_timeout_s):
+                                        item = await anext(iterator)
+                                except TimeoutError:
+                                    raise FirstItemTimeout(
+                                        f"no output within {first_item_timeout_s:g} s"
+                                    ) from None
+                            else:
+                                item = await anext(iterator)
+                        except StopAsyncIteration:
+                            return
+                        produced += 1
+                        progress.delivered.append(item)
+                        yield item
+            except (asyncio.CancelledError, GeneratorExit, RequestError):
+                raise
+            except FirstItemTimeout as exc:
+                log.warning("%s: backend %s: %s; trying the next one", self.engine, backend.name, exc)
+                progress.failovers += 1
+                skipped.append(backend)
+            except Exception as exc:  # noqa: BLE001 - fail over to the next backend
+                progress.failovers += 1
+                await self._fail(backend, exc)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+async def _close_quietly(backend: EngineBackend) -> None:
+    try:
+        async with asyncio.timeout(10):
+            await backend.close()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.warning("closing backend %s failed: %s", backend.name, exc)
