@@ -140,7 +140,7 @@ class _Located:
     model: type[BaseModel] | None  # the model that owns the last key, if any
     field: FieldInfo | None
     annotation: Any
-    consumed: int  # how many location parts were real keys or indices
+    path: list[str | int]  # the location's real keys and indices (pydantic's type tags dropped)
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -151,33 +151,55 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
+def _union_member_tagged(annotation: Any, tag: str | int) -> type[BaseModel] | None:
+    """The member of a discriminated union whose Literal ``kind``-style field equals ``tag``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    for member in typing.get_args(annotation):
+        if not (isinstance(member, type) and issubclass(member, BaseModel)):
+            continue
+        for info in member.model_fields.values():
+            if typing.get_origin(info.annotation) is Literal and typing.get_args(info.annotation) == (tag,):
+                return member
+    return None
+
+
 def locate(model: type[BaseModel], loc: tuple[str | int, ...]) -> _Located:
     """Walk a model's type tree along a pydantic error location."""
     owner: type[BaseModel] | None = model
     field: FieldInfo | None = None
     annotation: Any = model
-    consumed = 0
-    for part in loc:
+    path: list[str | int] = []
+    for index, part in enumerate(loc):
         annotation = _unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             owner = annotation
             field = annotation.model_fields.get(str(part))
-            consumed += 1
+            path.append(part)
             if field is None:
-                return _Located(owner, None, None, consumed)
+                return _Located(owner, None, None, path)
             annotation = field.annotation
+            continue
+        member = _union_member_tagged(annotation, part)
+        if member is not None:
+            annotation = member  # a discriminated union's tag: not a key of the file
             continue
         origin = typing.get_origin(annotation)
         args = typing.get_args(annotation)
         if origin is dict and len(args) == 2:
+            path.append(part)
+            if index + 1 < len(loc) and loc[index + 1] == "[key]":
+                return _Located(None, None, args[0], path)  # the key itself is wrong
             annotation, field, owner = args[1], None, None
         elif origin in (list, tuple, set, frozenset) and args:
+            path.append(part)
             annotation, field, owner = args[0], None, None
         else:
             # Type tags that pydantic adds for unions and validators end here.
             break
-        consumed += 1
-    return _Located(owner, field, annotation, consumed)
+    return _Located(owner, field, annotation, path)
 
 
 def _unknown_key_message(model: type[BaseModel] | None, key: str, secret_envs: dict[str, str]) -> str:
@@ -205,7 +227,7 @@ def issues_from_validation(
     for err in error.errors(include_url=False):
         loc = tuple(err["loc"])
         located = locate(model, loc)
-        real = list(loc[: located.consumed])  # drop pydantic's type tags
+        real = located.path
         key_path = _dotted(real)
         kind = err["type"]
         value = err.get("input")
@@ -222,6 +244,12 @@ def issues_from_validation(
         elif kind == "missing":
             allowed = describe_field(located.field) if located.field else describe_type(located.annotation)
             message = f"is required: {allowed}"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = err.get("ctx") or {}
+            field_name = str(ctx.get("discriminator", "kind")).strip("'")
+            expected = ctx.get("expected_tags") or _union_tags(located.annotation)
+            got = f", got {describe_input(ctx['tag'])}" if "tag" in ctx else " (missing)"
+            message = f"{field_name} must be one of {expected}{got}"
         elif kind == "value_error":
             message = str(err["msg"]).removeprefix("Value error, ")
         else:
@@ -238,6 +266,20 @@ def issues_from_validation(
         seen.add(dedupe)
         issues.append(ConfigIssue(key_path, message, _line_for(lines, real)))
     return issues
+
+
+def _union_tags(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    tags = []
+    for member in typing.get_args(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for info in member.model_fields.values():
+                args = typing.get_args(info.annotation)
+                if typing.get_origin(info.annotation) is Literal and len(args) == 1:
+                    tags.append(repr(args[0]))
+                    break
+    return ", ".join(tags)
 
 
 def _dotted(parts: list[str | int] | tuple[str | int, ...]) -> str:

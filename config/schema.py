@@ -15,20 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from config.engines_schema import EnginesConfig
+from config.section import EnvVarName, Section
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-EnvVarName = Annotated[
-    str,
-    Field(
-        pattern=_ENV_NAME.pattern,
-        json_schema_extra={"allowed": "an environment variable name like SECRETARY_MQTT_PASSWORD"},
-    ),
-]
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -45,12 +39,6 @@ def split_host_port(value: str) -> tuple[str, int]:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
     return host, int(port_text)
-
-
-class Section(BaseModel):
-    """Base of every config section: immutable, strict about unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class LogConfig(Section):
@@ -170,3 +158,4 @@ class SecretaryConfig(Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    engines: EnginesConfig = Field(default_factory=EnginesConfig)

@@ -148,3 +148,61 @@ def test_config_check_cli(tmp_path: Path) -> None:
     good = _cli("config", "check", str(REPO / "config" / "example.yaml"))
     assert good.returncode == 0, good.stdout + good.stderr
     assert "OK" in good.stdout
+
+
+# -- engines section ---------------------------------------------------------
+
+
+def _engine_issues(yaml_text: str) -> dict[str, str]:
+    from config.errors import ConfigError
+    from config.loader import parse_config_text
+
+    try:
+        parse_config_text("box_id: t\n" + yaml_text, source="test.yaml")
+    except ConfigError as error:
+        return {issue.path: issue.message for issue in error.issues}
+    return {}
+
+
+def test_engines_defaults_are_the_cpu_stack() -> None:
+    from config.loader import parse_config_text
+
+    engines = parse_config_text("box_id: t\n", source="test.yaml").settings.engines
+    assert engines.vad.chain == ["silero", "webrtc"]
+    assert engines.stt.chain == ["faster-whisper"] and engines.stt.faster_whisper.model == "packaged:whisper-base"
+    assert engines.llm.chain == ["local"] and engines.llm.backends["local"].kind == "llama_cpp"
+    assert engines.tts.chain == ["piper", "espeak"] and engines.tts.piper.voices == {"en": "packaged:joe-us"}
+
+
+def test_engines_errors_name_the_key_and_what_is_allowed() -> None:
+    issues = _engine_issues(
+        "engines:\n"
+        "  stt: {chain: [faster-whisper, vosk]}\n"
+        "  vad: {chain: [silero, silero]}\n"
+        "  llm:\n"
+        "    chain: [local, cloud]\n"
+        "    backends:\n"
+        "      local: {kind: llama_cpp, n_threads: 0}\n"
+        "      box: {kind: vllmm}\n"
+        "      nokind: {model: x}\n"
+        "  tts:\n"
+        "    chain: [piper, festival]\n"
+        "    piper: {voices: {english: x}}\n"
+    )
+    assert "vosk.model is not set" in issues["engines.stt"]
+    assert "'silero' twice" in issues["engines.vad"]
+    assert issues["engines.llm.backends.local.n_threads"] == "must be an integer from 1 to 64, got 0"
+    assert issues["engines.llm.backends.box"].startswith("kind must be one of 'llama_cpp', 'vllm'")
+    assert "vllmm" in issues["engines.llm.backends.box"]
+    assert issues["engines.llm.backends.nokind"].startswith("kind must be one of")
+    assert "festival" in issues["engines.tts.chain[1]"]
+    assert "two-letter language code" in issues["engines.tts.piper.voices.english"]
+
+
+def test_llm_chain_must_name_defined_backends() -> None:
+    issues = _engine_issues("engines:\n  llm:\n    chain: [cloud]\n")
+    assert issues["engines.llm"] == "chain names 'cloud', which is not defined under backends (defined: local)"
+    issues = _engine_issues(
+        "engines:\n  llm:\n    chain: [c]\n    backends:\n      c: {kind: openai_compatible, model: m}\n"
+    )
+    assert "base_url is required" in issues["engines.llm.backends.c"]
