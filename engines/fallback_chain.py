@@ -41,6 +41,14 @@ class FirstItemTimeout(BackendError):
     """A backend produced nothing before the first-item deadline (skipped for this request only)."""
 
 
+class TransientBackendError(BackendError):
+    """The backend is healthy but cannot serve now (rate limit, overload, one slow answer).
+
+    The request moves on to the next backend; the backend is not closed or
+    marked failed (closing a GPU server for one HTTP 429 would cost minutes).
+    """
+
+
 class RequestError(Exception):
     """The request itself is wrong (bad input): no failover, the caller gets the error."""
 
@@ -230,20 +238,31 @@ class FallbackChain(Generic[B]):
 
     # -- serving -----------------------------------------------------------
 
+    def _exhausted(self, passed_over: list[str]) -> ChainExhausted:
+        reasons = [*passed_over, *(f"{m.slot.label}: {m.error}" for m in self._members if m.error)]
+        return ChainExhausted(f"{self.engine}: no backend could serve ({'; '.join(reasons) or 'nothing loaded'})")
+
     def _healthy(self) -> list[B]:
         return [m.backend for m in self._members if m.backend is not None]
 
     async def call(self, op: Callable[[B], Awaitable[R]]) -> R:
         """Run one request on the first healthy backend, failing over on error."""
+        skipped: list[B] = []
+        passed_over: list[str] = []
         while True:
-            healthy = self._healthy()
+            healthy = [b for b in self._healthy() if not any(b is s for s in skipped)]
             if not healthy:
-                raise ChainExhausted(f"{self.engine}: every backend failed ({self._failure_text()})")
+                raise self._exhausted(passed_over)
             backend = healthy[0]
             try:
                 return await op(backend)
             except (asyncio.CancelledError, RequestError):
                 raise
+            except TransientBackendError as exc:
+                log.warning("%s: backend %s: %s; trying the next one", self.engine, backend.name, exc)
+                skipped.append(backend)
+                passed_over.append(f"{backend.name}: {_describe(exc)}")
+                continue
             except Exception as exc:  # noqa: BLE001
                 await self._fail(backend, exc)
 
@@ -252,19 +271,28 @@ class FallbackChain(Generic[B]):
         op: Callable[[B, Progress[T]], AsyncIterator[T]],
         *,
         first_item_timeout_s: float | None = None,
+        eligible: Callable[[B], bool] | None = None,
     ) -> AsyncIterator[T]:
         """Yield one request's items; on failure the next backend resumes from ``Progress``.
 
         ``first_item_timeout_s`` abandons a backend that has not produced its
         first item in time (the LLM's time-to-first-token deadline).
+        ``eligible`` limits this request to the backends that can serve it
+        (e.g. TTS backends that speak the request's language); when none of
+        the healthy backends is eligible the request fails with RequestError.
         Closing this generator closes the backend's stream (cancel frees it).
         """
         progress: Progress[T] = Progress()
         skipped: list[B] = []
+        passed_over: list[str] = []
         while True:
             healthy = [b for b in self._healthy() if not any(b is s for s in skipped)]
             if not healthy:
-                raise ChainExhausted(f"{self.engine}: every backend failed ({self._failure_text()})")
+                raise self._exhausted(passed_over)
+            if eligible is not None:
+                healthy = [b for b in healthy if eligible(b)]
+                if not healthy:
+                    raise RequestError(f"{self.engine}: no healthy backend can serve this request")
             backend = healthy[0]
             progress.backends.append(backend.name)
             produced = 0
@@ -290,10 +318,11 @@ class FallbackChain(Generic[B]):
                         yield item
             except (asyncio.CancelledError, GeneratorExit, RequestError):
                 raise
-            except FirstItemTimeout as exc:
+            except (FirstItemTimeout, TransientBackendError) as exc:
                 log.warning("%s: backend %s: %s; trying the next one", self.engine, backend.name, exc)
                 progress.failovers += 1
                 skipped.append(backend)
+                passed_over.append(f"{backend.name}: {_describe(exc)}")
             except Exception as exc:  # noqa: BLE001 - fail over to the next backend
                 progress.failovers += 1
                 await self._fail(backend, exc)

@@ -173,3 +173,29 @@ async def test_call_fails_over() -> None:
 
     assert await chain.call(who) == "b"
     assert "a: boom" in chain.status.failures
+
+
+async def test_eligible_limits_a_request_without_failing_anyone() -> None:
+    a, b = Counting("a"), Counting("b")
+    chain = chain_of(a, b)
+    await chain.start()
+    got = [x async for x in chain.stream(resume_counting(2), eligible=lambda backend: backend.name == "b")]
+    assert got == [0, 1] and chain.status.state is EngineState.READY and chain.status.failures == ()
+    with pytest.raises(RequestError, match="no healthy backend can serve"):
+        [x async for x in chain.stream(resume_counting(2), eligible=lambda backend: False)]
+
+
+async def test_transient_error_moves_on_without_closing_the_backend() -> None:
+    from engines.fallback_chain import TransientBackendError
+
+    a, b = Counting("a"), Counting("b")
+    chain = chain_of(a, b)
+    await chain.start()
+
+    async def busy(backend: Counting) -> str:
+        if backend.name == "a":
+            raise TransientBackendError("HTTP 429")
+        return backend.name
+
+    assert await chain.call(busy) == "b"
+    assert a.closed == 0 and chain.status.state is EngineState.READY and chain.status.failures == ()
