@@ -1,0 +1,171 @@
+"""The LLM engine the daemon talks to: streamed chat over a fallback chain of backends.
+
+``ChatEngine.stream`` yields a reply's text as it is generated, and at the
+end one delta with the whole tool calls (if any), the finish reason and the
+usage. Behind it a ``FallbackChain`` serves from the first healthy backend:
+
+- a backend that does not produce its first output within
+  ``first_token_timeout_s`` is skipped for this request (it stays loaded);
+- a backend that fails mid-stream is failed over (the chain reloads it in
+  the background) and the next one *continues* the reply: it gets the
+  original messages plus the partial reply and an instruction to continue,
+  and a repeated beginning is stripped (``reply_continuation``);
+- tool calls are collected whole and delivered at the end, so a failover
+  never leaves the caller with half a call's arguments.
+
+``persona_chain`` names the backends (by their labels) a persona may use;
+they serve in the engine's chain order. Closing the stream (the caller
+stopped listening, e.g. barge-in) closes the backend's stream, which stops
+its generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from engines.engine_status import EngineStatus
+from engines.fallback_chain import BackendSlot, FallbackChain, FirstItemTimeout, Progress
+from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage
+from engines.llm.reply_assembly import ChatReply, ToolCallAccumulator, collect_reply
+from engines.llm.reply_continuation import RepeatStripper, continuation_request
+
+
+class NotInPersonaChain(FirstItemTimeout):
+    """The backend is not one the persona may use: the chain skips it for this request only."""
+
+
+class ChatEngine:
+    def __init__(
+        self,
+        slots: Sequence[BackendSlot[LlmBackend]],
+        on_status: Callable[[EngineStatus], None] | None = None,
+        *,
+        first_token_timeout_s: float | None = 3.0,
+        retry_initial_s: float = 10.0,
+        retry_max_s: float = 300.0,
+        load_timeout_s: float = 300.0,
+    ) -> None:
+        labels = [slot.label for slot in slots]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"LLM backend labels must be unique: {labels}")
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.first_token_timeout_s = first_token_timeout_s
+        self._label_of: weakref.WeakKeyDictionary[LlmBackend, str] = weakref.WeakKeyDictionary()
+        self._chain: FallbackChain[LlmBackend] = FallbackChain(
+            "llm",
+            [BackendSlot(slot.label, self._labelled(slot)) for slot in slots],
+            on_status,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+            load_timeout_s=load_timeout_s,
+        )
+
+    def _labelled(self, slot: BackendSlot[LlmBackend]) -> Callable[[], LlmBackend]:
+        def build() -> LlmBackend:
+            backend = slot.build()
+            self._label_of[backend] = slot.label
+            return backend
+
+        return build
+
+    # -- lifecycle (delegated to the chain) ---------------------------------
+
+    @property
+    def status(self) -> EngineStatus:
+        return self._chain.status
+
+    @property
+    def chain(self) -> FallbackChain[LlmBackend]:
+        return self._chain
+
+    def label_of(self, backend: LlmBackend) -> str | None:
+        return self._label_of.get(backend)
+
+    async def start(self) -> EngineStatus:
+        return await self._chain.start()
+
+    async def recover_forever(self) -> None:
+        await self._chain.recover_forever()
+
+    async def close(self) -> None:
+        await self._chain.close()
+
+    # -- serving -----------------------------------------------------------
+
+    async def stream(
+        self,
+        request: ChatRequest,
+        persona_chain: Sequence[str] | None = None,
+        first_token_timeout_s: float | None = None,
+    ) -> AsyncIterator[ChatDelta]:
+        """Stream the reply to ``request``.
+
+        ``first_token_timeout_s`` None uses the engine's default deadline.
+        Raises ``ChainExhausted`` when no backend could serve, and
+        ``RequestError`` (no failover) when a backend rejected the request.
+        """
+        allowed: frozenset[str] | None = None
+        if persona_chain is not None:
+            unknown = [label for label in persona_chain if label not in self.labels]
+            if unknown or not persona_chain:
+                raise ValueError(
+                    f"persona chain {list(persona_chain)} must name LLM backends of {list(self.labels)}"
+                )
+            allowed = frozenset(persona_chain)
+        deadline = self.first_token_timeout_s if first_token_timeout_s is None else first_token_timeout_s
+
+        def attempt(backend: LlmBackend, progress: Progress[ChatDelta]) -> AsyncIterator[ChatDelta]:
+            return self._attempt(backend, request, progress, allowed)
+
+        async with contextlib.aclosing(self._chain.stream(attempt, first_item_timeout_s=deadline)) as deltas:
+            async for delta in deltas:
+                if not delta.empty:
+                    yield delta
+
+    async def complete(
+        self,
+        request: ChatRequest,
+        persona_chain: Sequence[str] | None = None,
+        first_token_timeout_s: float | None = None,
+    ) -> ChatReply:
+        """The whole reply (for summaries and other non-spoken uses)."""
+        async with contextlib.aclosing(self.stream(request, persona_chain, first_token_timeout_s)) as deltas:
+            return await collect_reply(deltas)
+
+    async def _attempt(
+        self,
+        backend: LlmBackend,
+        request: ChatRequest,
+        progress: Progress[ChatDelta],
+        allowed: frozenset[str] | None,
+    ) -> AsyncIterator[ChatDelta]:
+        """One backend's part of the reply (continuing what earlier backends delivered)."""
+        label = self._label_of.get(backend, backend.name)
+        if allowed is not None and label not in allowed:
+            raise NotInPersonaChain(f"not in this persona's chain ({', '.join(sorted(allowed))})")
+        said = "".join(d.text for d in progress.delivered)
+        pieces = sum(1 for d in progress.delivered if d.text)
+        stripper = RepeatStripper(said)
+        tools = ToolCallAccumulator()
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        alive = False
+        async with contextlib.aclosing(backend.stream_chat(continuation_request(request, said, pieces))) as deltas:
+            async for delta in deltas:
+                for fragment in delta.tool_calls:
+                    tools.add(fragment)
+                finish_reason = delta.finish_reason or finish_reason
+                usage = delta.usage or usage
+                text = stripper.feed(delta.text) if delta.text else ""
+                if text:
+                    alive = True
+                    yield ChatDelta(text=text)
+                elif not alive and (delta.text or delta.tool_calls):
+                    # Output is arriving but held (a repeat being checked, a tool call being
+                    # built): an empty delta tells the chain the first-token deadline is met.
+                    alive = True
+                    yield ChatDelta()
+        stripper.finish()
+        yield ChatDelta(tool_calls=tools.as_deltas(), finish_reason=finish_reason, usage=usage)

@@ -1,0 +1,251 @@
+"""llama.cpp on the CPU: the default LLM backend, as a server child process or in process.
+
+``LlamaCppServerBackend`` starts ``python -m llama_cpp.server`` (this
+interpreter unless settings name another) on a free loopback port with the
+GGUF model, waits for ``/v1/models``, and streams through the OpenAI client.
+A crashed server is restarted by ``ServerProcess``; a request that was
+streaming when it died fails with ``BackendError`` so the chain fails over.
+``close`` terminates the process group.
+
+``LlamaCppInProcessBackend`` loads ``llama_cpp.Llama`` in a worker thread and
+streams ``create_chat_completion(stream=True)`` through ``iterate_in_thread``;
+closing the stream stops generation after the token being computed. One
+generation at a time: a second request waits (in its worker thread, not on
+the loop) for the first to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from engines.backend import BackendError, BackendUnavailable
+from engines.llm.gguf_model import resolve_gguf
+from engines.llm.interface import ChatDelta, ChatMessage, ChatRequest, LlmBackend
+from engines.llm.openai_chat_client import OpenAiChatClient
+from engines.llm.openai_wire import OpenAiChunkParser, openai_message, openai_tool
+from engines.llm.server_process import ServerCommand, ServerProcess
+from engines.llm.settings import LlamaCppSettings
+from engines.thread_stream import iterate_in_thread
+
+_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+_WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=1, temperature=0.0)
+
+
+class LlamaCppServerBackend(LlmBackend):
+    name = "llama_cpp"
+
+    def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
+        self._settings = settings
+        self._models_dir = models_dir
+        self._path: Path | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._process: ServerProcess | None = None
+        self._client: OpenAiChatClient | None = None
+
+    @property
+    def model(self) -> str:
+        return self._path.name if self._path else self._settings.model
+
+    @property
+    def process(self) -> ServerProcess | None:
+        """The supervised server (its pid and restarts are visible for status and tests)."""
+        return self._process
+
+    async def load(self) -> None:
+        self._path = resolve_gguf(self._settings.model, self._models_dir)
+        python = self._settings.python or sys.executable
+        if python == sys.executable:
+            missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
+            if missing:
+                raise BackendUnavailable(
+                    f"llama.cpp server needs {', '.join(missing)} (pip install 'llama-cpp-python[server]')"
+                )
+        self._session = aiohttp.ClientSession()
+        self._process = ServerProcess(
+            "llama.cpp-server",
+            self._command,
+            self._probe,
+            startup_timeout_s=self._settings.startup_timeout_s,
+            stop_timeout_s=self._settings.stop_timeout_s,
+            max_restarts=self._settings.max_restarts,
+            restart_backoff_initial_s=self._settings.restart_backoff_initial_s,
+            restart_backoff_max_s=self._settings.restart_backoff_max_s,
+        )
+        try:
+            await self._process.start()
+        except BaseException:
+            await self.close()
+            raise
+        self._client = OpenAiChatClient(
+            self._session,
+            self._process.base_url + "/v1",
+            source="llama.cpp server",
+            connect_timeout_s=self._settings.connect_timeout_s,
+            idle_timeout_s=self._settings.idle_timeout_s,
+            default_max_tokens=self._settings.default_max_tokens,
+        )
+
+    def _command(self, port: int) -> ServerCommand:
+        assert self._path is not None
+        s = self._settings
+        argv = [
+            s.python or sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self._path),
+            "--model_alias", self._path.stem,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--n_threads", str(s.n_threads),
+            "--n_threads_batch", str(s.prefill_threads),
+            "--n_ctx", str(s.n_ctx),
+            "--interrupt_requests", "false",
+        ]
+        if s.chat_format:
+            argv += ["--chat_format", s.chat_format]
+        argv += list(s.extra_args)
+        return ServerCommand(tuple(argv), {**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    async def _probe(self, base_url: str) -> bool:
+        assert self._session is not None
+        try:
+            async with asyncio.timeout(2.0):
+                async with self._session.get(base_url + "/v1/models") as response:
+                    return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def warm_up(self) -> None:
+        async with contextlib.aclosing(self.stream_chat(_WARM_UP)) as deltas:
+            async for _ in deltas:
+                pass
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        if self._client is None or self._process is None or self._path is None:
+            raise BackendError("llama.cpp server backend is not loaded")
+        await self._process.wait_ready(self._settings.ready_wait_s)
+        async with contextlib.aclosing(self._client.stream_chat(request, model=self._path.stem)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+    async def close(self) -> None:
+        process, self._process = self._process, None
+        session, self._session = self._session, None
+        self._client = None
+        try:
+            if process is not None:
+                await process.stop()
+        finally:
+            if session is not None:
+                await session.close()
+
+
+class LlamaCppInProcessBackend(LlmBackend):
+    name = "llama_cpp"
+
+    def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
+        self._settings = settings
+        self._models_dir = models_dir
+        self._path: Path | None = None
+        self._llama: Any = None
+        self._busy = threading.Lock()
+
+    @property
+    def model(self) -> str:
+        return self._path.name if self._path else self._settings.model
+
+    async def load(self) -> None:
+        self._path = resolve_gguf(self._settings.model, self._models_dir)
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise BackendUnavailable("llama.cpp in-process needs llama-cpp-python (pip install llama-cpp-python)")
+        self._llama = await asyncio.to_thread(self._load_model, self._path)
+
+    def _load_model(self, path: Path) -> Any:
+        import llama_cpp
+
+        s = self._settings
+        try:
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=s.n_ctx,
+                n_threads=s.n_threads,
+                n_threads_batch=s.prefill_threads,
+                chat_format=s.chat_format,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"llama.cpp could not load {path.name}: {exc}") from None
+
+    async def warm_up(self) -> None:
+        async with contextlib.aclosing(self.stream_chat(_WARM_UP)) as deltas:
+            async for _ in deltas:
+                pass
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        llama = self._llama
+        if llama is None:
+            raise BackendError("llama.cpp in-process backend is not loaded")
+        kwargs: dict[str, Any] = {
+            "messages": [openai_message(m) for m in request.messages],
+            "stream": True,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens if request.max_tokens is not None else self._settings.default_max_tokens,
+            "stop": list(request.stop) or None,
+        }
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.tools:
+            kwargs["tools"] = [openai_tool(t) for t in request.tools]
+        busy = self._busy
+
+        def generate(stop: threading.Event) -> Iterator[Any]:
+            while not busy.acquire(timeout=0.05):
+                if stop.is_set():
+                    return
+            try:
+                chunks = llama.create_chat_completion(**kwargs)
+                try:
+                    for chunk in chunks:
+                        yield chunk
+                        if stop.is_set():
+                            return
+                finally:
+                    chunks.close()
+            finally:
+                busy.release()
+
+        parser = OpenAiChunkParser("llama.cpp in-process")
+        try:
+            async with contextlib.aclosing(iterate_in_thread(generate, name="llama-cpp-chat")) as chunks:
+                async for chunk in chunks:
+                    delta = parser.parse(chunk)
+                    if delta is not None:
+                        yield delta
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp generation failed: {exc}") from None
+        if parser.finish_reason is None:
+            raise BackendError("llama.cpp generation ended without a finish reason")
+        yield parser.final_delta()
+
+    async def close(self) -> None:
+        llama, self._llama = self._llama, None
+        if llama is None:
+            return
+
+        def free() -> None:
+            # A cancelled generation finishes its current token first.
+            if self._busy.acquire(timeout=30):
+                try:
+                    llama.close()
+                finally:
+                    self._busy.release()
+
+        await asyncio.to_thread(free)
