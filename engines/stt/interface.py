@@ -1,0 +1,85 @@
+"""What every speech-to-text backend does: audio of one utterance in, text out.
+
+A backend's ``transcribe`` takes the caller's utterance as an async stream of
+mono int16 chunks at 16 kHz (any chunk size, as they come off the line) and
+yields events: zero or more ``SttPartial`` (the text so far, for streaming
+backends like Vosk) and then exactly one ``SttFinal`` with the text, the
+language, how much audio it heard and how long it computed. The utterance
+ends when the audio stream ends (the VAD decides that upstream).
+
+Bad input (wrong dtype, a 2-D chunk) is the caller's error: it raises
+``RequestError`` so a fallback chain does not fail over on it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.backend import EngineBackend
+from engines.fallback_chain import RequestError
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class SttPartial:
+    """The text recognised so far in this utterance (it may still change)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SttSegment:
+    """A stretch of the utterance and its text; times in seconds from the utterance start."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class SttFinal:
+    """The utterance's transcript.
+
+    ``audio_s`` is the audio heard; ``processing_s`` the wall time the backend
+    spent recognising it (for segment backends: decoding after the audio
+    ended; for streaming ones: the sum of all recogniser calls).
+    """
+
+    text: str
+    language: str
+    audio_s: float
+    processing_s: float
+    segments: tuple[SttSegment, ...] = ()
+
+
+SttEvent = SttPartial | SttFinal
+
+
+class SttBackend(EngineBackend):
+    """One way to turn an utterance into text."""
+
+    @abstractmethod
+    def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
+        """Yield partials, then exactly one ``SttFinal``, for the 16 kHz int16 mono ``audio``.
+
+        ``language`` is an ISO 639-1 code (the persona's language) or None to
+        let the backend decide. Closing the returned iterator stops the work.
+        """
+
+
+def checked_chunk(chunk: object) -> np.ndarray:
+    """A private 1-D int16 copy of ``chunk`` (the caller may reuse its buffer), or ``RequestError``."""
+    if not isinstance(chunk, np.ndarray):
+        raise RequestError(f"STT audio chunks must be numpy int16 arrays, got {type(chunk).__name__}")
+    if chunk.dtype != np.int16:
+        raise RequestError(f"STT audio chunks must be int16 PCM, got dtype {chunk.dtype}")
+    if chunk.ndim != 1:
+        if chunk.ndim == 2 and 1 in chunk.shape:
+            return chunk.reshape(-1).copy()
+        raise RequestError(f"STT audio must be mono (1-D), got shape {chunk.shape}")
+    return chunk.copy()

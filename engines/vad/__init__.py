@@ -1,0 +1,1 @@
+"""Voice activity detection: Silero (ONNX) and WebRTC backends, and a speech start/end detector."""

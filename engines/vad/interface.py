@@ -1,0 +1,67 @@
+"""What every voice activity detector does: tell how likely a short frame is speech.
+
+A ``VadBackend`` loads its model once (``load`` runs in a worker thread);
+``open(sample_rate)`` then gives a ``VadSession`` for one audio stream (one
+call), holding that stream's recurrent state. A session takes frames of
+exactly ``frame_samples`` int16 samples and returns a speech probability in
+0..1. That takes microseconds, so sessions are synchronous and run on the
+event loop next to the 20 ms audio clock; ``SpeechDetector`` re-frames
+arbitrary chunks and turns probabilities into speech start/end events.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from engines.backend import EngineBackend
+
+
+class UnsupportedSampleRate(ValueError):
+    """The backend cannot run at the requested sample rate."""
+
+
+class VadSession(ABC):
+    """One audio stream's detector state."""
+
+    sample_rate: int
+    frame_samples: int
+
+    @abstractmethod
+    def probability(self, frame: np.ndarray) -> float:
+        """Speech probability (0..1) of one int16 frame of ``frame_samples`` samples."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the stream so far (a new stream starts)."""
+
+    @property
+    def frame_s(self) -> float:
+        return self.frame_samples / self.sample_rate
+
+
+class VadBackend(EngineBackend):
+    """One way to detect speech; ``open`` starts a session per stream."""
+
+    sample_rates: tuple[int, ...] = ()
+
+    @abstractmethod
+    def open(self, sample_rate: int) -> VadSession:
+        """A new session at ``sample_rate``; ``UnsupportedSampleRate`` if the backend cannot."""
+
+    def _check_rate(self, sample_rate: int) -> None:
+        if sample_rate not in self.sample_rates:
+            rates = ", ".join(str(r) for r in self.sample_rates)
+            raise UnsupportedSampleRate(f"{self.name} VAD runs at {rates} Hz, not {sample_rate} Hz")
+
+
+def checked_frame(frame: np.ndarray, frame_samples: int, backend: str) -> np.ndarray:
+    """``frame`` if it is a 1-D int16 frame of the right length, else a clear ``ValueError``."""
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.int16 or frame.ndim != 1:
+        shape = getattr(frame, "shape", None)
+        dtype = getattr(frame, "dtype", type(frame).__name__)
+        raise ValueError(f"{backend} VAD takes 1-D int16 frames, got {dtype} {shape}")
+    if len(frame) != frame_samples:
+        raise ValueError(f"{backend} VAD takes frames of {frame_samples} samples, got {len(frame)} (use SpeechDetector to re-frame)")
+    return frame
