@@ -177,9 +177,11 @@ class LlmConfig(Section):
 class PiperConfig(Section):
     voices: dict[LanguageCode, ModelSpec] = Field(
         default_factory=lambda: {"en": "packaged:joe-us"},
-        json_schema_extra={"allowed": "a mapping of language to voice (.onnx path or packaged:joe-us)"},
+        json_schema_extra={"allowed": "a mapping of language to voice (.onnx path, its directory, or packaged:joe-us)"},
     )
-    in_worker: bool = False
+    in_worker: bool = Field(False, json_schema_extra={"allowed": "true to run Piper in its own worker process"})
+    threads: int = Field(1, ge=0, le=64)
+    speaker_id: int | None = Field(None, ge=0)
     length_scale: float | None = Field(None, gt=0, le=5)
     noise_scale: float | None = Field(None, ge=0, le=2)
     noise_w: float | None = Field(None, ge=0, le=2)
@@ -188,6 +190,10 @@ class PiperConfig(Section):
 class EspeakConfig(Section):
     voices: dict[LanguageCode, str] = Field(default_factory=lambda: {"en": "en-us", "ru": "ru"})
     rate_wpm: int = Field(160, ge=80, le=450)
+    pitch: int = Field(50, ge=0, le=99)
+
+
+Preset = Literal["warm", "calm", "energetic", "natural", "neutral"]
 
 
 class XttsConfig(Section):
@@ -195,12 +201,21 @@ class XttsConfig(Section):
         Path("/opt/secretary/xtts-venv/bin/python"),
         json_schema_extra={"allowed": "the python of the XTTS worker's own venv (torch+CUDA+coqui-tts)"},
     )
-    model_dir: Path = Path("/var/lib/secretary/models/xtts_v2")
-    voices_dir: Path = Path("/var/lib/secretary/voices")
-    voice: str = "default"
-    preset: Literal["warm", "calm", "energetic", "natural", "neutral"] = "natural"
-    gpu_memory_fraction: float = Field(0.35, gt=0, le=0.95)
-    languages: list[LanguageCode] = Field(default_factory=lambda: ["en", "ru"])
+    model_dir: Path = Field(
+        Path("xtts_v2"), json_schema_extra={"allowed": "the XTTS v2 checkpoint directory (relative: under models_dir)"}
+    )
+    voices: dict[str, list[Path]] = Field(
+        default_factory=dict,
+        json_schema_extra={"allowed": "a mapping of voice name to its 3+ reference WAV files or a directory of them"},
+    )
+    default_voice: str = ""
+    languages: list[LanguageCode] = Field(default_factory=lambda: ["en", "ru"], min_length=1)
+    default_preset: Preset = "natural"
+    device: str = Field("cuda", pattern=r"^(cpu|cuda(:[0-9]+)?)$", json_schema_extra={"allowed": "cuda, cuda:N or cpu"})
+    gpu_memory_fraction: float = Field(0.3, gt=0, le=0.95)
+    latents_cache_dir: Path = Path("xtts_latents")
+    stream_chunk_size: int = Field(20, ge=5, le=200)
+    start_timeout_s: float = Field(180.0, gt=0, le=1800)
 
 
 class TtsConfig(Section):

@@ -20,6 +20,7 @@ from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.bus import Bus, BusConnection
 from daemon.logging_setup import configure_logging
+from daemon.engine_wiring import engine_services
 from daemon.modem_service import ModemService
 from daemon.service import Service, ServiceReport, ServiceState
 from daemon.supervisor import RestartPolicy, Supervisor
@@ -60,6 +61,7 @@ class SecretaryApp:
             BusConnection(self.bus, cfg.mqtt, loaded.secret(cfg.mqtt.password_env)),
             WatchdogService(self.notifier, healthy=self._healthy),
             ModemService(self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir),
+            *engine_services(self.bus, cfg.engines, cfg.data_dir),
         ]
 
     def _healthy(self) -> bool:

@@ -1,0 +1,94 @@
+"""One engine (vad, stt, llm, tts) as a supervised service.
+
+The service builds the engine from config (its facade over a fallback
+chain), loads and warms up every backend (progress and the result on
+``engines/<name>/state``, retained), then keeps retrying failed backends
+until it is stopped. The call flow reaches the engine through ``engine``,
+which exists while the service runs. A chain where nothing could load leaves
+the service degraded, not crashed: the call flow then uses its scripted
+fallbacks, and the chain keeps retrying in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from daemon.bus import Bus
+from daemon.service import Service, ServiceStatus
+from engines.engine_status import EngineState, EngineStatus
+
+log = logging.getLogger("secretary.engines")
+
+
+class Engine(Protocol):
+    """What every engine facade (SpeechToText, SpeechSynthesizer, ChatEngine, ...) offers its owner."""
+
+    @property
+    def status(self) -> EngineStatus: ...
+
+    async def start(self) -> EngineStatus: ...
+
+    async def recover_forever(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+E = TypeVar("E", bound=Engine)
+
+
+@dataclass(frozen=True)
+class ChainTiming:
+    retry_initial_s: float = 10.0
+    retry_max_s: float = 300.0
+    load_timeout_s: float = 300.0
+
+
+StatusSink = Callable[[EngineStatus], None]
+
+
+class EngineService(Service, Generic[E]):
+    def __init__(self, engine: str, bus: Bus, build: Callable[[StatusSink], E], *, config: Any) -> None:
+        self.name = engine
+        self.bus = bus
+        self._build = build
+        self._config = config
+        self.engine: E | None = None
+        self._status: ServiceStatus | None = None
+        self._loaded = asyncio.Event()
+
+    def config_slice(self) -> Any:
+        return self._config
+
+    async def wait_loaded(self) -> EngineStatus:
+        """Wait until the first load has finished (ready, degraded or failed)."""
+        await self._loaded.wait()
+        assert self.engine is not None
+        return self.engine.status
+
+    def _on_status(self, status: EngineStatus) -> None:
+        self.bus.publish_state(f"engines/{self.name}/state", status.as_payload())
+        service = self._status
+        if service is None:
+            return
+        if status.state is EngineState.READY:
+            service.ready(f"{status.backend} on {status.device}")
+        elif status.state in (EngineState.DEGRADED, EngineState.FAILED):
+            service.degraded(status.detail)
+
+    async def run(self, status: ServiceStatus) -> None:
+        self._status = status
+        engine = self._build(self._on_status)
+        try:
+            await engine.start()
+            self.engine = engine
+            self._loaded.set()
+            await engine.recover_forever()
+        finally:
+            self.engine = None
+            self._loaded.clear()
+            self._status = None
+            await engine.close()

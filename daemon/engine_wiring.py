@@ -1,0 +1,247 @@
+"""From the ``engines`` config section to the four engine services.
+
+Each engine's chain is a list of ``BackendSlot``: the backend's config name
+and a builder that makes the (not yet loaded) backend from the typed config.
+The engines' own settings dataclasses stay independent of the YAML schema;
+this module is the one place that maps one onto the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from config.engines_schema import (
+    AnthropicConfig,
+    EnginesConfig,
+    LlamaCppConfig,
+    LlmConfig,
+    OpenAICompatibleConfig,
+    SttConfig,
+    TtsConfig,
+    VadConfig,
+    VllmConfig,
+)
+from daemon.bus import Bus
+from daemon.engine_service import ChainTiming, EngineService, StatusSink
+from engines.engine_status import EngineStatus
+from engines.fallback_chain import BackendSlot, FallbackChain
+from engines.llm.backend_factory import build_llm_backend
+from engines.llm.chat_engine import ChatEngine
+from engines.llm.interface import LlmBackend
+from engines.llm.settings import AnthropicSettings, LlamaCppSettings, OpenAiCompatibleSettings, VllmSettings
+from engines.stt.backend_factory import build_stt_backend
+from engines.stt.faster_whisper_backend import FasterWhisperSettings
+from engines.stt.interface import SttBackend
+from engines.stt.speech_to_text import SpeechToText
+from engines.stt.vosk_backend import VoskSettings
+from engines.tts.backend_factory import build_tts_backend
+from engines.tts.interface import TtsBackend
+from engines.tts.settings import EspeakSettings, PiperSettings, WorkerSettings, XttsSettings
+from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.vad.backend_factory import build_vad_backend
+from engines.vad.interface import VadBackend
+from engines.vad.silero_backend import SileroSettings
+from engines.vad.speech_detector import DetectorSettings, SpeechDetector
+from engines.vad.webrtc_backend import WebRtcSettings
+
+
+def models_dir_of(engines: EnginesConfig, data_dir: Path) -> Path:
+    return engines.models_dir if engines.models_dir is not None else data_dir / "models"
+
+
+# -- VAD -------------------------------------------------------------------
+
+
+class VoiceActivity:
+    """The VAD engine for the call flow: detectors on the serving backend, with the configured settings."""
+
+    def __init__(self, chain: FallbackChain[VadBackend], detector: DetectorSettings) -> None:
+        self.chain = chain
+        self.detector = detector
+
+    @property
+    def status(self) -> EngineStatus:
+        return self.chain.status
+
+    async def start(self) -> EngineStatus:
+        return await self.chain.start()
+
+    async def recover_forever(self) -> None:
+        await self.chain.recover_forever()
+
+    async def close(self) -> None:
+        await self.chain.close()
+
+    def open_detector(self, sample_rate: int) -> SpeechDetector:
+        """A fresh detector (its own model state) for one call's audio at ``sample_rate``."""
+        return SpeechDetector(self.chain.active.open(sample_rate), self.detector)
+
+
+def vad_slots(config: VadConfig) -> list[BackendSlot[VadBackend]]:
+    def builder(kind: str) -> Callable[[], VadBackend]:
+        if kind == "silero":
+            return lambda: build_vad_backend("silero", SileroSettings(model=config.silero.model))
+        return lambda: build_vad_backend("webrtc", WebRtcSettings(mode=config.webrtc.mode))
+
+    return [BackendSlot(kind, builder(kind)) for kind in config.chain]
+
+
+def detector_settings(config: VadConfig) -> DetectorSettings:
+    return DetectorSettings(
+        start_threshold=config.start_threshold,
+        end_threshold=config.end_threshold,
+        min_speech_ms=config.min_speech_ms,
+        min_silence_ms=config.min_silence_ms,
+        speech_pad_ms=config.speech_pad_ms,
+    )
+
+
+# -- STT -------------------------------------------------------------------
+
+
+def stt_slots(config: SttConfig, models_dir: Path) -> list[BackendSlot[SttBackend]]:
+    def builder(kind: str) -> Callable[[], SttBackend]:
+        if kind == "faster-whisper":
+            fw = config.faster_whisper
+            settings: FasterWhisperSettings | VoskSettings = FasterWhisperSettings(
+                model=fw.model,
+                device=fw.device,
+                compute_type=fw.compute_type,
+                cpu_threads=fw.cpu_threads,
+                beam_size=fw.beam_size,
+                max_new_tokens=fw.max_new_tokens,
+            )
+        else:
+            assert config.vosk.model is not None  # the schema requires it when vosk is chained
+            settings = VoskSettings(model=config.vosk.model)
+        return lambda: build_stt_backend(kind, settings, models_dir)
+
+    return [BackendSlot(kind, builder(kind)) for kind in config.chain]
+
+
+# -- LLM -------------------------------------------------------------------
+
+LlmSettings = LlamaCppSettings | VllmSettings | OpenAiCompatibleSettings | AnthropicSettings
+
+
+def llm_settings(backend: LlamaCppConfig | VllmConfig | OpenAICompatibleConfig | AnthropicConfig) -> LlmSettings:
+    if isinstance(backend, LlamaCppConfig):
+        return LlamaCppSettings(
+            model=backend.model, mode=backend.mode, n_ctx=backend.n_ctx, n_threads=backend.n_threads,
+            startup_timeout_s=backend.startup_timeout_s,
+        )
+    if isinstance(backend, VllmConfig):
+        return VllmSettings(
+            executable=backend.executable,
+            model=backend.model,
+            served_model_name=backend.served_model_name,
+            gpu_memory_utilization=backend.gpu_memory_utilization,
+            max_model_len=backend.max_model_len,
+            lora_adapters=dict(backend.lora_adapters),
+            max_loras=backend.max_loras,
+            max_lora_rank=backend.max_lora_rank,
+            extra_args=tuple(backend.extra_args),
+            startup_timeout_s=backend.startup_timeout_s,
+        )
+    if isinstance(backend, OpenAICompatibleConfig):
+        return OpenAiCompatibleSettings(
+            provider=backend.provider, model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env
+        )
+    return AnthropicSettings(model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env)
+
+
+def llm_slots(config: LlmConfig, models_dir: Path) -> list[BackendSlot[LlmBackend]]:
+    def builder(name: str) -> Callable[[], LlmBackend]:
+        backend = config.backends[name]
+        settings = llm_settings(backend)
+        return lambda: build_llm_backend(backend.kind, settings, models_dir)
+
+    return [BackendSlot(name, builder(name)) for name in config.chain]
+
+
+# -- TTS -------------------------------------------------------------------
+
+
+def tts_slots(config: TtsConfig, models_dir: Path) -> list[BackendSlot[TtsBackend]]:
+    def builder(kind: str) -> Callable[[], TtsBackend]:
+        settings: PiperSettings | EspeakSettings | XttsSettings
+        if kind == "piper":
+            piper = config.piper
+            settings = PiperSettings(
+                voices=dict(piper.voices),
+                length_scale=piper.length_scale,
+                noise_scale=piper.noise_scale,
+                noise_w=piper.noise_w,
+                speaker_id=piper.speaker_id,
+                threads=piper.threads,
+            )
+            backend_kind = "piper-worker" if piper.in_worker else "piper"
+        elif kind == "espeak":
+            espeak = config.espeak
+            settings = EspeakSettings(voices=dict(espeak.voices), rate_wpm=espeak.rate_wpm, pitch=espeak.pitch)
+            backend_kind = "espeak"
+        else:
+            xtts = config.xtts
+            settings = XttsSettings(
+                model_dir=str(xtts.model_dir),
+                voices={name: tuple(str(p) for p in paths) for name, paths in xtts.voices.items()},
+                default_voice=xtts.default_voice,
+                languages=tuple(xtts.languages),
+                default_preset=xtts.default_preset,
+                device=xtts.device,
+                gpu_memory_fraction=xtts.gpu_memory_fraction,
+                latents_cache_dir=str(xtts.latents_cache_dir),
+                stream_chunk_size=xtts.stream_chunk_size,
+                worker=WorkerSettings(python=str(xtts.python), start_timeout_s=xtts.start_timeout_s),
+            )
+            backend_kind = "xtts"
+        return lambda: build_tts_backend(backend_kind, settings, models_dir)
+
+    return [BackendSlot(kind, builder(kind)) for kind in config.chain]
+
+
+# -- services --------------------------------------------------------------
+
+
+def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[EngineService]:  # type: ignore[type-arg]
+    models_dir = models_dir_of(engines, data_dir)
+    timing = ChainTiming(engines.retry_initial_s, engines.retry_max_s, engines.load_timeout_s)
+    vad, stt, llm, tts = engines.vad, engines.stt, engines.llm, engines.tts
+
+    def chain(engine: str, slots: list[BackendSlot], on_status: StatusSink) -> FallbackChain:  # type: ignore[type-arg]
+        return FallbackChain(
+            engine, slots, on_status,
+            retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s, load_timeout_s=timing.load_timeout_s,
+        )
+
+    return [
+        EngineService(
+            "vad", bus,
+            lambda on_status: VoiceActivity(chain("vad", vad_slots(vad), on_status), detector_settings(vad)),
+            config=(vad, timing),
+        ),
+        EngineService(
+            "stt", bus,
+            lambda on_status: SpeechToText(chain("stt", stt_slots(stt, models_dir), on_status)),
+            config=(stt, models_dir, timing),
+        ),
+        EngineService(
+            "llm", bus,
+            lambda on_status: ChatEngine(
+                llm_slots(llm, models_dir), on_status, first_token_timeout_s=llm.first_token_timeout_s,
+                retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
+                load_timeout_s=timing.load_timeout_s,
+            ),
+            config=(llm, models_dir, timing),
+        ),
+        EngineService(
+            "tts", bus,
+            lambda on_status: SpeechSynthesizer(
+                tts_slots(tts, models_dir), on_status=on_status,
+                retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
+                load_timeout_s=timing.load_timeout_s,
+            ),
+            config=(tts, models_dir, timing),
+        ),
+    ]
