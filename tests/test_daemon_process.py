@@ -51,6 +51,12 @@ async def test_online_then_offline_after_sigterm(broker: MosquittoBroker, tmp_pa
         proc = start_daemon(config, daemon_env, spawn)
         await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online", timeout=15)
         assert (tmp_path / "data").is_dir()
+        # Every engine service loads its (light) chain and says so, retained, on the broker.
+        for engine, backend in (("vad", "webrtc"), ("stt", "vosk"), ("llm", "offline"), ("tts", "espeak")):
+            seen = await watch.wait_for(
+                lambda m, e=engine: m.topic == f"{BASE}/engines/{e}/state" and m.json()["state"] == "ready", timeout=30
+            )
+            assert seen.json()["backend"] == backend
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         offline = await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "offline", timeout=5)

@@ -7,6 +7,7 @@ import contextlib
 import re
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -164,6 +165,18 @@ async def test_cancelling_mid_decode_frees_the_worker(models_dir: Path) -> None:
         final = only_final(await transcribe(backend, samples.speech(samples.SHORT), "en"))
         assert samples.word_error_rate(samples.SHORT, final.text) <= 0.2
         assert time.monotonic() - next_started < 3 * window_s
+
+        # closing right after a cancel waits for the window in progress, then
+        # frees the model itself (never in the daemon decode thread, where a
+        # teardown at interpreter exit would abort the process)
+        model = weakref.ref(backend._model)
+        events = backend.transcribe(samples.stream([long[: 75 * 16_000]]), "en")
+        assert isinstance(await anext(events), SttPartial)
+        await events.aclose()
+        assert worker_threads()
+        await backend.close()
+        assert model() is None, "the model outlived close()"
+        assert not worker_threads()
     finally:
         await backend.close()
 
