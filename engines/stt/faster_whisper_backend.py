@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,9 @@ TEMPERATURE = 0.0
 WARM_UP_SECONDS = 1.0
 # whisper's decoder holds 448 positions; the prompt (sot, language, task, notimestamps) takes 4
 MAX_NEW_TOKENS_LIMIT = 440
+CLOSE_WAIT_S = 30.0
+
+log = logging.getLogger("secretary.engines.stt")
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,8 @@ class FasterWhisperBackend(SttBackend):
         self._device = settings.device
         self._compute_type = settings.compute_type
         self._languages: frozenset[str] = frozenset()
+        self._idle = threading.Condition()
+        self._decoding = 0
 
     @property
     def device(self) -> str:
@@ -145,12 +152,26 @@ class FasterWhisperBackend(SttBackend):
             pass
 
     async def close(self) -> None:
-        """Drop the model; its weights are freed in a worker thread (~10 ms of work)."""
+        """Drop the model once no decode uses it; its weights are freed off the loop.
+
+        A decode thread is a daemon: if it held the last reference, CTranslate2
+        could tear the model down in it while the interpreter exits, which
+        aborts the process ("terminate called without an active exception").
+        So close waits (up to ``CLOSE_WAIT_S``) for running decodes to finish
+        their window and frees the model in an executor thread, and decode
+        threads hold the backend only weakly once their decode is over.
+        """
         model, self._model = self._model, None
         if model is not None:
             last_reference = [model]
             del model
-            await asyncio.to_thread(last_reference.clear)
+            await asyncio.to_thread(self._free_when_idle, last_reference)
+
+    def _free_when_idle(self, last_reference: list[WhisperModel]) -> None:
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._decoding == 0, timeout=CLOSE_WAIT_S):
+                log.warning("faster-whisper closed while a decode still runs (%d)", self._decoding)
+        last_reference.clear()
 
     def _require_model(self) -> WhisperModel:
         if self._model is None:
@@ -158,7 +179,7 @@ class FasterWhisperBackend(SttBackend):
         return self._model
 
     async def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
-        model = self._require_model()
+        self._require_model()
         if language is not None and language not in self._languages:
             raise RequestError(f"faster-whisper model {self.model} does not know language {language!r}")
         chunks = [checked_chunk(chunk) async for chunk in audio]
@@ -172,7 +193,10 @@ class FasterWhisperBackend(SttBackend):
         detected = language or ""
         segments: list[SttSegment] = []
         held: SttSegment | None = None
-        decoding = iterate_in_thread(lambda stop: self._decode(model, pcm, language, stop), name="stt-whisper")
+        # the worker thread (a daemon) must not keep the backend or model alive
+        # once its decode is done: it only holds a weak reference between jobs
+        backend = weakref.ref(self)
+        decoding = iterate_in_thread(lambda stop: _decode_job(backend, pcm, language, stop), name="stt-whisper")
         async with contextlib.aclosing(decoding):
             async for item in decoding:
                 if isinstance(item, str):
@@ -192,8 +216,20 @@ class FasterWhisperBackend(SttBackend):
             segments=tuple(segments),
         )
 
-    def _decode(self, model: WhisperModel, pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
+    def _decode(self, pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
         """Worker thread: yield the language, then one ``SttSegment`` per decoded window."""
+        with self._idle:
+            model = self._require_model()
+            self._decoding += 1
+        try:
+            yield from self._decode_with(model, pcm, language, stop)
+        finally:
+            del model
+            with self._idle:
+                self._decoding -= 1
+                self._idle.notify_all()
+
+    def _decode_with(self, model: WhisperModel, pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
         samples = pcm.astype(np.float32) / 32768.0
         windows, info = model.transcribe(
             samples,
@@ -213,6 +249,13 @@ class FasterWhisperBackend(SttBackend):
                 yield SttSegment(round(window.start, 3), round(window.end, 3), text)
             if stop.is_set():
                 return
+
+
+def _decode_job(backend: weakref.ref[FasterWhisperBackend], pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
+    strong = backend()
+    if strong is None:
+        raise BackendError("faster-whisper was closed")
+    yield from strong._decode(pcm, language, stop)
 
 
 def _join(segments: list[SttSegment]) -> str:
