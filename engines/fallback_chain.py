@@ -53,6 +53,14 @@ class RequestError(Exception):
     """The request itself is wrong (bad input): no failover, the caller gets the error."""
 
 
+class NoEligibleBackend(ChainExhausted, RequestError):
+    """None of the healthy backends may serve this request (its language, its persona's chain).
+
+    Both an exhausted chain for this request and a request that cannot be
+    served as asked: callers catching either see it.
+    """
+
+
 @dataclass(frozen=True)
 class BackendSlot(Generic[B]):
     """One configured backend: its label in status/logs and how to build it."""
@@ -180,11 +188,7 @@ class FallbackChain(Generic[B]):
         except Exception as exc:  # noqa: BLE001 - any load failure moves the chain on
             if backend is not None:
                 await _close_quietly(backend)
-            member.failures += 1
-            member.error = _describe(exc)
-            delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (member.failures - 1))
-            member.next_retry = time.monotonic() + delay
-            log.warning("%s: backend %s failed to load: %s (retry in %.0f s)", self.engine, member.slot.label, member.error, delay)
+            self._mark_failed(member, exc, "failed to load")
             return False
         member.backend = backend
         member.error = ""
@@ -194,16 +198,18 @@ class FallbackChain(Generic[B]):
         )
         return True
 
+    def _mark_failed(self, member: _Member[B], exc: BaseException, what: str) -> None:
+        member.backend = None
+        member.failures += 1
+        member.error = _describe(exc)
+        delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (member.failures - 1))
+        member.next_retry = time.monotonic() + delay
+        log.warning("%s: backend %s %s: %s (retry in %.0f s)", self.engine, member.slot.label, what, member.error, delay)
+
     async def _fail(self, backend: B, exc: BaseException) -> None:
-        for member in self._members:
-            if member.backend is backend:
-                member.backend = None
-                member.failures += 1
-                member.error = _describe(exc)
-                delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (member.failures - 1))
-                member.next_retry = time.monotonic() + delay
-                log.warning("%s: backend %s failed: %s (retry in %.0f s)", self.engine, member.slot.label, member.error, delay)
-                break
+        member = next((m for m in self._members if m.backend is backend), None)
+        if member is not None:
+            self._mark_failed(member, exc, "failed")
         await _close_quietly(backend)
         self._publish()
         self._changed.set()
@@ -224,10 +230,8 @@ class FallbackChain(Generic[B]):
                     continue
             for member in pending:
                 if member.backend is None and member.next_retry <= time.monotonic():
-                    if await self._load(member):
-                        self._publish()
-                    else:
-                        self._publish()
+                    await self._load(member)
+                    self._publish()
 
     async def close(self) -> None:
         for member in self._members:
@@ -242,18 +246,27 @@ class FallbackChain(Generic[B]):
         reasons = [*passed_over, *(f"{m.slot.label}: {m.error}" for m in self._members if m.error)]
         return ChainExhausted(f"{self.engine}: no backend could serve ({'; '.join(reasons) or 'nothing loaded'})")
 
-    def _healthy(self) -> list[B]:
-        return [m.backend for m in self._members if m.backend is not None]
+    def label_of(self, backend: B) -> str:
+        """The config label of a loaded backend (its kind name if it is not one of ours)."""
+        return next((m.slot.label for m in self._members if m.backend is backend), backend.name)
+
+    def _candidate(self, skipped: list[B], passed_over: list[str], eligible: Callable[[B], bool] | None) -> B:
+        """The first healthy backend this request has not passed over and may use."""
+        healthy = [m.backend for m in self._members if m.backend is not None and not any(m.backend is s for s in skipped)]
+        if not healthy:
+            raise self._exhausted(passed_over)
+        if eligible is not None:
+            healthy = [b for b in healthy if eligible(b)]
+            if not healthy:
+                raise NoEligibleBackend(f"{self.engine}: no healthy backend can serve this request")
+        return healthy[0]
 
     async def call(self, op: Callable[[B], Awaitable[R]]) -> R:
         """Run one request on the first healthy backend, failing over on error."""
         skipped: list[B] = []
         passed_over: list[str] = []
         while True:
-            healthy = [b for b in self._healthy() if not any(b is s for s in skipped)]
-            if not healthy:
-                raise self._exhausted(passed_over)
-            backend = healthy[0]
+            backend = self._candidate(skipped, passed_over, None)
             try:
                 return await op(backend)
             except (asyncio.CancelledError, RequestError):
@@ -279,41 +292,30 @@ class FallbackChain(Generic[B]):
         first item in time (the LLM's time-to-first-token deadline).
         ``eligible`` limits this request to the backends that can serve it
         (e.g. TTS backends that speak the request's language); when none of
-        the healthy backends is eligible the request fails with RequestError.
+        the healthy backends is eligible the request fails with NoEligibleBackend.
         Closing this generator closes the backend's stream (cancel frees it).
         """
         progress: Progress[T] = Progress()
         skipped: list[B] = []
         passed_over: list[str] = []
         while True:
-            healthy = [b for b in self._healthy() if not any(b is s for s in skipped)]
-            if not healthy:
-                raise self._exhausted(passed_over)
-            if eligible is not None:
-                healthy = [b for b in healthy if eligible(b)]
-                if not healthy:
-                    raise RequestError(f"{self.engine}: no healthy backend can serve this request")
-            backend = healthy[0]
+            backend = self._candidate(skipped, passed_over, eligible)
             progress.backends.append(backend.name)
-            produced = 0
             try:
                 async with contextlib.aclosing(op(backend, progress)) as items:
                     iterator = items.__aiter__()
+                    deadline = first_item_timeout_s  # only the first item has one
                     while True:
                         try:
-                            if produced == 0 and first_item_timeout_s is not None:
-                                try:
-                                    async with asyncio.timeout(first_item_timeout_s):
-                                        item = await anext(iterator)
-                                except TimeoutError:
-                                    raise FirstItemTimeout(
-                                        f"no output within {first_item_timeout_s:g} s"
-                                    ) from None
-                            else:
+                            async with asyncio.timeout(deadline):
                                 item = await anext(iterator)
                         except StopAsyncIteration:
                             return
-                        produced += 1
+                        except TimeoutError:
+                            if deadline is None:
+                                raise
+                            raise FirstItemTimeout(f"no output within {deadline:g} s") from None
+                        deadline = None
                         progress.delivered.append(item)
                         yield item
             except (asyncio.CancelledError, GeneratorExit, RequestError):
