@@ -9,6 +9,7 @@ this module is the one place that maps one onto the other.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,6 @@ from config.engines_schema import (
 )
 from daemon.bus import Bus
 from daemon.engine_service import ChainTiming, EngineService, StatusSink
-from engines.engine_status import EngineStatus
 from engines.fallback_chain import BackendSlot, FallbackChain
 from engines.llm.backend_factory import build_llm_backend
 from engines.llm.chat_engine import ChatEngine
@@ -44,7 +44,8 @@ from engines.tts.speech_synthesizer import SpeechSynthesizer
 from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.silero_backend import SileroSettings
-from engines.vad.speech_detector import DetectorSettings, SpeechDetector
+from engines.vad.speech_detector import DetectorSettings
+from engines.vad.voice_activity import VoiceActivity
 from engines.vad.webrtc_backend import WebRtcSettings
 
 
@@ -53,31 +54,6 @@ def models_dir_of(engines: EnginesConfig, data_dir: Path) -> Path:
 
 
 # -- VAD -------------------------------------------------------------------
-
-
-class VoiceActivity:
-    """The VAD engine for the call flow: detectors on the serving backend, with the configured settings."""
-
-    def __init__(self, chain: FallbackChain[VadBackend], detector: DetectorSettings) -> None:
-        self.chain = chain
-        self.detector = detector
-
-    @property
-    def status(self) -> EngineStatus:
-        return self.chain.status
-
-    async def start(self) -> EngineStatus:
-        return await self.chain.start()
-
-    async def recover_forever(self) -> None:
-        await self.chain.recover_forever()
-
-    async def close(self) -> None:
-        await self.chain.close()
-
-    def open_detector(self, sample_rate: int) -> SpeechDetector:
-        """A fresh detector (its own model state) for one call's audio at ``sample_rate``."""
-        return SpeechDetector(self.chain.active.open(sample_rate), self.detector)
 
 
 def vad_slots(config: VadConfig) -> list[BackendSlot[VadBackend]]:
@@ -212,11 +188,10 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
     vad, stt, llm, tts = engines.vad, engines.stt, engines.llm, engines.tts
     gate = asyncio.Semaphore(1)
 
+    retry = asdict(timing)  # the chain keywords every engine takes
+
     def chain(engine: str, slots: list[BackendSlot], on_status: StatusSink) -> FallbackChain:  # type: ignore[type-arg]
-        return FallbackChain(
-            engine, slots, on_status,
-            retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s, load_timeout_s=timing.load_timeout_s,
-        )
+        return FallbackChain(engine, slots, on_status, **retry)
 
     return [
         EngineService(
@@ -232,19 +207,13 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
         EngineService(
             "llm", bus,
             lambda on_status: ChatEngine(
-                llm_slots(llm, models_dir), on_status, first_token_timeout_s=llm.first_token_timeout_s,
-                retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
-                load_timeout_s=timing.load_timeout_s,
+                llm_slots(llm, models_dir), on_status, first_token_timeout_s=llm.first_token_timeout_s, **retry
             ),
             config=(llm, models_dir, timing), load_gate=gate,
         ),
         EngineService(
             "tts", bus,
-            lambda on_status: SpeechSynthesizer(
-                tts_slots(tts, models_dir), on_status=on_status,
-                retry_initial_s=timing.retry_initial_s, retry_max_s=timing.retry_max_s,
-                load_timeout_s=timing.load_timeout_s,
-            ),
+            lambda on_status: SpeechSynthesizer(tts_slots(tts, models_dir), on_status=on_status, **retry),
             config=(tts, models_dir, timing), load_gate=gate,
         ),
     ]

@@ -22,21 +22,17 @@ its generation.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from engines.engine_status import EngineStatus
-from engines.fallback_chain import BackendSlot, FallbackChain, FirstItemTimeout, Progress
+from engines.chained_engine import ChainedEngine
+from engines.fallback_chain import BackendSlot, FallbackChain, Progress
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage
 from engines.llm.reply_assembly import ChatReply, ToolCallAccumulator, collect_reply
 from engines.llm.reply_continuation import RepeatStripper, continuation_request
 
 
-class NotInPersonaChain(FirstItemTimeout):
-    """The backend is not one the persona may use: the chain skips it for this request only."""
-
-
-class ChatEngine:
+class ChatEngine(ChainedEngine[LlmBackend]):
     def __init__(
         self,
         slots: Sequence[BackendSlot[LlmBackend]],
@@ -52,45 +48,19 @@ class ChatEngine:
             raise ValueError(f"LLM backend labels must be unique: {labels}")
         self.labels: tuple[str, ...] = tuple(labels)
         self.first_token_timeout_s = first_token_timeout_s
-        self._label_of: weakref.WeakKeyDictionary[LlmBackend, str] = weakref.WeakKeyDictionary()
-        self._chain: FallbackChain[LlmBackend] = FallbackChain(
-            "llm",
-            [BackendSlot(slot.label, self._labelled(slot)) for slot in slots],
-            on_status,
-            retry_initial_s=retry_initial_s,
-            retry_max_s=retry_max_s,
-            load_timeout_s=load_timeout_s,
+        super().__init__(
+            FallbackChain(
+                "llm",
+                slots,
+                on_status,
+                retry_initial_s=retry_initial_s,
+                retry_max_s=retry_max_s,
+                load_timeout_s=load_timeout_s,
+            )
         )
 
-    def _labelled(self, slot: BackendSlot[LlmBackend]) -> Callable[[], LlmBackend]:
-        def build() -> LlmBackend:
-            backend = slot.build()
-            self._label_of[backend] = slot.label
-            return backend
-
-        return build
-
-    # -- lifecycle (delegated to the chain) ---------------------------------
-
-    @property
-    def status(self) -> EngineStatus:
-        return self._chain.status
-
-    @property
-    def chain(self) -> FallbackChain[LlmBackend]:
-        return self._chain
-
-    def label_of(self, backend: LlmBackend) -> str | None:
-        return self._label_of.get(backend)
-
-    async def start(self) -> EngineStatus:
-        return await self._chain.start()
-
-    async def recover_forever(self) -> None:
-        await self._chain.recover_forever()
-
-    async def close(self) -> None:
-        await self._chain.close()
+    def label_of(self, backend: LlmBackend) -> str:
+        return self._chain.label_of(backend)
 
     # -- serving -----------------------------------------------------------
 
@@ -117,9 +87,14 @@ class ChatEngine:
         deadline = self.first_token_timeout_s if first_token_timeout_s is None else first_token_timeout_s
 
         def attempt(backend: LlmBackend, progress: Progress[ChatDelta]) -> AsyncIterator[ChatDelta]:
-            return self._attempt(backend, request, progress, allowed)
+            return self._attempt(backend, request, progress)
 
-        async with contextlib.aclosing(self._chain.stream(attempt, first_item_timeout_s=deadline)) as deltas:
+        def persona_may_use(backend: LlmBackend) -> bool:
+            return allowed is None or self._chain.label_of(backend) in allowed
+
+        async with contextlib.aclosing(
+            self._chain.stream(attempt, first_item_timeout_s=deadline, eligible=persona_may_use)
+        ) as deltas:
             async for delta in deltas:
                 if not delta.empty:
                     yield delta
@@ -139,12 +114,8 @@ class ChatEngine:
         backend: LlmBackend,
         request: ChatRequest,
         progress: Progress[ChatDelta],
-        allowed: frozenset[str] | None,
     ) -> AsyncIterator[ChatDelta]:
         """One backend's part of the reply (continuing what earlier backends delivered)."""
-        label = self._label_of.get(backend, backend.name)
-        if allowed is not None and label not in allowed:
-            raise NotInPersonaChain(f"not in this persona's chain ({', '.join(sorted(allowed))})")
         said = "".join(d.text for d in progress.delivered)
         pieces = sum(1 for d in progress.delivered if d.text)
         stripper = RepeatStripper(said)

@@ -19,31 +19,13 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from engines.backend import BackendError
-from engines.engine_status import EngineStatus
-from engines.fallback_chain import FallbackChain, Progress
+from engines.chained_engine import ChainedEngine
+from engines.fallback_chain import Progress
 from engines.stt.interface import SttBackend, SttEvent, SttFinal
 from engines.stt.utterance_tape import UtteranceTape
 
 
-class SpeechToText:
-    def __init__(self, chain: FallbackChain[SttBackend]) -> None:
-        self.chain = chain
-
-    @property
-    def status(self) -> EngineStatus:
-        return self.chain.status
-
-    async def start(self) -> EngineStatus:
-        """Load and warm up every backend of the chain."""
-        return await self.chain.start()
-
-    async def recover_forever(self) -> None:
-        """Reload failed backends with backoff until cancelled."""
-        await self.chain.recover_forever()
-
-    async def close(self) -> None:
-        await self.chain.close()
-
+class SpeechToText(ChainedEngine[SttBackend]):
     async def transcribe(self, audio_chunks: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
         """Partials, then one ``SttFinal``, for the utterance in ``audio_chunks`` (16 kHz int16 mono)."""
         tape = UtteranceTape(audio_chunks)
@@ -52,7 +34,7 @@ class SpeechToText:
             return _until_final(backend, tape, language)
 
         try:
-            async with contextlib.aclosing(self.chain.stream(hear)) as events:
+            async with contextlib.aclosing(self._chain.stream(hear)) as events:
                 async for event in events:
                     yield event
         finally:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engines.engine_status import EngineStatus
+from engines.chained_engine import ChainedEngine
 from engines.fallback_chain import BackendSlot, FallbackChain, Progress, RequestError
 from engines.text_normalize import normalize
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend
@@ -96,7 +97,7 @@ async def _nothing() -> AsyncIterator[AudioChunk]:
     yield  # pragma: no cover - makes this an async generator
 
 
-class SpeechSynthesizer:
+class SpeechSynthesizer(ChainedEngine[TtsBackend]):
     """Text in, audio chunks out, over an ordered chain of TTS backends."""
 
     def __init__(
@@ -112,13 +113,15 @@ class SpeechSynthesizer:
         load_timeout_s: float = 300.0,
     ) -> None:
         self._built: dict[str, TtsBackend] = {}
-        self._chain: FallbackChain[TtsBackend] = FallbackChain(
-            "tts",
-            [BackendSlot(slot.label, self._remembering(slot)) for slot in slots],
-            on_status,
-            retry_initial_s=retry_initial_s,
-            retry_max_s=retry_max_s,
-            load_timeout_s=load_timeout_s,
+        super().__init__(
+            FallbackChain(
+                "tts",
+                [BackendSlot(slot.label, self._remembering(slot)) for slot in slots],
+                on_status,
+                retry_initial_s=retry_initial_s,
+                retry_max_s=retry_max_s,
+                load_timeout_s=load_timeout_s,
+            )
         )
         self._presets = presets or PresetBook()
         self._first_chunk_timeout_s = first_chunk_timeout_s
@@ -131,25 +134,6 @@ class SpeechSynthesizer:
             return backend
 
         return build
-
-    # -- lifecycle (the owner runs recover_forever in its TaskGroup) -----------
-
-    @property
-    def status(self) -> EngineStatus:
-        return self._chain.status
-
-    @property
-    def chain(self) -> FallbackChain[TtsBackend]:
-        return self._chain
-
-    async def start(self) -> EngineStatus:
-        return await self._chain.start()
-
-    async def recover_forever(self) -> None:
-        await self._chain.recover_forever()
-
-    async def close(self) -> None:
-        await self._chain.close()
 
     @property
     def languages(self) -> frozenset[str]:
