@@ -151,19 +151,27 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _union_member_tagged(annotation: Any, tag: str | int) -> type[BaseModel] | None:
-    """The member of a discriminated union whose Literal ``kind``-style field equals ``tag``."""
+def _tagged_members(annotation: Any) -> list[tuple[Any, type[BaseModel]]]:
+    """(tag, model) for each member of a discriminated union: its single-value Literal field is the tag."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
-        return None
+        return []
+    members = []
     for member in typing.get_args(annotation):
         if not (isinstance(member, type) and issubclass(member, BaseModel)):
             continue
         for info in member.model_fields.values():
-            if typing.get_origin(info.annotation) is Literal and typing.get_args(info.annotation) == (tag,):
-                return member
-    return None
+            args = typing.get_args(info.annotation)
+            if typing.get_origin(info.annotation) is Literal and len(args) == 1:
+                members.append((args[0], member))
+                break
+    return members
+
+
+def _union_member_tagged(annotation: Any, tag: str | int) -> type[BaseModel] | None:
+    """The member of a discriminated union whose tag is ``tag``."""
+    return next((member for value, member in _tagged_members(annotation) if value == tag), None)
 
 
 def locate(model: type[BaseModel], loc: tuple[str | int, ...]) -> _Located:
@@ -269,17 +277,7 @@ def issues_from_validation(
 
 
 def _union_tags(annotation: Any) -> str:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    tags = []
-    for member in typing.get_args(annotation):
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            for info in member.model_fields.values():
-                args = typing.get_args(info.annotation)
-                if typing.get_origin(info.annotation) is Literal and len(args) == 1:
-                    tags.append(repr(args[0]))
-                    break
-    return ", ".join(tags)
+    return ", ".join(repr(tag) for tag, _ in _tagged_members(annotation))
 
 
 def _dotted(parts: list[str | int] | tuple[str | int, ...]) -> str:
