@@ -52,6 +52,10 @@ class Outbox:
         self._current[topic] = message
         self._wakeup.set()
 
+    def current(self, topic: str) -> OutboundMessage | None:
+        """The newest retained state put for ``topic`` (delivered or not)."""
+        return self._current.get(topic)
+
     def put_event(self, message: OutboundMessage) -> None:
         """Queue a non-retained message (event or command reply)."""
         message = dataclasses.replace(message, retain=False, seq=next(self._seq))

@@ -1,0 +1,85 @@
+"""EngineService: engines load one at a time through the shared gate; engine state becomes service state and bus state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from daemon.bus import Bus
+from daemon.engine_service import EngineService, StatusSink
+from daemon.service import ServiceState
+from daemon.supervisor import RestartPolicy, Supervisor
+from daemon.topics import Topics
+from engines.engine_status import EngineState, EngineStatus
+
+
+class Loading:
+    """An engine whose load takes a moment and ends in the state a test picks."""
+
+    loading_now = 0
+    most_at_once = 0
+
+    def __init__(self, name: str, on_status: StatusSink, ends: EngineState) -> None:
+        self._status = EngineStatus(name)
+        self._on_status = on_status
+        self._ends = ends
+        self.closed = False
+
+    @property
+    def status(self) -> EngineStatus:
+        return self._status
+
+    def _set(self, state: EngineState, detail: str = "") -> None:
+        self._status = self._status.evolve(state=state, backend="b", device="cpu", detail=detail)
+        self._on_status(self._status)
+
+    async def start(self) -> EngineStatus:
+        Loading.loading_now += 1
+        Loading.most_at_once = max(Loading.most_at_once, Loading.loading_now)
+        try:
+            self._set(EngineState.LOADING)
+            await asyncio.sleep(0.05)
+            self._set(self._ends, "" if self._ends is EngineState.READY else "serving on fallback b")
+        finally:
+            Loading.loading_now -= 1
+        return self._status
+
+    async def recover_forever(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_engines_share_a_load_gate_and_report_their_state() -> None:
+    bus = Bus(Topics("secretary", "box"))
+    gate = asyncio.Semaphore(1)
+    built: dict[str, Loading] = {}
+
+    def service(name: str, ends: EngineState) -> EngineService[Loading]:
+        def build(on_status: StatusSink) -> Loading:
+            built[name] = Loading(name, on_status, ends)
+            return built[name]
+
+        return EngineService(name, bus, build, config=name, load_gate=gate)
+
+    services = [service("stt", EngineState.READY), service("llm", EngineState.DEGRADED), service("tts", EngineState.READY)]
+    supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=2.0)
+    for each in services:
+        supervisor.add(each)
+    Loading.most_at_once = 0
+    running = asyncio.create_task(supervisor.run())
+    try:
+        statuses = [await asyncio.wait_for(each.wait_loaded(), 5) for each in services]
+        assert [s.state for s in statuses] == [EngineState.READY, EngineState.DEGRADED, EngineState.READY]
+        assert Loading.most_at_once == 1, "engines sharing the gate load one at a time"
+        reports = supervisor.reports()
+        assert reports["stt"].state is ServiceState.RUNNING and reports["stt"].detail == "b on cpu"
+        assert reports["llm"].state is ServiceState.DEGRADED and reports["llm"].detail == "serving on fallback b"
+        retained = bus.outbox.current("secretary/box/engines/llm/state")
+        assert retained is not None and json.loads(retained.payload)["state"] == "degraded"
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(running, 5)
+    assert all(engine.closed for engine in built.values())
+    assert all(each.engine is None for each in services)
