@@ -100,6 +100,16 @@ class LlamaCppConfig(Section):
     n_ctx: int = Field(2048, ge=256, le=131072)
     n_threads: int = Field(2, ge=1, le=64)
     startup_timeout_s: float = Field(60.0, gt=0, le=600)
+    conversational: bool | None = Field(
+        None,
+        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: packaged models cannot, others can"},
+    )
+
+    @property
+    def is_conversational(self) -> bool:
+        if self.conversational is not None:
+            return self.conversational
+        return not self.model.startswith("packaged:")  # docs/engines.md: no packaged model can converse
 
 
 class VllmConfig(Section):
@@ -118,6 +128,14 @@ class VllmConfig(Section):
     max_lora_rank: int = Field(64, ge=1, le=512)
     extra_args: list[str] = Field(default_factory=list)
     startup_timeout_s: float = Field(600.0, gt=0, le=3600)
+    conversational: bool | None = Field(
+        None,
+        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
+    )
+
+    @property
+    def is_conversational(self) -> bool:
+        return self.conversational is not False
 
 
 class OpenAICompatibleConfig(Section):
@@ -128,6 +146,14 @@ class OpenAICompatibleConfig(Section):
     )
     model: str = Field(min_length=1)
     api_key_env: EnvVarName | None = None
+    conversational: bool | None = Field(
+        None,
+        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
+    )
+
+    @property
+    def is_conversational(self) -> bool:
+        return self.conversational is not False
 
     @model_validator(mode="after")
     def _check(self) -> OpenAICompatibleConfig:
@@ -141,6 +167,14 @@ class AnthropicConfig(Section):
     model: str = Field("claude-sonnet-4-5", min_length=1)
     base_url: str = "https://api.anthropic.com"
     api_key_env: EnvVarName = "ANTHROPIC_API_KEY"
+    conversational: bool | None = Field(
+        None,
+        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
+    )
+
+    @property
+    def is_conversational(self) -> bool:
+        return self.conversational is not False
 
 
 LlmBackendConfig = Annotated[

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from config.engines_schema import EnginesConfig
+from config.call_schema import CallConfig
+from config.engines_schema import EnginesConfig, VllmConfig
+from config.persona_schema import PersonaConfig, PersonaName, bundled_personas
 from config.section import EnvVarName, Section
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -159,3 +161,49 @@ class SecretaryConfig(Section):
     web: WebConfig = Field(default_factory=WebConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     engines: EnginesConfig = Field(default_factory=EnginesConfig)
+    personas: dict[PersonaName, PersonaConfig] = Field(
+        default_factory=bundled_personas,
+        json_schema_extra={"allowed": "a mapping of persona id to persona; merged over the bundled gulya and lidia"},
+    )
+    call: CallConfig = Field(default_factory=CallConfig)
+
+    @field_validator("personas", mode="before")
+    @classmethod
+    def _merge_bundled_personas(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[object, object] = dict(bundled_personas())
+        merged.update(value)
+        return merged
+
+    @model_validator(mode="after")
+    def _check_personas(self) -> SecretaryConfig:
+        if self.call.persona not in self.personas:
+            raise ValueError(
+                f"call.persona is {self.call.persona!r}, which is not a persona "
+                f"(defined: {', '.join(sorted(self.personas))})"
+            )
+        llm = self.engines.llm
+        for name, persona in self.personas.items():
+            chain = persona.llm.chain
+            unknown = [b for b in chain or () if b not in llm.backends]
+            if unknown:
+                raise ValueError(
+                    f"personas.{name}.llm.chain names {unknown[0]!r}, which is not under engines.llm.backends "
+                    f"(defined: {', '.join(sorted(llm.backends))})"
+                )
+            if persona.voice.tts is not None and not set(persona.voice.tts) & set(self.engines.tts.chain):
+                raise ValueError(
+                    f"personas.{name}.voice.tts {persona.voice.tts} shares no backend with engines.tts.chain "
+                    f"{list(self.engines.tts.chain)}: nothing could speak for {name}"
+                )
+            lora = persona.llm.lora
+            if lora is not None:
+                names = chain if chain is not None else list(llm.backends)
+                adapters = {a for b in names if isinstance(c := llm.backends[b], VllmConfig) for a in c.lora_adapters}
+                if lora not in adapters:
+                    raise ValueError(
+                        f"personas.{name}.llm.lora is {lora!r}, but no vllm backend it may use has that adapter "
+                        f"(adapters: {', '.join(sorted(adapters)) or 'none'})"
+                    )
+        return self

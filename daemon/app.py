@@ -20,12 +20,16 @@ from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.bus import Bus, BusConnection
 from daemon.logging_setup import configure_logging
+from daemon.call_service import CallService
+from daemon.engine_service import EngineService
 from daemon.engine_wiring import engine_services
 from daemon.modem_service import ModemService
 from daemon.service import Service, ServiceReport, ServiceState
 from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd_notify import SystemdNotifier, WatchdogService
 from daemon.topics import Topics
+from drivers.sim7600 import ModemEvent, Sim7600Modem
+from drivers.sim7600.event_hub import EventHub
 
 log = logging.getLogger("secretary.app")
 
@@ -51,6 +55,7 @@ class SecretaryApp:
             stop_timeout_s=cfg.supervisor.stop_timeout_s,
         )
         self._stop = asyncio.Event()
+        self.modem_events: EventHub[ModemEvent] = EventHub()  # the modem service relays, the call flow listens
         self._tasks: asyncio.TaskGroup | None = None
         self.started_at = time.time()
 
@@ -60,9 +65,23 @@ class SecretaryApp:
         return [
             BusConnection(self.bus, cfg.mqtt, loaded.secret(cfg.mqtt.password_env)),
             WatchdogService(self.notifier, healthy=self._healthy),
-            ModemService(self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir),
+            ModemService(
+                self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir,
+                relay=self.modem_events, call_flow_publishes_endings=True,
+            ),
             *engine_services(self.bus, cfg.engines, cfg.data_dir),
+            CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
         ]
+
+    def _current_modem(self) -> Sim7600Modem | None:
+        service = self.supervisor.service(ModemService.name)
+        return service.modem if isinstance(service, ModemService) else None
+
+    def _engine_service(self, name: str) -> EngineService[Any] | None:
+        if name not in self.supervisor.names:
+            return None
+        service = self.supervisor.service(name)
+        return service if isinstance(service, EngineService) else None
 
     def _healthy(self) -> bool:
         # The supervisor must be alive enough to have a report for every service.

@@ -25,7 +25,7 @@ def _config_check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from daemon.demo import run_demo
 
-    return asyncio.run(run_demo(seconds=args.seconds))
+    return asyncio.run(run_demo(data_dir=args.data_dir, language=args.lang))
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_config_check)
 
     demo = sub.add_parser("demo", help="run the main job on this machine with embedded defaults")
-    demo.add_argument("--seconds", type=float, default=3.0, help="how long the daemon runs before the demo stops it")
+    demo.add_argument("--data-dir", type=Path, default=None,
+                      help="where models, the phrase cache and call records go (default: data_dir of config/default.yaml)")
+    demo.add_argument("--lang", choices=("en", "ru"), default="en",
+                      help="the caller's language and the persona who answers (default en: the best packaged voice)")
     demo.set_defaults(func=_demo)
 
     doctor = sub.add_parser("doctor", help="check modem, ports, models, GPU, broker, disk")

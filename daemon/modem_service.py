@@ -19,7 +19,9 @@ from config.schema import ModemConfig
 from daemon.bus import Bus
 from daemon.commands import CommandError
 from daemon.service import Service, ServiceStatus
+from drivers.sim7600.call_model import CallDirection
 from drivers.sim7600.call_state import CallControlError
+from drivers.sim7600.event_hub import EventHub
 from drivers.sim7600.events import (
     CallAnswered,
     CallDtmf,
@@ -42,12 +44,25 @@ log = logging.getLogger("secretary.modem")
 class ModemService(Service):
     name = "modem"
 
-    def __init__(self, bus: Bus, config: ModemConfig, sim_pin: str | None, data_dir: Path) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: ModemConfig,
+        sim_pin: str | None,
+        data_dir: Path,
+        *,
+        relay: EventHub[ModemEvent] | None = None,
+        call_flow_publishes_endings: bool = False,
+    ) -> None:
         self.bus = bus
         self.config = config
         self._sim_pin = sim_pin
         self.data_dir = data_dir
         self.modem: Sim7600Modem | None = None
+        # Every driver event is also relayed here (the call flow listens); the hub outlives restarts.
+        self.relay = relay
+        # The call flow publishes ``ended`` (with the summary) for the incoming calls it answered.
+        self.call_flow_publishes_endings = call_flow_publishes_endings
 
     def config_slice(self) -> Any:
         return (self.config, self._sim_pin, self.data_dir)
@@ -82,6 +97,8 @@ class ModemService(Service):
                 if event is None:
                     raise RuntimeError("driver event stream closed")
                 self._publish(event, status)
+                if self.relay is not None:
+                    self.relay.publish(event)
 
     async def _start_simulator(self, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
         from drivers.sim7600.simulator import SimulatedModem, SimulatorConfig  # simulator mode only
@@ -177,7 +194,9 @@ class ModemService(Service):
                 bus.call_event("dtmf", event.call_id, digit=event.digit)
             case CallMissed():
                 bus.call_event("missed", event.call_id, caller=event.caller)
-            case CallEnded():
+            case CallEnded() if not (
+                self.call_flow_publishes_endings and event.answered and event.direction is CallDirection.INCOMING
+            ):
                 bus.call_event(
                     "ended", event.call_id, caller=event.caller, direction=event.direction.value,
                     duration_s=round(event.duration_s, 2), reason=event.reason.value, answered=event.answered,

@@ -188,11 +188,13 @@ class _PcmHooks:
     async def call_connected(self, call: CallSnapshot) -> None:
         pcm, channel = self._connection.pcm, self._connection.channel
         assert pcm is not None and channel is not None
-        pcm.start_session(call.call_id)
+        session = pcm.start_session(call.call_id)
         t = self._modem.settings.timings
-        if not await enable_pcm(
+        if await enable_pcm(
             channel, attempts=t.pcm_enable_attempts, retry_delay_s=t.pcm_retry_delay_s, timeout_s=t.command_timeout_s
         ):
+            session.mark_enabled()
+        else:
             self._modem._emit(
                 PcmAlarm(
                     call_id=call.call_id,

@@ -126,6 +126,33 @@ class PcmSession:
         self.tx_meter = RateMeter(clock=clock)
         self._alarms_raised: set[str] = set()
         self._tx_dropped_at_check = 0
+        self._enabled = asyncio.Event()
+        self.enabled_at: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """``AT+CPCMREG=1`` succeeded for this call: audio flows both ways."""
+        return self._enabled.is_set()
+
+    def mark_enabled(self) -> None:
+        self.enabled_at = self._clock()
+        self._enabled.set()
+
+    async def wait_enabled(self, timeout: float | None = None) -> bool:
+        """Wait until PCM is on for this call; False on timeout or if the session ended first."""
+        if self._enabled.is_set():
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._enabled.is_set() and not self._frames.closed:
+                    waiter = asyncio.ensure_future(self._enabled.wait())
+                    try:
+                        await asyncio.wait({waiter}, timeout=0.05)
+                    finally:
+                        waiter.cancel()
+        except TimeoutError:
+            return False
+        return self._enabled.is_set()
 
     @property
     def closed(self) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -154,9 +154,16 @@ class SpeechSynthesizer(ChainedEngine[TtsBackend]):
         except UnknownPreset as exc:
             raise RequestError(str(exc)) from None
 
-    async def synthesize(self, request: SynthesisRequest) -> AsyncIterator[AudioChunk]:
-        """Stream the request's speech; closing the iterator cancels it on the backend."""
+    async def synthesize(
+        self, request: SynthesisRequest, backends: Collection[str] | None = None
+    ) -> AsyncIterator[AudioChunk]:
+        """Stream the request's speech; closing the iterator cancels it on the backend.
+
+        ``backends`` limits which chain labels may serve (a persona's voice);
+        None allows them all.
+        """
         self._validate(request)
+        allowed = None if backends is None else frozenset(backends)
         text = self._normalize(request.text, request.language)
         if not split_sentences(text):
             return
@@ -177,7 +184,8 @@ class SpeechSynthesizer(ChainedEngine[TtsBackend]):
         async with contextlib.aclosing(self._chain.stream(
                 op,
                 first_item_timeout_s=self._first_chunk_timeout_s,
-                eligible=lambda backend: backend.speaks(spoken.language),
+                eligible=lambda backend: backend.speaks(spoken.language)
+                and (allowed is None or self._chain.label_of(backend) in allowed),
             )) as chunks:
             async for chunk in chunks:
                 yield chunk

@@ -13,6 +13,10 @@ class VoiceActivity(ChainedEngine[VadBackend]):
         super().__init__(chain)
         self.detector = detector
 
-    def open_detector(self, sample_rate: int) -> SpeechDetector:
-        """A detector with its own model state for one call's audio at ``sample_rate``."""
-        return SpeechDetector(self._chain.active.open(sample_rate), self.detector)
+    def open_detector(self, sample_rate: int, settings: DetectorSettings | None = None) -> SpeechDetector:
+        """A detector with its own model state for one call's audio at ``sample_rate``.
+
+        ``settings`` overrides the engine's detector settings (the call flow sets
+        its own endpointing window and barge-in onset).
+        """
+        return SpeechDetector(self._chain.active.open(sample_rate), settings or self.detector)

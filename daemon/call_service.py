@@ -1,0 +1,339 @@
+"""The call flow as a supervised service: answered calls become conversations and call records.
+
+For every incoming call the modem answers, the service waits for the call's
+PCM audio, opens the call record (both WAV tracks, transcript, SQLite index
+row marked in progress), builds the line, the ears (VAD + STT), the mouth
+(TTS + the persona's pre-synthesized phrases) and the dialogue (the LLM when
+a conversational backend is configured and up, else the scripted
+take-a-message policy), and runs the ``CallFlow``. Utterances go to the record
+and to ``call/event`` as they happen. When the call is over it writes the
+summary, finishes the record and publishes ``ended`` (duration, reason,
+outcome, message, summary). In the background it keeps the persona's phrases
+synthesized, recovers records a crash left in progress, and deletes records
+older than the retention period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from config.schema import SecretaryConfig
+from daemon.bus import Bus
+from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
+from daemon.call_index import CallIndex
+from daemon.call_line import STT_RATE, CallLine
+from daemon.call_record import CallRecord, CallRecordHeader, Utterance
+from daemon.call_retention import run_retention
+from daemon.call_summary import llm_summary, slots_summary
+from daemon.caller_listener import CallerListener, ListenerEvent
+from daemon.dialogue import Dialogue
+from daemon.llm_dialogue import LlmDialogue
+from daemon.persona_voice import PersonaVoice
+from daemon.scripted_dialogue import ScriptedDialogue
+from daemon.service import Service, ServiceStatus
+from daemon.speaker import Speaker
+from daemon.speech_cache import CachedSpeech, SpeechCache
+from drivers.audio import CallRecorder
+from drivers.sim7600 import CallAnswered, CallDirection, CallDtmf, CallEnded, ModemEvent, PcmSession, Sim7600Modem
+from drivers.sim7600.event_hub import EventHub
+from engines.engine_status import EngineState
+from engines.llm.chat_engine import ChatEngine
+from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.vad.speech_detector import SpeechDetector
+from engines.vad.voice_activity import VoiceActivity
+
+log = logging.getLogger("secretary.call")
+
+class LoadedEngine(Protocol):
+    """What the call flow needs of an engine service: the engine once loaded."""
+
+    @property
+    def engine(self) -> Any: ...
+
+    async def wait_loaded(self) -> Any: ...
+
+
+AUDIO_WAIT_S = 5.0
+RETENTION_INTERVAL_S = 3600.0
+
+
+class CallService(Service):
+    name = "calls"
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: SecretaryConfig,
+        relay: EventHub[ModemEvent],
+        modem: Callable[[], Sim7600Modem | None],
+        engine: Callable[[str], LoadedEngine | None],
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.relay = relay
+        self._modem = modem
+        self._engine_service = engine  # looked up on use: a reload may replace an engine service
+        self.data_dir = config.data_dir
+        self.calls_dir = config.data_dir / "calls"
+        tts_tag = hashlib.sha256(config.engines.tts.model_dump_json().encode()).hexdigest()[:12]
+        self.speech_cache = SpeechCache(config.data_dir / "cache" / "speech", tts_tag)
+        self.index: CallIndex | None = None
+        self._flows: dict[str, CallFlow] = {}
+        self._records: dict[str, CallRecord] = {}
+        self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
+        self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
+        self.phrases_ready = asyncio.Event()
+
+    def config_slice(self) -> Any:
+        c = self.config
+        return (c.call, c.personas, c.data_dir, c.engines.llm.max_tokens, c.engines.llm.temperature,
+                c.engines.vad, c.engines.tts, {k: b.model_dump() for k, b in c.engines.llm.backends.items()})
+
+    @property
+    def persona_name(self) -> str:
+        return self.config.call.persona
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self, status: ServiceStatus) -> None:
+        self.calls_dir.mkdir(parents=True, exist_ok=True)
+        index = CallIndex(self.data_dir / "secretary.db")
+        self.index = index
+        events = self.relay.subscribe()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._keep_phrases(status), name="phrases")
+                tasks.create_task(
+                    run_retention(self.calls_dir, index, self.config.call.retention_days, RETENTION_INTERVAL_S,
+                                  lambda: set(self._live)),
+                    name="retention",
+                )
+                status.degraded("synthesizing the persona's phrases")
+                async for event in events:
+                    self._on_modem_event(event, tasks)
+        finally:
+            events.close()
+            self.index = None
+            await asyncio.to_thread(index.close)
+
+    async def _keep_phrases(self, status: ServiceStatus) -> None:
+        persona = self.config.personas[self.persona_name]
+        while True:
+            tts_service = self._engine_service("tts")
+            if tts_service is None:
+                return
+            await tts_service.wait_loaded()
+            tts = tts_service.engine
+            if tts is None:
+                continue
+            try:
+                await self._phrases(tts, persona, synthesize=True)
+            except Exception as exc:  # no TTS backend up: try again when the engine recovers
+                log.warning("could not synthesize the persona's phrases", extra={"error": str(exc)})
+                status.degraded(f"phrases not synthesized yet: {exc}")
+                await asyncio.sleep(10)
+                continue
+            self.phrases_ready.set()
+            status.ready(f"answering as {self.persona_name}")
+            return
+
+    async def _phrases(self, tts: SpeechSynthesizer | None, persona: Any, *, synthesize: bool) -> CallPhrases:
+        voice = PersonaVoice.of(persona)
+        texts = phrase_texts(persona)
+
+        async def one(text: str) -> CachedSpeech | None:
+            cached = self.speech_cache.get(voice, text)
+            if cached is None and synthesize and tts is not None:
+                cached = await self.speech_cache.ensure(tts, voice, text)
+            return cached
+
+        fillers = [f for f in [await one(t) for t in texts["fillers"]] if f is not None]
+        return CallPhrases(
+            greeting=await one(str(texts["greeting"])),
+            goodbye=await one(str(texts["goodbye"])),
+            apology=await one(str(texts["apology"])),
+            pardon=await one(str(texts["pardon"])),
+            fillers=tuple(fillers),
+        )
+
+    def _on_modem_event(self, event: ModemEvent, tasks: asyncio.TaskGroup) -> None:
+        match event:
+            case CallAnswered(direction=CallDirection.INCOMING):
+                tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
+            case CallDtmf():
+                flow = self._flows.get(event.call_id)
+                record = self._records.get(event.call_id)
+                if flow is not None and record is not None:
+                    flow.dtmf(event.digit)
+                    tasks.create_task(record.aadd_dtmf(event.digit, round(flow.now_s(), 2)), name="record-dtmf")
+            case CallEnded():
+                flow = self._flows.get(event.call_id)
+                if flow is not None:
+                    flow.hung_up(event.reason.value)
+
+    # -- one call -----------------------------------------------------------------------
+    async def _answer(self, answered: CallAnswered) -> None:
+        call_id = answered.call_id
+        try:
+            session = await self._wait_audio(call_id)
+        except TimeoutError:
+            log.error("no call audio: the call is not handled", extra={"call_id": call_id})
+            self._publish_ended(call_id, answered.caller, 0.0, "no_audio", "failed", {}, None)
+            return
+        self._live.add(call_id)
+        try:
+            await self._conduct(answered, session)
+        except Exception:
+            log.exception("call flow failed", extra={"call_id": call_id})
+        finally:
+            self._live.discard(call_id)
+
+    async def _wait_audio(self, call_id: str) -> PcmSession:
+        async with asyncio.timeout(AUDIO_WAIT_S):
+            while True:
+                modem = self._modem()
+                session = modem.audio if modem is not None else None
+                if session is not None and session.call_id == call_id:
+                    if await session.wait_enabled(AUDIO_WAIT_S):
+                        return session
+                    raise TimeoutError
+                await asyncio.sleep(0.005)
+
+    async def _conduct(self, answered: CallAnswered, session: PcmSession) -> None:
+        cfg = self.config
+        call_id, caller = answered.call_id, answered.caller
+        persona = cfg.personas[self.persona_name]
+        started = time.time()
+        call_dir = self.calls_dir / call_id
+        header = CallRecordHeader(
+            call_id=call_id, caller=caller, persona=self.persona_name, language=persona.language,
+            started_at=answered.ts, answered_at=started,
+        )
+        record = await asyncio.to_thread(CallRecord, call_dir, header)
+        assert self.index is not None
+        await self.index.aupsert(record.header, call_dir)
+        recorder = CallRecorder(call_dir) if cfg.call.record_audio else None
+        engines = self._engines()
+        tts = engines["tts"]
+        writes: list[asyncio.Task[None]] = []
+        async with contextlib.AsyncExitStack() as stack:
+            line = await stack.enter_async_context(CallLine(session, recorder))
+            greeting_heard = line.first_audible_after(0)
+            voice = PersonaVoice.of(persona)
+            speaker = Speaker(line, tts, voice)
+            phrases = await self._phrases(tts, persona, synthesize=False)
+            dialogue = self._dialogue(persona, caller, engines["llm"])
+            detector = self._detector(engines["vad"])
+            stt = engines["stt"]
+
+            def listener(emit: Callable[[ListenerEvent], None]) -> CallerListener:
+                return CallerListener(detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms)
+
+            def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:
+                writes.append(asyncio.ensure_future(record.aadd_utterance(utterance)))
+                extra: dict[str, Any] = {}
+                if timing is not None:
+                    extra["latency_ms"] = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
+                elif utterance.source == "greeting" and greeting_heard.done() and session.enabled_at is not None:
+                    extra["latency_ms"] = {"greeting_ms": round((greeting_heard.result() - session.enabled_at) * 1000, 1)}
+                self.bus.call_event(
+                    "utterance", call_id, role=utterance.role, text=utterance.text,
+                    start_s=round(utterance.start_s, 2), end_s=round(utterance.end_s, 2),
+                    interrupted=utterance.interrupted, source=utterance.source, **extra,
+                )
+
+            async def hangup() -> None:
+                modem = self._modem()
+                if modem is not None:
+                    await modem.hangup()
+
+            flow = CallFlow(
+                call_id=call_id, caller=caller, persona=persona, config=cfg.call, line=line, speaker=speaker,
+                detector=detector, listener_factory=listener, dialogue=dialogue, phrases=phrases,
+                on_utterance=on_utterance, hangup=hangup,
+            )
+            self._flows[call_id] = flow
+            self._records[call_id] = record
+            try:
+                result = await flow.run()
+            finally:
+                self._flows.pop(call_id, None)
+                self._records.pop(call_id, None)
+                if recorder is not None:
+                    await recorder.aclose()
+                await asyncio.gather(*writes, return_exceptions=True)
+        await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
+
+    async def _finish(
+        self, record: CallRecord, call_dir: Path, result: CallResult, persona: Any, caller: str | None,
+        started: float, llm: ChatEngine | None,
+    ) -> None:
+        summary = None
+        if llm is not None and self._conversational_chain(persona) and result.dialogue != "scripted":
+            summary = await llm_summary(
+                llm, persona.llm.chain, result.transcript, result.slots, persona.language,
+                self.config.call.summary_timeout_s,
+            )
+        summary = summary or slots_summary(result.slots, caller, persona.language)
+        ended = time.time()
+        duration = round(ended - started, 2)
+        message = result.slots.as_dict()
+        await record.aupdate(
+            ended_at=ended, duration_s=duration, outcome=result.outcome, end_reason=result.end_reason,
+            message=message, summary=summary,
+        )
+        assert self.index is not None
+        await self.index.aupsert(record.header, call_dir)
+        self.results[record.header.call_id] = result
+        self._publish_ended(record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary)
+
+    def _publish_ended(
+        self, call_id: str, caller: str | None, duration: float, reason: str, outcome: str,
+        message: dict[str, str | None], summary: str | None,
+    ) -> None:
+        self.bus.call_event(
+            "ended", call_id, caller=caller, direction="incoming", answered=True, duration_s=duration,
+            reason=reason, outcome=outcome, message=message, summary=summary, persona=self.persona_name,
+        )
+
+    # -- engines ------------------------------------------------------------------------
+    def _engines(self) -> dict[str, Any]:
+        """The loaded engines (None for one that is not loaded: the call goes on without it)."""
+        found: dict[str, Any] = {}
+        for name in ("vad", "stt", "llm", "tts"):
+            service = self._engine_service(name)
+            engine = service.engine if service is not None else None
+            if engine is not None and engine.status.state is EngineState.FAILED and name != "llm":
+                engine = None
+            found[name] = engine
+        return found
+
+    def _conversational_chain(self, persona: Any) -> bool:
+        backends = self.config.engines.llm.backends
+        names = persona.llm.chain if persona.llm.chain is not None else list(self.config.engines.llm.chain)
+        return any(backends[name].is_conversational for name in names if name in backends)
+
+    def _dialogue(self, persona: Any, caller: str | None, llm: ChatEngine | None) -> Dialogue:
+        mode = persona.dialogue
+        usable = llm is not None and llm.status.state is not EngineState.FAILED
+        if mode == "llm" or (mode == "auto" and usable and self._conversational_chain(persona)):
+            if llm is not None:
+                settings = self.config.engines.llm
+                return LlmDialogue(llm, persona, caller, max_tokens=settings.max_tokens, temperature=settings.temperature)
+        return ScriptedDialogue(persona, caller)
+
+    def _detector(self, vad: VoiceActivity | None) -> SpeechDetector:
+        if vad is None:
+            raise RuntimeError("no VAD engine is loaded: the call cannot be heard")
+        base = vad.detector
+        call = self.config.call
+        settings = replace(base, min_speech_ms=call.barge_in.min_speech_ms, min_silence_ms=call.endpoint_silence_ms)
+        return vad.open_detector(STT_RATE, settings)
+

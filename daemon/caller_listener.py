@@ -1,0 +1,197 @@
+"""The secretary's ears: caller audio -> VAD endpointing -> STT, as events for the call flow.
+
+Caller audio (16 kHz int16, 20 ms pieces) goes through a ``SpeechDetector``.
+When speech starts the listener reports ``CallerSpeechStarted`` at once (the
+call flow uses it for barge-in) and opens an STT stream fed with the audio
+from the speech onset (kept in a short history) onwards, so recognition runs
+while the caller is still talking. When the detector's silence window closes
+the stream ends and the STT final arrives as a ``CallerUtterance``. Sounds
+shorter than ``min_utterance_ms`` are dropped as ``CallerNoise``.
+
+Times are call times: seconds of caller audio since the line came up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from daemon.call_line import STT_RATE
+from engines.fallback_chain import ChainExhausted, RequestError
+from engines.stt.interface import SttFinal, SttPartial
+from engines.stt.speech_to_text import SpeechToText
+from engines.vad.speech_detector import SpeechDetector, SpeechEnded, SpeechStarted
+
+log = logging.getLogger("secretary.call")
+
+HISTORY_S = 1.5
+
+
+@dataclass(frozen=True)
+class CallerSpeechStarted:
+    at_s: float
+    detected_at: float  # monotonic
+
+
+@dataclass(frozen=True)
+class CallerPartial:
+    text: str
+
+
+@dataclass(frozen=True)
+class CallerUtterance:
+    text: str
+    start_s: float
+    end_s: float
+    endpoint_at: float  # monotonic: the silence window closed
+    final_at: float  # monotonic: the STT final arrived
+    stt_s: float  # the STT's own processing time
+    understood: bool = True  # False: no STT backend could transcribe it
+    cut_by_hangup: bool = False
+
+
+@dataclass(frozen=True)
+class CallerNoise:
+    start_s: float
+    end_s: float
+
+
+ListenerEvent = CallerSpeechStarted | CallerPartial | CallerUtterance | CallerNoise
+
+
+class CallerListener:
+    def __init__(
+        self,
+        detector: SpeechDetector,
+        stt: SpeechToText | None,
+        language: str,
+        emit: Callable[[ListenerEvent], None],
+        *,
+        min_utterance_ms: int = 250,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.stt = stt
+        self.language = language
+        self._emit = emit
+        self._min_utterance_s = min_utterance_ms / 1000
+        self._clock = clock
+        self._history: deque[tuple[int, np.ndarray]] = deque()  # (first sample index, audio)
+        self._position = 0  # samples received
+        self._feed: asyncio.Queue[_FeedItem] | None = None
+        self._utterance_start = 0.0
+        self.heard_s = 0.0
+
+    async def run(self, audio: AsyncIterator[np.ndarray]) -> None:
+        """Listen until ``audio`` ends (the call's audio is gone); an utterance in progress is finished."""
+        async with asyncio.TaskGroup() as tasks:
+            async for chunk in audio:
+                self._remember(chunk)
+                if self._feed is not None:
+                    self._feed.put_nowait(chunk)
+                for event in self.detector.feed(chunk):
+                    self._on_vad(event, tasks)
+            for event in self.detector.finish():
+                self._on_vad(event, tasks, cut_by_hangup=True)
+
+    def _remember(self, chunk: np.ndarray) -> None:
+        self._history.append((self._position, chunk))
+        self._position += chunk.size
+        self.heard_s = self._position / STT_RATE
+        keep_from = self._position - int(HISTORY_S * STT_RATE)
+        while self._history and self._history[0][0] + self._history[0][1].size < keep_from:
+            self._history.popleft()
+
+    def _since(self, at_s: float) -> list[np.ndarray]:
+        start = int(at_s * STT_RATE)
+        parts = []
+        for first, chunk in self._history:
+            if first + chunk.size <= start:
+                continue
+            parts.append(chunk[max(0, start - first):])
+        return parts
+
+    def _on_vad(self, event: SpeechStarted | SpeechEnded, tasks: asyncio.TaskGroup, *, cut_by_hangup: bool = False) -> None:
+        if isinstance(event, SpeechStarted):
+            self._emit(CallerSpeechStarted(at_s=event.at_s, detected_at=self._clock()))
+            self._utterance_start = event.at_s
+            feed: asyncio.Queue[_FeedItem] = asyncio.Queue()
+            for part in self._since(event.at_s):
+                feed.put_nowait(part)
+            self._feed = feed
+            tasks.create_task(self._transcribe(feed, event.at_s), name="stt-utterance")
+            return
+        feed, self._feed = self._feed, None
+        if feed is None:
+            return
+        start, end = self._utterance_start, event.at_s
+        if event.speech_s < self._min_utterance_s and not cut_by_hangup:
+            feed.put_nowait(_DISCARD)
+            self._emit(CallerNoise(start_s=start, end_s=end))
+            return
+        feed.put_nowait(_End(end, self._clock(), cut_by_hangup))
+
+    async def _transcribe(self, feed: asyncio.Queue[_FeedItem], start_s: float) -> None:
+        discarded = False
+        ending: _End | None = None
+
+        async def audio() -> AsyncIterator[np.ndarray]:
+            nonlocal discarded, ending
+            while True:
+                part = await feed.get()
+                if isinstance(part, _End):
+                    ending = part
+                    return
+                if part is _DISCARD:
+                    discarded = True
+                    return
+                yield part
+
+        final: SttFinal | None = None
+        understood = True
+        if self.stt is None:
+            understood = False
+            async for _ in audio():
+                pass
+        else:
+            try:
+                async with contextlib.aclosing(self.stt.transcribe(audio(), self.language)) as events:
+                    async for event in events:
+                        if discarded:
+                            break
+                        if isinstance(event, SttPartial) and event.text:
+                            self._emit(CallerPartial(event.text))
+                        elif isinstance(event, SttFinal):
+                            final = event
+            except (ChainExhausted, RequestError) as exc:
+                log.error("stt failed on a caller utterance", extra={"error": str(exc)})
+                understood = False
+        if ending is None and not discarded:
+            async for _ in audio():  # the STT gave up early: wait for the end of the utterance
+                pass
+        if discarded or ending is None:
+            return
+        text = final.text.strip() if final is not None else ""
+        self._emit(CallerUtterance(
+            text=text, start_s=start_s, end_s=ending.end_s, endpoint_at=ending.endpoint_at, final_at=self._clock(),
+            stt_s=final.processing_s if final is not None else 0.0, understood=understood,
+            cut_by_hangup=ending.cut_by_hangup,
+        ))
+
+
+@dataclass(frozen=True)
+class _End:
+    end_s: float
+    endpoint_at: float
+    cut_by_hangup: bool
+
+
+_DISCARD = np.zeros(0, dtype=np.int16)
+_FeedItem = np.ndarray | _End

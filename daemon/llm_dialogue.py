@@ -1,0 +1,173 @@
+"""The dialogue with an LLM: the persona's prompt, the conversation so far, and two tools.
+
+The model writes the spoken reply as streamed text (chunked into clauses and
+sentences for the TTS as it arrives) and acts through tools, never through
+phrases in its prose: ``save_message`` fills the message slots (the same ones
+the scripted policy fills) and ``end_call`` ends the call after the reply is
+spoken. A reply that is only a tool call gets one more round so the caller
+hears something. When every backend fails, ``DialogueUnavailable`` tells the
+call flow to apologise and continue with the scripted policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from config.persona_schema import PersonaConfig
+from daemon.dialogue import DialogueUnavailable, ReplyOutcome, TextFeed
+from daemon.message_slots import MessageSlots
+from daemon.reply_chunker import ReplyChunker
+from engines.fallback_chain import ChainExhausted, RequestError
+from engines.llm.chat_engine import ChatEngine
+from engines.llm.interface import ChatMessage, ChatRequest, ToolCall, ToolSpec
+from engines.llm.reply_assembly import ToolCallAccumulator
+
+log = logging.getLogger("secretary.call")
+
+LANGUAGE_NAMES = {"en": "English", "ru": "Russian"}
+
+SAVE_MESSAGE = ToolSpec(
+    name="save_message",
+    description="Store the caller's message for the owner. Call it as soon as you learn any of these; call it again to correct them.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "the caller's name"},
+            "reason": {"type": "string", "description": "what the call is about, in a short phrase"},
+            "callback_number": {"type": "string", "description": "the phone number to call back, digits only"},
+        },
+    },
+)
+END_CALL = ToolSpec(
+    name="end_call",
+    description="Hang up after your reply has been spoken. Use it when the conversation is finished and you have said goodbye.",
+    parameters={"type": "object", "properties": {"reason": {"type": "string"}}},
+)
+SILENCE_PROMPT = {"en": "(the caller has been silent for a while)", "ru": "(звонящий давно молчит)"}
+
+
+def system_prompt(persona: PersonaConfig, caller: str | None, now: float | None = None) -> str:
+    lines = [persona.system_prompt.strip(), ""]
+    if persona.facts:
+        lines.append("Facts you may share:")
+        lines.extend(f"- {fact}" for fact in persona.facts)
+        lines.append("")
+    asks = ", ".join(a.replace("_", " ") for a in persona.asks)
+    lines += [
+        f"Ask the caller for: {asks}.",
+        f"The caller's number (caller ID): {caller or 'withheld'}.",
+        f"Today is {time.strftime('%A %Y-%m-%d', time.localtime(now))}.",
+        f"Always answer in {LANGUAGE_NAMES.get(persona.language, persona.language)}, briefly, as spoken words.",
+    ]
+    return "\n".join(lines)
+
+
+class LlmDialogue:
+    kind = "llm"
+
+    def __init__(
+        self,
+        llm: ChatEngine,
+        persona: PersonaConfig,
+        caller: str | None,
+        *,
+        max_tokens: int = 200,
+        temperature: float = 0.6,
+        slots: MessageSlots | None = None,
+    ) -> None:
+        self.llm = llm
+        self.persona = persona
+        self.slots = slots if slots is not None else MessageSlots()
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.messages: list[ChatMessage] = [
+            ChatMessage("system", system_prompt(persona, caller)),
+            ChatMessage("assistant", persona.greeting),
+        ]
+
+    @property
+    def chain(self) -> Sequence[str] | None:
+        return self.persona.llm.chain
+
+    async def respond(self, caller_text: str, feed: TextFeed, outcome: ReplyOutcome) -> None:
+        self.messages.append(ChatMessage("user", caller_text))
+        await self._rounds(feed, outcome)
+
+    async def prompt_after_silence(self, feed: TextFeed, outcome: ReplyOutcome) -> None:
+        self.messages.append(ChatMessage("user", SILENCE_PROMPT.get(self.persona.language, SILENCE_PROMPT["en"])))
+        await self._rounds(feed, outcome)
+
+    def heard(self, planned: str, heard: str) -> None:
+        """Make the history say what the caller actually heard of the last reply."""
+        if planned == heard:
+            return
+        for index in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[index]
+            if message.role == "assistant":
+                cut = f"{heard} [interrupted by the caller]" if heard else "[interrupted by the caller before speaking]"
+                self.messages[index] = ChatMessage("assistant", cut, tool_calls=message.tool_calls)
+                return
+
+    async def _rounds(self, feed: TextFeed, outcome: ReplyOutcome) -> None:
+        for _ in range(2):
+            spoke = await self._round(feed, outcome)
+            if spoke or outcome.end_call:
+                return
+
+    async def _round(self, feed: TextFeed, outcome: ReplyOutcome) -> bool:
+        request = ChatRequest(
+            messages=tuple(self.messages),
+            tools=(SAVE_MESSAGE, END_CALL),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            persona=self.persona.llm.lora,
+        )
+        chunker = ReplyChunker(self.persona.language)
+        tools = ToolCallAccumulator()
+        said: list[str] = []
+        try:
+            async with contextlib.aclosing(self.llm.stream(request, self.chain)) as deltas:
+                async for delta in deltas:
+                    if outcome.source == "scripted":
+                        outcome.source = f"llm:{self._serving()}"
+                    for fragment in delta.tool_calls:
+                        tools.add(fragment)
+                    if delta.text:
+                        said.append(delta.text)
+                        for chunk in chunker.feed(delta.text):
+                            feed.put(chunk)
+            for chunk in chunker.flush():
+                feed.put(chunk)
+        except (ChainExhausted, RequestError) as exc:
+            raise DialogueUnavailable(str(exc)) from exc
+        text = "".join(said).strip()
+        calls = tools.calls()
+        self.messages.append(ChatMessage("assistant", text, tool_calls=calls))
+        for call in calls:
+            self.messages.append(ChatMessage("tool", self._apply(call, outcome), tool_call_id=call.id))
+        return bool(text)
+
+    def _serving(self) -> str:
+        try:
+            return self.llm.label_of(self.llm.chain.active)
+        except Exception:  # the chain moved on between the delta and this question
+            return "?"
+
+    def _apply(self, call: ToolCall, outcome: ReplyOutcome) -> str:
+        try:
+            arguments = call.parsed_arguments()
+            if call.name == "save_message":
+                changed = self.slots.merge(arguments)
+                missing = self.slots.missing(self.persona.asks)
+                return f"saved {', '.join(changed) or 'nothing new'}; still missing: {', '.join(missing) or 'nothing'}"
+            if call.name == "end_call":
+                outcome.end_call = True
+                outcome.outcome = "message_taken" if not self.slots.missing(self.persona.asks) else "ended_by_secretary"
+                return "the call will end after your reply"
+        except ValueError as exc:
+            log.warning("llm tool call rejected", extra={"tool": call.name, "error": str(exc)})
+            return f"error: {exc}"
+        return f"error: there is no tool named {call.name!r}"

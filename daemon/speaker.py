@@ -1,0 +1,144 @@
+"""The secretary's mouth: text chunks -> TTS -> the line, and what the caller actually heard.
+
+``Speaker.say`` takes the reply as an async stream of text chunks (the LLM is
+still writing the later ones while the first is spoken), synthesizes each in
+turn and feeds the audio to the line's playout. A ``ReplyProgress`` follows
+the reply: the seconds of audio each chunk produced and the line's count of
+reply frames when the reply began, so that after a barge-in (the caller
+talks over the secretary: the line is cut, the reply task cancelled) the
+words the caller heard can be told from the words that were never played.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+
+from daemon.call_line import CallLine
+from daemon.persona_voice import PersonaVoice
+from daemon.speech_cache import CachedSpeech
+from drivers.audio import FRAME_MS, LINE_RATE
+from engines.fallback_chain import ChainExhausted, RequestError
+from engines.tts.speech_synthesizer import SpeechSynthesizer
+
+log = logging.getLogger("secretary.call")
+
+FRAME_S = FRAME_MS / 1000
+
+
+@dataclass
+class ReplyProgress:
+    """What one reply has sent to the line so far."""
+
+    mark: int  # line.audible_frames when the reply began
+    segments: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds of audio)
+    first_audio_at: float | None = None  # monotonic time of the first reply frame on the line
+    first_tts_at: float | None = None  # monotonic time the TTS delivered its first audio
+    failed: list[str] = field(default_factory=list)  # chunks no TTS backend could speak
+    finished: bool = False  # every chunk was played out to the end
+
+    @property
+    def planned_text(self) -> str:
+        return " ".join(text for text, _ in self.segments).strip()
+
+    def played_s(self, line: CallLine) -> float:
+        return max(0, line.audible_frames - self.mark) * FRAME_S
+
+    def heard_text(self, line: CallLine) -> str:
+        """The words that reached the caller: whole chunks played, and the played share of a cut one."""
+        if self.finished:
+            return self.planned_text
+        left = self.played_s(line)
+        heard: list[str] = []
+        for text, seconds in self.segments:
+            if seconds <= 0:
+                continue
+            if left >= seconds - FRAME_S:
+                heard.append(text)
+                left -= seconds
+                continue
+            words = text.split()
+            share = int(len(words) * max(0.0, left) / seconds)
+            if share:
+                heard.append(" ".join(words[:share]) + "…")
+            break
+        return " ".join(heard).strip()
+
+
+class Speaker:
+    def __init__(
+        self,
+        line: CallLine,
+        tts: SpeechSynthesizer | None,
+        voice: PersonaVoice,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.line = line
+        self.tts = tts
+        self.voice = voice
+        self._clock = clock
+
+    def begin(self) -> ReplyProgress:
+        progress = ReplyProgress(mark=self.line.audible_frames)
+        waiter = self.line.first_audible_after(progress.mark)
+        waiter.add_done_callback(lambda f: _note_first_audio(progress, f))
+        return progress
+
+    async def say(self, texts: AsyncIterable[str], progress: ReplyProgress) -> None:
+        """Speak every chunk of ``texts``; returns once the line has played it all."""
+        playout = self.line.playout
+        playout.reset()
+        async for text in texts:
+            if progress.segments:
+                playout.new_segment()
+            seconds = await self._speak_chunk(text, progress)
+            progress.segments.append((text, seconds))
+        await self._finish(progress)
+
+    async def say_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> None:
+        """Play a pre-synthesized phrase (greeting, goodbye, filler)."""
+        playout = self.line.playout
+        playout.reset()
+        progress.segments.append((speech.text, speech.seconds))
+        progress.first_tts_at = progress.first_tts_at or self._clock()
+        await playout.feed(speech.samples, LINE_RATE)
+        await self._finish(progress)
+
+    def cut(self, fade_ms: float) -> None:
+        """Barge-in: fade out what is playing, drop what is queued (cancel the reply task too)."""
+        self.line.playout.cut(fade_ms)
+
+    async def _speak_chunk(self, text: str, progress: ReplyProgress) -> float:
+        if self.tts is None:
+            progress.failed.append(text)
+            return 0.0
+        seconds = 0.0
+        try:
+            chunks = self.tts.synthesize(self.voice.request(text), self.voice.backends)
+            async with contextlib.aclosing(chunks) as stream:
+                async for chunk in stream:
+                    if progress.first_tts_at is None:
+                        progress.first_tts_at = self._clock()
+                    if not await self.line.playout.feed(chunk.samples, chunk.sample_rate):
+                        break
+                    seconds += chunk.duration_s
+        except (ChainExhausted, RequestError) as exc:
+            log.error("tts could not speak a reply chunk", extra={"text": text[:80], "error": str(exc)})
+            progress.failed.append(text)
+        return seconds
+
+    async def _finish(self, progress: ReplyProgress) -> None:
+        if await self.line.playout.end():
+            await self.line.buffer.wait_drained()
+            progress.finished = True
+
+
+def _note_first_audio(progress: ReplyProgress, waiter: object) -> None:
+    import asyncio
+
+    assert isinstance(waiter, asyncio.Future)
+    if not waiter.cancelled() and progress.first_audio_at is None:
+        progress.first_audio_at = waiter.result()
