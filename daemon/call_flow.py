@@ -255,6 +255,7 @@ class CallFlow:
                 await self._on_dtmf(digit)
             case _HungUp(reason=reason):
                 self._hung_up = reason
+                self.line.end_inbound()
                 if self._ending is None:
                     self._ending = reason
             case _ReplyDone(reply=reply):

@@ -58,6 +58,11 @@ class CallLine:
         self.last_audible_at: float | None = None
         self.frames_dropped = 0
         self._waiters: list[tuple[int, asyncio.Future[float]]] = []
+        self._inbound_ending = False
+
+    def end_inbound(self) -> None:
+        """The call is over: ``caller_audio`` ends once the frames already received are read."""
+        self._inbound_ending = True
 
     # -- lifecycle ----------------------------------------------------------------
     async def __aenter__(self) -> CallLine:
@@ -122,9 +127,9 @@ class CallLine:
         session = self.session
         silence = bytes(self.codec.bytes_per_sample * 160)
         while True:
-            frame = await session.read_frame(timeout=frame_timeout_s)
+            frame = await session.read_frame(timeout=0.05 if self._inbound_ending else frame_timeout_s)
             if frame is None:
-                if session.closed:
+                if session.closed or self._inbound_ending:
                     return
                 frame = silence
             yield float_to_int16(self.capture.feed(frame))

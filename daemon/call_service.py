@@ -88,6 +88,7 @@ class CallService(Service):
         self.index: CallIndex | None = None
         self._flows: dict[str, CallFlow] = {}
         self._records: dict[str, CallRecord] = {}
+        self._ended_calls: dict[str, str] = {}  # the driver's end reason of calls still being handled
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
         self.phrases_ready = asyncio.Event()
@@ -174,6 +175,7 @@ class CallService(Service):
                     flow.dtmf(event.digit)
                     tasks.create_task(record.aadd_dtmf(event.digit, round(flow.now_s(), 2)), name="record-dtmf")
             case CallEnded():
+                self._ended_calls[event.call_id] = event.reason.value
                 flow = self._flows.get(event.call_id)
                 if flow is not None:
                     flow.hung_up(event.reason.value)
@@ -185,15 +187,28 @@ class CallService(Service):
             session = await self._wait_audio(call_id)
         except TimeoutError:
             log.error("no call audio: the call is not handled", extra={"call_id": call_id})
-            self._publish_ended(call_id, answered.caller, 0.0, "no_audio", "failed", {}, None)
+            self._publish_ended(call_id, answered.caller, 0.0, self._ended_calls.pop(call_id, "no_audio"), "failed", {}, None)
             return
         self._live.add(call_id)
         try:
             await self._conduct(answered, session)
-        except Exception:
+        except Exception as exc:
             log.exception("call flow failed", extra={"call_id": call_id})
+            await self._give_up(answered, exc)
         finally:
             self._live.discard(call_id)
+            self._ended_calls.pop(call_id, None)
+
+    async def _give_up(self, answered: CallAnswered, exc: Exception) -> None:
+        """The flow could not run: end the call rather than leave the caller on a silent line."""
+        if answered.call_id not in self._ended_calls:
+            modem = self._modem()
+            with contextlib.suppress(Exception):
+                if modem is not None:
+                    await modem.hangup()
+        reason = self._ended_calls.get(answered.call_id, "failed")
+        duration = round(max(0.0, time.time() - answered.ts), 2)
+        self._publish_ended(answered.call_id, answered.caller, duration, reason, "failed", {}, f"call flow failed: {exc}")
 
     async def _wait_audio(self, call_id: str) -> PcmSession:
         async with asyncio.timeout(AUDIO_WAIT_S):
@@ -261,6 +276,8 @@ class CallService(Service):
             )
             self._flows[call_id] = flow
             self._records[call_id] = record
+            if call_id in self._ended_calls:  # the caller hung up while the call was being set up
+                flow.hung_up(self._ended_calls[call_id])
             try:
                 result = await flow.run()
             finally:

@@ -190,8 +190,9 @@ def _report(view: BusView, base: str, data_dir: Path) -> str | None:
         if "greeting_ms" in lat:
             print(f"  greeting: first audio {lat['greeting_ms']} ms after PCM came up")
             continue
-        print(f"  turn {turn}: endpoint+stt {lat.get('stt_ms')} ms, first text {lat.get('first_text_ms')} ms, "
-              f"first tts audio {lat.get('first_tts_ms')} ms, first frame on the line {lat.get('first_audio_ms')} ms"
+        print(f"  turn {turn}: voice-to-voice {lat.get('voice_to_voice_ms')} ms: endpoint window {lat.get('endpoint_ms')} ms, "
+              f"then STT final +{lat.get('stt_ms')}, reply text +{lat.get('first_text_ms')}, "
+              f"first TTS audio +{lat.get('first_tts_ms')}, first frame on the line +{lat.get('first_audio_ms')} ms"
               f"{' (filler played)' if lat.get('filler') else ''}")
     print(f"outcome: {end.get('outcome')} ({end.get('reason')}), {end.get('duration_s')} s")
     print(f"message: {json.dumps(end.get('message'), ensure_ascii=False)}")
@@ -209,7 +210,7 @@ async def _script(view: BusView, language: str) -> str | None:
     try:
         await view.wait_for(lambda t, p: t == "modem/state" and isinstance(p, dict) and p.get("registered"), 30)
         print("\n  demo: waiting for the engines and the persona's phrases (progress above)\n")
-        await view.wait_for(lambda t, p: t == "services/calls/state" and isinstance(p, dict) and p.get("state") == "ready", 900)
+        await view.wait_for(lambda t, p: t == "services/calls/state" and isinstance(p, dict) and p.get("state") == "running", 900)
         print(f"\n  demo: the simulated caller {DEMO_CALLER} rings the box\n")
         reply = await view.command("simulator/call", {"from": DEMO_CALLER})
         if not reply.get("ok"):
