@@ -256,7 +256,8 @@ class CallService(Service):
                 extra: dict[str, Any] = {}
                 if timing is not None:
                     extra["latency_ms"] = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
-                elif utterance.source == "greeting" and greeting_heard.done() and session.enabled_at is not None:
+                elif (utterance.source == "greeting" and greeting_heard.done() and not greeting_heard.cancelled()
+                      and session.enabled_at is not None):
                     extra["latency_ms"] = {"greeting_ms": round((greeting_heard.result() - session.enabled_at) * 1000, 1)}
                 self.bus.call_event(
                     "utterance", call_id, role=utterance.role, text=utterance.text,

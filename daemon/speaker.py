@@ -11,6 +11,7 @@ words the caller heard can be told from the words that were never played.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -136,9 +137,6 @@ class Speaker:
             progress.finished = True
 
 
-def _note_first_audio(progress: ReplyProgress, waiter: object) -> None:
-    import asyncio
-
-    assert isinstance(waiter, asyncio.Future)
+def _note_first_audio(progress: ReplyProgress, waiter: asyncio.Future[float]) -> None:
     if not waiter.cancelled() and progress.first_audio_at is None:
         progress.first_audio_at = waiter.result()
