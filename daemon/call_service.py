@@ -239,6 +239,8 @@ class CallService(Service):
         tts = engines["tts"]
         writes: list[asyncio.Task[None]] = []
         async with contextlib.AsyncExitStack() as stack:
+            if recorder is not None:
+                stack.push_async_callback(recorder.aclose)  # closed after the line's clock has stopped
             line = await stack.enter_async_context(CallLine(session, recorder))
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
@@ -284,8 +286,6 @@ class CallService(Service):
             finally:
                 self._flows.pop(call_id, None)
                 self._records.pop(call_id, None)
-                if recorder is not None:
-                    await recorder.aclose()
                 await asyncio.gather(*writes, return_exceptions=True)
         await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
 

@@ -1,0 +1,742 @@
+"""Voice-to-voice latency of whole calls, per stage, against the same stages measured in isolation.
+
+Runs ``--calls`` whole calls through the box in-process (the SIM7600
+simulator, the default CPU engines, the call service under the real
+supervisor; the set-up is ``tests/calls/call_harness.py``, imported). Each
+call: ring, wait for the greeting, play caller lines 1..3 of the bundled
+English script, each one after the secretary's previous turn, wait for the
+end. Every caller turn's ``TurnTiming`` becomes stages (ms):
+
+    endpoint        = endpoint_at   - speech_end_at   (the VAD's silence window)
+    stt             = final_at      - endpoint_at     (the STT final after the endpoint)
+    llm_first_text  = first_text_at - final_at        (the first reply chunk from the dialogue)
+    tts_first_audio = first_tts_at  - first_text_at   (the TTS's first audio)
+    to_line         = first_audio_at - first_tts_at   (the first reply frame written to the modem)
+    voice_to_voice  = first_audio_at - speech_end_at
+
+A turn where a filler was played or that was interrupted is left out of the
+stage figures from the STT final on (its endpoint and STT still count); the
+excluded turns are counted. ``--filler-after-ms`` (up to 2000) moves the
+filler deadline when too many turns get one; ``--warmup-calls`` places calls
+that are not counted (the LLM's first request after loading pays the whole
+prompt's prefill, and may miss the 3 s first-token deadline on a small CPU:
+the call then falls back to the scripted policy; ``--llm-first-token-timeout-s``
+moves that deadline).
+The caller answers once the secretary's utterance is out and the line has been
+quiet for 0.5 s.
+
+The default LLM (SmolLM2-135M) is not conversational, so the dialogue is the
+scripted take-a-message policy; ``--llm smollm2`` marks the llama.cpp backend
+conversational so the persona's ``dialogue: auto`` picks the LLM (its replies
+are poor: the point is the timing of its first chunk).
+
+After the calls, the engines are built again from the same config (as
+``daemon/engine_wiring.py`` does) and each stage is timed alone on the same
+inputs, ``--repeats`` times, median per input: STT (the caller line
+upsampled to 16 kHz, end of audio -> SttFinal), TTS (first audio of the
+first chunk of the reply the secretary said), LLM (``--llm`` only: the same
+conversation rebuilt from the calls' turns; first text delta, and the first
+chunk the reply chunker releases, which is what the call waits for).
+Orchestration overhead per turn = (first_audio_at - endpoint_at) minus the
+isolated STT + LLM-first-chunk + TTS times for that turn's inputs (the LLM's
+only for a reply the LLM wrote), also split by stage, and once more from the
+STT final on (whisper's run-to-run spread, hundreds of ms on a small CPU,
+does not reach that one). The target is < 30 ms p50; it is reported, never
+enforced.
+
+Prints tables, then ONE line of JSON with every figure. Never fails on time.
+
+    .venv/bin/python bench/voice_to_voice.py [--calls 3] [--repeats 3] [--llm smollm2]
+                                             [--warmup-calls 0] [--filler-after-ms MS] [--llm-first-token-timeout-s S]
+                                             [--models-dir /tmp/secretary-bench-models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config.schema import SecretaryConfig  # noqa: E402
+from daemon.call_flow import FILLERS, TurnTiming  # noqa: E402
+from daemon.call_line import STT_RATE  # noqa: E402
+from daemon.demo_caller import CallerLine, caller_script  # noqa: E402
+from daemon.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
+from daemon.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
+from daemon.persona_voice import PersonaVoice  # noqa: E402
+from daemon.reply_chunker import ReplyChunker  # noqa: E402
+from drivers.audio import StreamResampler, read_wav  # noqa: E402
+from drivers.audio.pcm import float_to_int16  # noqa: E402
+from engines.chained_engine import ChainedEngine  # noqa: E402
+from engines.engine_status import EngineState  # noqa: E402
+from engines.fallback_chain import ChainExhausted, FallbackChain, RequestError  # noqa: E402
+from engines.llm.chat_engine import ChatEngine  # noqa: E402
+from engines.llm.interface import ChatMessage, ChatRequest  # noqa: E402
+from engines.stt.interface import SttFinal  # noqa: E402
+from engines.stt.speech_to_text import SpeechToText  # noqa: E402
+from engines.tts.sentences import split_sentences  # noqa: E402
+from engines.tts.speech_synthesizer import SpeechSynthesizer  # noqa: E402
+from tests.calls.call_harness import CALLER, CallBox, box_config, call_box  # noqa: E402
+
+LANGUAGE = "en"
+LINES_PLAYED = 3
+CHUNK = 320  # 20 ms at 16 kHz, as the line hands audio to the STT
+OVERHEAD_TARGET_MS = 30.0
+QUIET_S, QUIET_PEAK = 0.5, 100  # the caller answers once the line has been this quiet (s, PCM16 peak)
+ISOLATED_LLM_DEADLINE_S = 60.0
+STAGES: dict[str, tuple[str, str]] = {  # stage -> (from, to) TurnTiming fields
+    "endpoint": ("speech_end_at", "endpoint_at"),
+    "stt": ("endpoint_at", "final_at"),
+    "llm_first_text": ("final_at", "first_text_at"),
+    "tts_first_audio": ("first_text_at", "first_tts_at"),
+    "to_line": ("first_tts_at", "first_audio_at"),
+    "voice_to_voice": ("speech_end_at", "first_audio_at"),
+}
+PRE_REPLY = ("endpoint", "stt")  # stages that end before the reply: measured on every turn
+
+
+# -- figures -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (the house style of bench_tts.py); NaN when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def spread(values: list[float], qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | int]:
+    figures: dict[str, float | int] = {f"p{q}": percentile(values, q) for q in qs}
+    figures["n"] = len(values)
+    return figures
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ms_between(timing: TurnTiming, start: str, end: str) -> float | None:
+    a, b = getattr(timing, start), getattr(timing, end)
+    return None if a is None or b is None else (b - a) * 1000
+
+
+def rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 1)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.0f}"
+
+
+# -- what the calls produced -------------------------------------------------------------
+
+
+@dataclass
+class Turn:
+    """One caller turn and the secretary's answer, as measured in a call."""
+
+    call: int
+    index: int  # 0-based caller turn in its call
+    line: CallerLine | None  # the caller line played for it (None: an unexpected extra turn)
+    timing: TurnTiming
+    reply_text: str  # what the secretary said, without a filler (empty: no utterance matched)
+    reply_source: str
+    history: list[tuple[str, str]]  # the call's earlier (caller text, secretary reply) pairs
+    isolated: dict[str, float] = field(default_factory=dict)  # stage -> median ms alone
+
+    @property
+    def clean(self) -> bool:
+        t = self.timing
+        return not t.filler and not t.interrupted and t.first_audio_at is not None
+
+    def stage(self, name: str) -> float | None:
+        """The stage's ms; None when not measured (after a filler, the later times are the filler's)."""
+        if self.timing.filler and name not in PRE_REPLY:
+            return None
+        return ms_between(self.timing, *STAGES[name])
+
+    @property
+    def by_llm(self) -> bool:
+        return self.reply_source.startswith("llm")
+
+    @property
+    def after_endpoint_ms(self) -> float | None:
+        return ms_between(self.timing, "endpoint_at", "first_audio_at")
+
+
+@dataclass
+class CallsRun:
+    turns: list[Turn]
+    greeting_ms: list[float]
+    dialogues: list[str]  # CallResult.dialogue per call: scripted | llm | llm+scripted
+    outcomes: list[str]
+    wall_s: float
+
+
+# -- the calls ---------------------------------------------------------------------------
+
+
+def bench_config(
+    data_dir: Path, models_dir: Path, llm: bool, filler_after_ms: int | None = None,
+    first_token_timeout_s: float | None = None,
+) -> SecretaryConfig:
+    overrides: dict[str, Any] = {"engines__models_dir": str(models_dir)}
+    if filler_after_ms is not None:
+        overrides["call__filler_after_ms"] = filler_after_ms
+    if first_token_timeout_s is not None:
+        overrides["engines__llm__first_token_timeout_s"] = first_token_timeout_s
+    if llm:  # the whole backend entry: `kind` is the union's discriminator
+        overrides["engines__llm__backends__local"] = {"kind": "llama_cpp", "conversational": True}
+    return box_config(data_dir, **overrides)
+
+
+def call_events(box: CallBox, call_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in box.events(kind) if e.get("call_id") == call_id]
+
+
+def secretary_turns(box: CallBox, call_id: str) -> list[dict[str, Any]]:
+    return [e for e in call_events(box, call_id, "utterance") if e["role"] == "secretary"]
+
+
+def call_ended(box: CallBox, call_id: str) -> bool:
+    return bool(call_events(box, call_id, "ended"))
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def ring(box: CallBox) -> str:
+    """Place a call (the harness's ``ring`` only knows the box's first call) and return its id."""
+    seen = {e["call_id"] for e in box.events("answered")}
+    await box.sim.incoming_call(CALLER)
+    answered = await box.wait_event(lambda e: e["type"] == "answered" and e["call_id"] not in seen, 15)
+    return str(answered["call_id"])
+
+
+def line_quiet(box: CallBox, quiet_s: float) -> bool:
+    """The box has sent only silence for the last ``quiet_s`` (the simulator keeps the call's uplink PCM16)."""
+    window = int(quiet_s * 8000) * 2
+    tail = bytes(box.sim.uplink_audio[-window:])
+    return len(tail) == window and int(np.abs(np.frombuffer(tail, "<i2").astype(np.int32)).max()) < QUIET_PEAK
+
+
+async def secretary_done(box: CallBox, call_id: str, turns: int, timeout: float) -> bool:
+    """The secretary's ``turns``-th utterance is out and the line stayed quiet for ``QUIET_S`` after it.
+
+    If the secretary goes on talking (a filler-only reply whose LLM failed is
+    followed at once by an apology), wait for that utterance too.
+    """
+    while True:
+        if not await until(lambda: len(secretary_turns(box, call_id)) >= turns or call_ended(box, call_id), timeout):
+            return False
+        await asyncio.sleep(QUIET_S)
+        if call_ended(box, call_id) or line_quiet(box, QUIET_S):
+            return True
+        turns = len(secretary_turns(box, call_id)) + 1
+
+
+async def one_call(box: CallBox, lines: list[CallerLine]) -> str:
+    call_id = await ring(box)
+    await secretary_done(box, call_id, 1, 30)
+    for line in lines:
+        if call_ended(box, call_id):
+            break
+        before = len(secretary_turns(box, call_id))
+        await box.sim.caller_speaks(line.wav)
+        if not await secretary_done(box, call_id, before + 1, 60):
+            print(f"  (call {call_id}: no secretary turn within 60 s after {line.wav.name})", file=sys.stderr)
+    if not await until(lambda: call_ended(box, call_id), 10):
+        await box.sim.caller_hangs_up()  # an LLM dialogue may not end by itself
+        await until(lambda: call_ended(box, call_id), 30)
+    await until(lambda: box.sim.call is None and call_id in box.calls.results, 10)
+    await asyncio.sleep(0.5)  # let the modem settle to idle before the next ring
+    return call_id
+
+
+def without_filler(text: str) -> str:
+    """The reply as the dialogue wrote it: the fillers played before it are part of the utterance's text."""
+    fillers = FILLERS[LANGUAGE]
+    while found := next((f for f in fillers if text.startswith(f)), None):
+        text = text[len(found):].strip()
+    return text
+
+
+def turns_of(box: CallBox, number: int, call_id: str, lines: list[CallerLine]) -> list[Turn]:
+    """The call's TurnTimings, each matched with the utterance event it produced (same latency figures)."""
+    result = box.calls.results.get(call_id)
+    if result is None:  # the call flow failed: the service published `ended` without a result
+        print(f"  (call {call_id}: no CallResult, the call flow failed; its turns are not counted)", file=sys.stderr)
+        return []
+    answers = [e for e in secretary_turns(box, call_id) if "voice_to_voice_ms" in e.get("latency_ms", {})]
+    turns: list[Turn] = []
+    history: list[tuple[str, str]] = []
+    for index, timing in enumerate(result.turns):
+        figures = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
+        event = next((e for e in answers if e["latency_ms"] == figures), None)
+        text = str(event["text"]) if event else ""
+        text = without_filler(text) if timing.filler else text
+        line = lines[index] if index < len(lines) else None
+        turns.append(Turn(number, index, line, timing, text, str(event.get("source")) if event else "", list(history)))
+        history.append((timing.caller_text, text))
+    return turns
+
+
+async def run_calls(config: SecretaryConfig, calls: int, warmup_calls: int) -> CallsRun:
+    lines = caller_script(LANGUAGE)[:LINES_PLAYED]
+    turns: list[Turn] = []
+    started = time.monotonic()
+    async with call_box(config) as box:
+        print(f"box up in {time.monotonic() - started:.1f} s (engines loaded, phrases synthesized)", flush=True)
+        for number in range(1, warmup_calls + 1):
+            call_started = time.monotonic()
+            call_id = await one_call(box, lines)
+            print(f"warm-up call {number}/{warmup_calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s "
+                  "(not counted)", flush=True)
+        started = time.monotonic()
+        ids: list[str] = []
+        for number in range(1, calls + 1):
+            call_started = time.monotonic()
+            call_id = await one_call(box, lines)
+            ids.append(call_id)
+            turns += turns_of(box, number, call_id, lines)
+            print(f"call {number}/{calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s", flush=True)
+        greetings = [
+            float(e["latency_ms"]["greeting_ms"]) for e in box.events("utterance")
+            if e.get("call_id") in ids and e.get("source") == "greeting" and "greeting_ms" in e.get("latency_ms", {})
+        ]
+        results = [box.calls.results.get(i) for i in ids]
+    return CallsRun(turns, greetings, [r.dialogue if r else "failed" for r in results],
+                    [r.outcome if r else "failed" for r in results], time.monotonic() - started)
+
+
+# -- the stages alone --------------------------------------------------------------------
+
+
+@dataclass
+class Engines:
+    stt: SpeechToText
+    tts: SpeechSynthesizer
+    llm: ChatEngine | None
+
+    def all(self) -> list[ChainedEngine[Any]]:
+        return [e for e in (self.stt, self.tts, self.llm) if e is not None]
+
+
+@contextlib.asynccontextmanager
+async def isolated_engines(config: SecretaryConfig, llm: bool) -> AsyncIterator[Engines]:
+    """The STT, TTS (and LLM) engines built from the config's sections, loaded and warmed up."""
+    section = config.engines
+    models_dir = models_dir_of(section, config.data_dir)
+    engines = Engines(
+        stt=SpeechToText(FallbackChain("stt", stt_slots(section.stt, models_dir))),
+        tts=SpeechSynthesizer(tts_slots(section.tts, models_dir)),
+        llm=ChatEngine(llm_slots(section.llm, models_dir), first_token_timeout_s=section.llm.first_token_timeout_s)
+        if llm else None,
+    )
+    try:
+        for engine in engines.all():
+            status = await engine.start()
+            if status.state is EngineState.FAILED:
+                raise RuntimeError(f"{status.engine} did not load: {status.detail}")
+        yield engines
+    finally:
+        for engine in engines.all():
+            await engine.close()
+
+
+def line_audio_16k(wav: Path) -> np.ndarray:
+    """The caller line as the STT hears it: 8 kHz upsampled to 16 kHz int16."""
+    samples, rate = read_wav(wav)
+    resampler = StreamResampler(rate, STT_RATE)
+    return float_to_int16(np.concatenate([resampler.process(samples), resampler.flush()]))
+
+
+async def stt_once(stt: SpeechToText, pcm: np.ndarray) -> tuple[float, str]:
+    """(ms from the last audio chunk handed over to SttFinal, the text)."""
+    handed_over: list[float] = []
+
+    async def chunks() -> AsyncIterator[np.ndarray]:
+        for at in range(0, len(pcm), CHUNK):
+            yield pcm[at:at + CHUNK]
+        handed_over.append(time.monotonic())
+
+    final: SttFinal | None = None
+    async with contextlib.aclosing(stt.transcribe(chunks(), LANGUAGE)) as events:
+        async for event in events:
+            if isinstance(event, SttFinal):
+                final = event
+    done = time.monotonic()
+    return (done - handed_over[0]) * 1000, final.text.strip() if final else ""
+
+
+async def tts_once(tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> float:
+    """ms to the first audio chunk (the whole text is still synthesized, as in a call)."""
+    started = time.monotonic()
+    first: float | None = None
+    async with contextlib.aclosing(tts.synthesize(voice.request(text), voice.backends)) as chunks:
+        async for _ in chunks:
+            first = first or time.monotonic()
+    return float("nan") if first is None else (first - started) * 1000
+
+
+async def llm_once(llm: ChatEngine, request: ChatRequest, chain: list[str] | None) -> tuple[float, float]:
+    """(ms to the first text delta, ms to the first chunk the reply chunker releases); NaN: none.
+
+    The first-token deadline is lifted (the call's is ``first_token_timeout_s``) so a slow start is measured.
+    """
+    chunker = ReplyChunker(LANGUAGE)
+    started = time.monotonic()
+    first_text = first_chunk = float("nan")
+    try:
+        async with contextlib.aclosing(llm.stream(request, chain, ISOLATED_LLM_DEADLINE_S)) as deltas:
+            async for delta in deltas:
+                if not delta.text:
+                    continue
+                if math.isnan(first_text):
+                    first_text = (time.monotonic() - started) * 1000
+                if chunker.feed(delta.text):
+                    first_chunk = (time.monotonic() - started) * 1000
+                    break  # closing the stream stops the generation
+    except (ChainExhausted, RequestError) as exc:
+        print(f"  (isolated llm request failed: {exc})", file=sys.stderr)
+        return first_text, first_chunk
+    if math.isnan(first_chunk) and chunker.flush():
+        first_chunk = (time.monotonic() - started) * 1000
+    return first_text, first_chunk
+
+
+async def repeated(measure: Callable[[], Awaitable[float]], repeats: int) -> float:
+    return median([await measure() for _ in range(repeats)])
+
+
+def first_piece(reply: str, llm: bool) -> str:
+    """The first text chunk the dialogue fed the TTS for this reply."""
+    if llm:
+        chunker = ReplyChunker(LANGUAGE)
+        pieces = chunker.feed(reply) + chunker.flush()
+    else:
+        pieces = split_sentences(reply)
+    return pieces[0] if pieces else reply
+
+
+def llm_request(config: SecretaryConfig, turn: Turn) -> ChatRequest:
+    """The turn's conversation as the LlmDialogue would send it (earlier tool calls are not known here)."""
+    persona = config.personas[config.call.persona]
+    messages = [ChatMessage("system", system_prompt(persona, CALLER)), ChatMessage("assistant", persona.greeting)]
+    for caller_text, reply in turn.history:
+        messages += [ChatMessage("user", caller_text), ChatMessage("assistant", reply)]
+    messages.append(ChatMessage("user", turn.timing.caller_text))
+    settings = config.engines.llm
+    return ChatRequest(messages=tuple(messages), tools=(SAVE_MESSAGE, END_CALL), max_tokens=settings.max_tokens,
+                       temperature=settings.temperature, persona=persona.llm.lora)
+
+
+@dataclass
+class Isolated:
+    stt: dict[str, tuple[float, str]] = field(default_factory=dict)  # wav name -> (median ms, text)
+    tts: dict[str, float] = field(default_factory=dict)  # first piece -> median ms
+    llm: dict[tuple[str, ...], tuple[float, float]] = field(default_factory=dict)  # conversation -> (text, chunk)
+    llm_cold: tuple[float, float] | None = None  # the engine's very first request (empty prompt cache)
+    load_s: float = 0.0
+
+
+async def measure_isolated(config: SecretaryConfig, turns: list[Turn], repeats: int, llm: bool) -> Isolated:
+    found = Isolated()
+    persona = config.personas[config.call.persona]
+    voice = PersonaVoice.of(persona)
+    started = time.monotonic()
+    async with isolated_engines(config, llm) as engines:
+        found.load_s = time.monotonic() - started
+        for line in caller_script(LANGUAGE)[:LINES_PLAYED]:
+            pcm = line_audio_16k(line.wav)
+            runs = [await stt_once(engines.stt, pcm) for _ in range(repeats)]
+            found.stt[line.wav.name] = (median([ms for ms, _ in runs]), runs[-1][1])
+        for turn in turns:
+            if turn.reply_text:
+                piece = first_piece(turn.reply_text, turn.by_llm)
+                if piece not in found.tts:
+                    found.tts[piece] = await repeated(lambda: tts_once(engines.tts, voice, piece), repeats)
+                turn.isolated["tts"] = found.tts[piece]
+            if turn.line is not None:
+                turn.isolated["stt"] = found.stt[turn.line.wav.name][0]
+            if engines.llm is not None and turn.by_llm:
+                request = llm_request(config, turn)
+                key = tuple(m.content for m in request.messages)
+                if key not in found.llm:
+                    runs = [await llm_once(engines.llm, request, persona.llm.chain) for _ in range(repeats)]
+                    found.llm_cold = found.llm_cold or runs[0]
+                    found.llm[key] = (median([r[0] for r in runs]), median([r[1] for r in runs]))
+                turn.isolated["llm_first_text"], turn.isolated["llm_first_chunk"] = found.llm[key]
+    return found
+
+
+def isolated_sum(turn: Turn, stages: tuple[str, ...]) -> float | None:
+    """The sum of the turn's isolated stages (the LLM's only when the LLM wrote the reply); None if one is missing."""
+    names = [n for n in stages if n != "llm_first_chunk" or turn.by_llm]
+    values = [turn.isolated.get(n) for n in names]
+    if any(v is None or math.isnan(v) for v in values):
+        return None
+    return sum(v for v in values if v is not None)
+
+
+def overhead_ms(turn: Turn) -> float | None:
+    """(first_audio_at - endpoint_at) minus the isolated STT + LLM-first-chunk + TTS times (clean turns only)."""
+    total = turn.after_endpoint_ms if turn.clean else None
+    alone = isolated_sum(turn, ("stt", "llm_first_chunk", "tts"))
+    return None if total is None or alone is None else total - alone
+
+
+def overhead_after_stt_ms(turn: Turn) -> float | None:
+    """The same without the STT: (first_audio_at - final_at) minus isolated LLM-first-chunk + TTS.
+
+    Whisper's run-to-run spread (hundreds of ms on a small CPU) swamps the full
+    figure; this one holds only the dialogue -> TTS -> line path.
+    """
+    total = ms_between(turn.timing, "final_at", "first_audio_at") if turn.clean else None
+    alone = isolated_sum(turn, ("llm_first_chunk", "tts"))
+    return None if total is None or alone is None else total - alone
+
+
+def overhead_parts(turn: Turn) -> dict[str, float | None]:
+    """The overhead split by stage: each in-call stage minus the same stage alone (they sum to the overhead).
+
+    A scripted reply has no engine in the dialogue stage, so all of that stage is overhead.
+    """
+
+    def excess(in_call: float | None, alone: float | None) -> float | None:
+        return None if in_call is None or alone is None or math.isnan(alone) else in_call - alone
+
+    dialogue = turn.stage("llm_first_text")
+    return {
+        "stt": excess(turn.stage("stt"), turn.isolated.get("stt")),
+        "dialogue": excess(dialogue, turn.isolated.get("llm_first_chunk")) if turn.by_llm else dialogue,
+        "tts": excess(turn.stage("tts_first_audio"), turn.isolated.get("tts")),
+        "to_line": turn.stage("to_line"),
+    }
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for row in Path("/proc/cpuinfo").read_text().splitlines():
+            if row.startswith("model name"):
+                model = row.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu": model or platform.processor(),
+        "python": platform.python_version(), "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def overhead_summary(clean: list[Turn]) -> dict[str, Any]:
+    measured = [t for t in clean if overhead_ms(t) is not None]
+    values = [v for t in measured if (v := overhead_ms(t)) is not None]
+    parts = [overhead_parts(t) for t in measured]
+    return {
+        **spread(values, (50, 95)),
+        "parts_p50": {
+            name: percentile([v for p in parts if (v := p[name]) is not None], 50)
+            for name in ("stt", "dialogue", "tts", "to_line")
+        },
+        "target_p50_ms": OVERHEAD_TARGET_MS,
+        "met": bool(values) and percentile(values, 50) < OVERHEAD_TARGET_MS,
+        "after_stt_final": spread([v for t in clean if (v := overhead_after_stt_ms(t)) is not None], (50, 95)),
+    }
+
+
+def isolated_summary(isolated: Isolated, repeats: int, llm: bool) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "repeats": repeats,
+        "engines_load_s": isolated.load_s,
+        "stt": {**spread([ms for ms, _ in isolated.stt.values()]),
+                "per_line": [{"wav": k, "ms": ms, "text": text} for k, (ms, text) in isolated.stt.items()]},
+        "tts_first_audio": {**spread(list(isolated.tts.values())),
+                            "per_text": [{"text": k, "ms": ms} for k, ms in isolated.tts.items()]},
+    }
+    if llm:
+        figures["llm_first_text"] = spread([a for a, _ in isolated.llm.values()])
+        figures["llm_first_chunk"] = spread([b for _, b in isolated.llm.values()])
+        if isolated.llm_cold is not None:
+            figures["llm_cold_first_request"] = {"first_text": isolated.llm_cold[0], "first_chunk": isolated.llm_cold[1]}
+    return figures
+
+
+def summarize(run: CallsRun, isolated: Isolated, args: argparse.Namespace, load_at_start: float) -> dict[str, Any]:
+    llm = args.llm is not None
+    clean = [t for t in run.turns if t.clean]
+    stages = {
+        name: spread([v for t in (run.turns if name in PRE_REPLY else clean) if (v := t.stage(name)) is not None])
+        for name in STAGES
+    }
+    return {
+        "mode": "llm:smollm2" if llm else "scripted",
+        "dialogues": run.dialogues,
+        "outcomes": run.outcomes,
+        "calls": args.calls,
+        "warmup_calls": args.warmup_calls,
+        "turns": len(run.turns),
+        "excluded": {
+            "filler": sum(t.timing.filler for t in run.turns),
+            "interrupted": sum(t.timing.interrupted for t in run.turns),
+            "no_audio": sum(t.timing.first_audio_at is None for t in run.turns),
+        },
+        "voice_to_voice_ms": stages["voice_to_voice"],
+        "stages_ms": {k: v for k, v in stages.items() if k != "voice_to_voice"},
+        "isolated_ms": isolated_summary(isolated, args.repeats, llm),
+        "overhead_ms": overhead_summary(clean),
+        "greeting_ms": {"p50": percentile(run.greeting_ms, 50), "max": max(run.greeting_ms, default=float("nan")),
+                        "n": len(run.greeting_ms)},
+        "per_turn": [per_turn(t) for t in run.turns],
+        "machine": {**machine(), "loadavg_1m_at_start": load_at_start},
+        "wall_s": {"calls": run.wall_s},
+    }
+
+
+def per_turn(turn: Turn) -> dict[str, Any]:
+    return {
+        "call": turn.call, "turn": turn.index + 1, "caller_text": turn.timing.caller_text,
+        "reply": turn.reply_text, "source": turn.reply_source, "clean": turn.clean,
+        **{f"{name}_ms": turn.stage(name) for name in STAGES},
+        **{f"iso_{k}_ms": v for k, v in turn.isolated.items()},
+        "overhead_ms": overhead_ms(turn),
+    }
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    m = summary["machine"]
+    ex = summary["excluded"]
+    print(f"\nvoice-to-voice: mode {summary['mode']} (dialogues {', '.join(summary['dialogues'])}; "
+          f"outcomes {', '.join(summary['outcomes'])}), {summary['calls']} calls, {summary['turns']} caller turns; "
+          f"excluded: {ex['filler']} filler, {ex['interrupted']} interrupted, {ex['no_audio']} without reply audio")
+    print("settings: " + ", ".join(f"{k} {v}" for k, v in summary["settings"].items()))
+    print(f"machine: {m['cores']} cores ({m['usable_cores']} usable), {m['cpu']}; "
+          f"load avg 1 min {m['loadavg_1m_at_start']:.2f} at start, {m['loadavg_1m']:.2f} at end")
+    print_stages(summary)
+    print_isolated(summary["isolated_ms"])
+    print_turns(summary["per_turn"])
+    print_overhead(summary["overhead_ms"])
+    g = summary["greeting_ms"]
+    print(f"greeting latency (line up -> first greeting frame): p50 {g['p50']:.1f} ms, max {g['max']:.1f} ms (n={g['n']})")
+
+
+def print_stages(summary: dict[str, Any]) -> None:
+    header = f"{'stage (in the call)':22} {'n':>3} {'p50':>7} {'p95':>7} {'p99':>7}  ms"
+    print(header)
+    print("-" * len(header))
+    for name, fig in [*summary["stages_ms"].items(), ("voice_to_voice", summary["voice_to_voice_ms"])]:
+        print(f"{name:22} {fig['n']:>3} {fmt(fig['p50']):>7} {fmt(fig['p95']):>7} {fmt(fig['p99']):>7}")
+
+
+def print_isolated(iso: dict[str, Any]) -> None:
+    print(f"\nstages alone (median of {iso['repeats']} repeats per input; engines loaded in {iso['engines_load_s']:.1f} s)")
+    for row in iso["stt"]["per_line"]:
+        print(f"  stt  {row['wav']:22} {fmt(row['ms']):>6} ms  heard: {row['text']}")
+    for row in iso["tts_first_audio"]["per_text"]:
+        print(f"  tts  first audio {fmt(row['ms']):>6} ms  for: {row['text']}")
+    if "llm_first_text" in iso:
+        a, b = iso["llm_first_text"], iso["llm_first_chunk"]
+        print(f"  llm  first text p50 {fmt(a['p50'])} / p95 {fmt(a['p95'])} ms, first chunk p50 {fmt(b['p50'])} "
+              f"/ p95 {fmt(b['p95'])} ms over {a['n']} conversations")
+        if "llm_cold_first_request" in iso:
+            cold = iso["llm_cold_first_request"]
+            print(f"  llm  the engine's first request (cold prompt cache; one of its input's repeats): first text "
+                  f"{fmt(cold['first_text'])} ms, first chunk {fmt(cold['first_chunk'])} ms")
+
+
+def print_turns(turns: list[dict[str, Any]]) -> None:
+    print(f"\n{'call/turn':9} {'reply by':9} {'v2v':>6} {'stt':>6} {'stt*':>6} {'llm':>6} {'llm*':>6} {'tts':>6} {'tts*':>6} "
+          f"{'line':>6} {'ovh':>6}  caller said  (* = alone; ovh = after-endpoint time - stt* - llm* - tts*)")
+    for t in turns:
+        llm_iso = t.get("iso_llm_first_chunk_ms")
+        print(f"{t['call']}/{t['turn']}{'' if t['clean'] else ' (x)':7} {t['source'][:9]:9} {fmt(t['voice_to_voice_ms']):>6} "
+              f"{fmt(t['stt_ms']):>6} {fmt(t.get('iso_stt_ms')):>6} {fmt(t['llm_first_text_ms']):>6} "
+              f"{fmt(llm_iso):>6} {fmt(t['tts_first_audio_ms']):>6} {fmt(t.get('iso_tts_ms')):>6} "
+              f"{fmt(t['to_line_ms']):>6} {fmt(t['overhead_ms']):>6}  {t['caller_text']}")
+
+
+def print_overhead(o: dict[str, Any]) -> None:
+    verdict = "met" if o["met"] else "NOT met"
+    print(f"\norchestration overhead: p50 {fmt(o['p50'])} ms, p95 {fmt(o['p95'])} ms (n={o['n']}); "
+          f"target p50 < {o['target_p50_ms']:.0f} ms: {verdict}")
+    parts = ", ".join(f"{name} {value:+.0f}" for name, value in o["parts_p50"].items() if not math.isnan(value))
+    print(f"  by stage, in the call minus alone, p50 ms: {parts}  (stt/tts: engine run-to-run spread is in these)")
+    a = o["after_stt_final"]
+    print(f"  from the STT final on (dialogue -> TTS -> line, minus llm* + tts*): p50 {fmt(a['p50'])} ms, "
+          f"p95 {fmt(a['p95'])} ms (n={a['n']})")
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = os.getloadavg()[0]
+    models_dir = Path(args.models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-v2v-") as tmp:
+        config = bench_config(
+            Path(tmp) / "data", models_dir, args.llm is not None, args.filler_after_ms, args.llm_first_token_timeout_s
+        )
+        run = await run_calls(config, args.calls, args.warmup_calls)
+        print("measuring the stages alone ...", flush=True)
+        isolated = await measure_isolated(config, run.turns, args.repeats, args.llm is not None)
+    summary = summarize(run, isolated, args, load_at_start)
+    summary["settings"] = {
+        "endpoint_silence_ms": config.call.endpoint_silence_ms, "filler_after_ms": config.call.filler_after_ms,
+        "llm_first_token_timeout_s": config.engines.llm.first_token_timeout_s,
+        "whisper_cpu_threads": config.engines.stt.faster_whisper.cpu_threads,
+    }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=3, help="whole calls to place (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="isolated runs per input, median taken (default 3)")
+    parser.add_argument("--llm", choices=["smollm2"], default=None,
+                        help="force the LLM dialogue (the packaged SmolLM2 marked conversational)")
+    parser.add_argument("--warmup-calls", type=int, default=0,
+                        help="calls placed first and not counted (e.g. to warm the LLM's prompt cache; default 0)")
+    parser.add_argument("--filler-after-ms", type=int, default=None,
+                        help="override call.filler_after_ms (200..2000; default: the config's, 1200)")
+    parser.add_argument("--llm-first-token-timeout-s", type=float, default=None,
+                        help="override engines.llm.first_token_timeout_s (default: the config's, 3 s)")
+    parser.add_argument("--models-dir", default="/tmp/secretary-bench-models",
+                        help="persistent models dir (packaged models are assembled there once)")
+    args = parser.parse_args(argv)
+    summary = asyncio.run(amain(args))
+    print_report(summary)
+    print(json.dumps(rounded(summary), separators=(",", ":"), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
