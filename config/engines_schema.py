@@ -93,17 +93,26 @@ class SttConfig(Section):
 # -- LLM -------------------------------------------------------------------
 
 
-class LlamaCppConfig(Section):
+class LlmBackendSection(Section):
+    """What every LLM backend entry has: whether its model can hold a phone conversation."""
+
+    conversational: bool | None = Field(
+        None,
+        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: its kind decides"},
+    )
+
+    @property
+    def is_conversational(self) -> bool:
+        return self.conversational is not False
+
+
+class LlamaCppConfig(LlmBackendSection):
     kind: Literal["llama_cpp"]
     model: ModelSpec = "packaged:smollm2-135m"
     mode: Literal["server", "in_process"] = "server"
     n_ctx: int = Field(2048, ge=256, le=131072)
     n_threads: int = Field(2, ge=1, le=64)
     startup_timeout_s: float = Field(60.0, gt=0, le=600)
-    conversational: bool | None = Field(
-        None,
-        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: packaged models cannot, others can"},
-    )
 
     @property
     def is_conversational(self) -> bool:
@@ -112,7 +121,7 @@ class LlamaCppConfig(Section):
         return not self.model.startswith("packaged:")  # docs/engines.md: no packaged model can converse
 
 
-class VllmConfig(Section):
+class VllmConfig(LlmBackendSection):
     kind: Literal["vllm"]
     executable: str = Field(
         "vllm", min_length=1, json_schema_extra={"allowed": "the vllm command or its path in its own venv"}
@@ -128,17 +137,9 @@ class VllmConfig(Section):
     max_lora_rank: int = Field(64, ge=1, le=512)
     extra_args: list[str] = Field(default_factory=list)
     startup_timeout_s: float = Field(600.0, gt=0, le=3600)
-    conversational: bool | None = Field(
-        None,
-        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
-    )
-
-    @property
-    def is_conversational(self) -> bool:
-        return self.conversational is not False
 
 
-class OpenAICompatibleConfig(Section):
+class OpenAICompatibleConfig(LlmBackendSection):
     kind: Literal["openai_compatible"]
     provider: Literal["openai", "deepseek", "openrouter", "gemini", "custom"] = "custom"
     base_url: str | None = Field(
@@ -146,14 +147,6 @@ class OpenAICompatibleConfig(Section):
     )
     model: str = Field(min_length=1)
     api_key_env: EnvVarName | None = None
-    conversational: bool | None = Field(
-        None,
-        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
-    )
-
-    @property
-    def is_conversational(self) -> bool:
-        return self.conversational is not False
 
     @model_validator(mode="after")
     def _check(self) -> OpenAICompatibleConfig:
@@ -162,19 +155,11 @@ class OpenAICompatibleConfig(Section):
         return self
 
 
-class AnthropicConfig(Section):
+class AnthropicConfig(LlmBackendSection):
     kind: Literal["anthropic"]
     model: str = Field("claude-sonnet-4-5", min_length=1)
     base_url: str = "https://api.anthropic.com"
     api_key_env: EnvVarName = "ANTHROPIC_API_KEY"
-    conversational: bool | None = Field(
-        None,
-        json_schema_extra={"allowed": "true if this model can hold a phone conversation; null: yes"},
-    )
-
-    @property
-    def is_conversational(self) -> bool:
-        return self.conversational is not False
 
 
 LlmBackendConfig = Annotated[
