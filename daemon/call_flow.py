@@ -202,7 +202,8 @@ class CallFlow:
             listening = tasks.create_task(listener.run(self.line.caller_audio()), name=f"listen-{self.call_id}")
             self._start_reply("greeting", cached=self.phrases.greeting, text=self.persona.greeting, interruptible=True)
             while self._hung_up is None:
-                timeout = max(0.0, min(self._silence_deadline(), max_end) - self._clock())
+                deadline = self._silence_deadline() if self._ending is not None else min(self._silence_deadline(), max_end)
+                timeout = None if deadline == float("inf") else max(0.0, deadline - self._clock())
                 try:
                     event = await asyncio.wait_for(self._events.get(), timeout)
                 except TimeoutError:

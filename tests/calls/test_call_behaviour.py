@@ -220,3 +220,66 @@ async def test_a_slow_llm_gets_a_filler_so_the_line_is_never_quiet_for_2_s(tmp_p
     first_sound = int(np.flatnonzero(frames > 500)[0]) * 0.02
     last_word = float(np.flatnonzero(np.abs(caller.astype(np.int32)) > 1000)[-1]) / 8000
     assert reply_start + first_sound - last_word < 2.0
+
+
+class EndingLlm:
+    """Takes the whole message in one reply, ends the call through the tool, then writes the summary."""
+
+    SUMMARY = "John Peters called about last month's invoice; call him back on 5550134."
+
+    async def __call__(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = await open_sse(request)
+        system = body["messages"][0]["content"]
+        if system.startswith("Summarize"):
+            stream = openai_text_stream([self.SUMMARY])
+        elif any(m["role"] == "user" for m in body["messages"]):
+            pieces = openai_text_stream(["Thank you, John, I will pass it on. ", "Goodbye!"])
+            calls = [
+                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "save_message", "arguments": json.dumps(
+                    {"name": "John Peters", "reason": "last month's invoice", "callback_number": "555 0134"})}},
+                {"index": 1, "id": "call_2", "type": "function", "function": {"name": "end_call", "arguments": "{}"}},
+            ]
+            stream = pieces[:-2] + [openai_chunk({"tool_calls": calls})] + pieces[-2:]
+        else:
+            stream = openai_text_stream(["Hello."])
+        for piece in stream:
+            await response.write(piece)
+        return response
+
+
+async def test_the_llm_ends_the_call_through_its_tool_and_writes_the_summary(tmp_path: Path) -> None:
+    llm = StandIn(EndingLlm())
+    await llm.start()
+    try:
+        config = box_config(
+            tmp_path / "data",
+            engines__llm={"chain": ["cloud"], "first_token_timeout_s": 5,
+                          "backends": {"cloud": {"kind": "openai_compatible", "base_url": f"{llm.url}/v1", "model": "standin"}}},
+        )
+        async with call_box(config) as box:
+            call_id = await box.ring()
+            await box.wait_secretary_turns(1, 20)
+            await box.sim.caller_speaks(LINES[0].wav)
+            ended = await box.wait_ended(60)
+    finally:
+        await llm.stop()
+    last = [u for u in box.events("utterance") if u["role"] == "secretary"][-1]
+    assert last["text"].endswith("Goodbye!") and last["source"] == "llm:cloud"
+    assert ended["reason"] == "secretary_ended" and ended["outcome"] == "message_taken"
+    assert ended["message"] == {"name": "John Peters", "reason": "last month's invoice", "callback_number": "5550134"}
+    assert ended["summary"] == EndingLlm.SUMMARY
+    transcript = json.loads((tmp_path / "data" / "calls" / call_id / "transcript.json").read_text())
+    assert transcript["summary"] == EndingLlm.SUMMARY and transcript["outcome"] == "message_taken"
+
+
+async def test_the_maximum_duration_ends_the_call_with_a_goodbye(tmp_path: Path) -> None:
+    config = box_config(tmp_path / "data", call__max_duration_s=10, call__silence_prompt_s=60)
+    async with call_box(config) as box:
+        await box.ring()
+        await box.wait_secretary_turns(1, 20)
+        await box.sim.caller_speaks(LINES[3].wav)  # still talking when the time is up
+        ended = await box.wait_ended(30)
+    goodbye = [u for u in box.events("utterance") if u["role"] == "secretary"][-1]
+    assert goodbye["source"] == "goodbye"
+    assert ended["reason"] == "max_duration"
+    assert 10 <= ended["duration_s"] < 16
