@@ -2,7 +2,8 @@
 
 A persona is everything the caller perceives: the name it gives, the language
 it speaks, its greeting and goodbye, its voice (which TTS backends may speak
-for it, the voice name or reference samples, an intonation preset), which LLM
+for it, the cloned voice it speaks with (its reference samples are
+configured once under ``engines.tts.xtts.voices``), an intonation preset), which LLM
 backends may write its replies (and the LoRA adapter that gives them its
 style), what it asks a caller who leaves a message and which business facts it
 may share. The defaults (``gulya`` in Russian, ``lidia`` in English) ship in
@@ -12,7 +13,6 @@ may share. The defaults (``gulya`` in Russian, ``lidia`` in English) ship in
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
@@ -38,11 +38,11 @@ class PersonaVoice(Section):
         json_schema_extra={"allowed": "the TTS backends that may speak for this persona (a subset of engines.tts.chain), or null for all"},
     )
     name: str | None = Field(
-        None, min_length=1, json_schema_extra={"allowed": "a voice name of the TTS backend (an XTTS voice), or null"}
-    )
-    samples: list[Path] = Field(
-        default_factory=list,
-        json_schema_extra={"allowed": "reference WAV files to clone the voice from (XTTS), or []"},
+        None,
+        min_length=1,
+        json_schema_extra={
+            "allowed": "a cloned voice under engines.tts.xtts.voices (its reference samples live there), or null"
+        },
     )
     preset: Preset | None = None
 

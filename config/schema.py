@@ -197,6 +197,13 @@ class SecretaryConfig(Section):
                     f"personas.{name}.voice.tts {persona.voice.tts} shares no backend with engines.tts.chain "
                     f"{list(self.engines.tts.chain)}: nothing could speak for {name}"
                 )
+            voice = persona.voice.name
+            speaks_xtts = "xtts" in (persona.voice.tts or self.engines.tts.chain) and "xtts" in self.engines.tts.chain
+            if voice is not None and speaks_xtts and voice not in self.engines.tts.xtts.voices:
+                raise ValueError(
+                    f"personas.{name}.voice.name is {voice!r}, which is not under engines.tts.xtts.voices "
+                    f"(defined: {', '.join(sorted(self.engines.tts.xtts.voices)) or 'none'})"
+                )
             lora = persona.llm.lora
             if lora is not None:
                 names = chain if chain is not None else list(llm.backends)
