@@ -103,7 +103,6 @@ class CallResult:
     slots: MessageSlots
     dialogue: str
     turns: list[TurnTiming] = field(default_factory=list)
-    greeting_latency_s: float | None = None
     transcript: list[Utterance] = field(default_factory=list)
 
 
@@ -286,12 +285,11 @@ class CallFlow:
         produce: Callable[[TextFeed, ReplyOutcome], Awaitable[None]] | None = None,
         timing: TurnTiming | None = None,
         interruptible: bool = True,
-        then: CachedSpeech | None = None,
     ) -> None:
         assert self._tasks is not None and self._reply is None
         reply = _Reply(kind, self.speaker.begin(), self.now_s(), timing=timing, interruptible=interruptible)
         self._reply = reply
-        reply.task = self._tasks.create_task(self._speak(reply, cached, text, produce, then), name=f"reply-{kind}")
+        reply.task = self._tasks.create_task(self._speak(reply, cached, text, produce), name=f"reply-{kind}")
 
     async def _speak(
         self,
@@ -299,12 +297,9 @@ class CallFlow:
         cached: CachedSpeech | None,
         text: str | None,
         produce: Callable[[TextFeed, ReplyOutcome], Awaitable[None]] | None,
-        then: CachedSpeech | None,
     ) -> None:
         progress = reply.progress
         try:
-            if cached is None and text is not None and produce is None and self.speaker.tts is None:
-                log.error("nothing can speak %r: no cached audio and no TTS", reply.kind)
             if cached is not None:
                 await self.speaker.say_cached(cached, progress)
             elif text is not None and produce is None:
@@ -314,8 +309,6 @@ class CallFlow:
                 async with asyncio.TaskGroup() as work:
                     work.create_task(self._produce(reply, produce, feed))
                     await self.speaker.say(self._with_fillers(reply, feed), progress)
-            if then is not None:
-                await self.speaker.say_cached(then, progress)
         except Exception:
             # a failed reply must not end the call: log it and let the loop go on
             log.exception("reply failed", extra={"call_id": self.call_id, "reply": reply.kind})

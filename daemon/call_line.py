@@ -56,7 +56,6 @@ class CallLine:
         self.frames_sent = 0
         self.audible_frames = 0  # frames that carried reply audio
         self.last_audible_at: float | None = None
-        self.frames_dropped = 0
         self._waiters: list[tuple[int, asyncio.Future[float]]] = []
         self._inbound_ending = False
 
@@ -81,8 +80,7 @@ class CallLine:
         frame = self.buffer.read_frame()
         if self.recorder is not None:
             self.recorder.write_secretary(frame)
-        if not self.session.write_frame(self.codec.encode(frame)):
-            self.frames_dropped += 1
+        self.session.write_frame(self.codec.encode(frame))  # a dropped frame is counted by the session
         self.frames_sent += 1
         if self.buffer.stats.frames_played != before:
             self.audible_frames += 1
@@ -110,11 +108,6 @@ class CallLine:
         else:
             self._waiters.append((mark, waiter))
         return waiter
-
-    @property
-    def speaking(self) -> bool:
-        """Reply audio is queued or playing."""
-        return self.buffer.level > 0 or self.buffer.state.value != "idle"
 
     # -- inbound ------------------------------------------------------------------
     async def caller_audio(self, frame_timeout_s: float = 1.0) -> AsyncIterator[np.ndarray]:

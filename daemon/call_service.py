@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,7 +87,7 @@ class CallService(Service):
         self.speech_cache = SpeechCache(config.data_dir / "cache" / "speech", tts_tag)
         self.index: CallIndex | None = None
         self._flows: dict[str, CallFlow] = {}
-        self._records: dict[str, CallRecord] = {}
+        self._records: dict[str, tuple[CallRecord, asyncio.TaskGroup]] = {}
         self._ended_calls: dict[str, str] = {}  # the driver's end reason of calls still being handled
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
@@ -170,10 +170,12 @@ class CallService(Service):
                 tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
             case CallDtmf():
                 flow = self._flows.get(event.call_id)
-                record = self._records.get(event.call_id)
-                if flow is not None and record is not None:
+                live = self._records.get(event.call_id)
+                if flow is not None and live is not None:
                     flow.dtmf(event.digit)
-                    tasks.create_task(record.aadd_dtmf(event.digit, round(flow.now_s(), 2)), name="record-dtmf")
+                    record, writes = live
+                    at_s = round(flow.now_s(), 2)
+                    writes.create_task(_logged(record.aadd_dtmf(event.digit, at_s), event.call_id), name="record-dtmf")
             case CallEnded():
                 self._ended_calls[event.call_id] = event.reason.value
                 flow = self._flows.get(event.call_id)
@@ -237,8 +239,8 @@ class CallService(Service):
         recorder = CallRecorder(call_dir) if cfg.call.record_audio else None
         engines = self._engines()
         tts = engines["tts"]
-        writes: list[asyncio.Task[None]] = []
         async with contextlib.AsyncExitStack() as stack:
+            writes = await stack.enter_async_context(asyncio.TaskGroup())  # record writes, awaited at the end
             if recorder is not None:
                 stack.push_async_callback(recorder.aclose)  # closed after the line's clock has stopped
             line = await stack.enter_async_context(CallLine(session, recorder))
@@ -254,7 +256,7 @@ class CallService(Service):
                 return CallerListener(detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms)
 
             def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:
-                writes.append(asyncio.ensure_future(record.aadd_utterance(utterance)))
+                writes.create_task(_logged(record.aadd_utterance(utterance), call_id), name="record-utterance")
                 extra: dict[str, Any] = {}
                 if timing is not None:
                     extra["latency_ms"] = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
@@ -278,7 +280,7 @@ class CallService(Service):
                 on_utterance=on_utterance, hangup=hangup,
             )
             self._flows[call_id] = flow
-            self._records[call_id] = record
+            self._records[call_id] = (record, writes)
             if call_id in self._ended_calls:  # the caller hung up while the call was being set up
                 flow.hung_up(self._ended_calls[call_id])
             try:
@@ -286,7 +288,6 @@ class CallService(Service):
             finally:
                 self._flows.pop(call_id, None)
                 self._records.pop(call_id, None)
-                await asyncio.gather(*writes, return_exceptions=True)
         await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
 
     async def _finish(
@@ -355,3 +356,10 @@ class CallService(Service):
         settings = replace(base, min_speech_ms=call.barge_in.min_speech_ms, min_silence_ms=call.endpoint_silence_ms)
         return vad.open_detector(STT_RATE, settings)
 
+
+async def _logged(write: Coroutine[Any, Any, None], call_id: str) -> None:
+    """A call-record write: a failure (disk full) is logged, the call goes on; the record retries on its next write."""
+    try:
+        await write
+    except OSError as exc:
+        log.error("call record write failed", extra={"call_id": call_id, "error": str(exc)})

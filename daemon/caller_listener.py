@@ -87,7 +87,6 @@ class CallerListener:
         self._position = 0  # samples received
         self._feed: asyncio.Queue[_FeedItem] | None = None
         self._utterance_start = 0.0
-        self.heard_s = 0.0
 
     async def run(self, audio: AsyncIterator[np.ndarray]) -> None:
         """Listen until ``audio`` ends (the call's audio is gone); an utterance in progress is finished."""
@@ -104,7 +103,6 @@ class CallerListener:
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append((self._position, chunk))
         self._position += chunk.size
-        self.heard_s = self._position / STT_RATE
         keep_from = self._position - int(HISTORY_S * STT_RATE)
         while self._history and self._history[0][0] + self._history[0][1].size < keep_from:
             self._history.popleft()

@@ -10,7 +10,6 @@ the call record and the owner's notification look the same either way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,13 +38,6 @@ class TextFeed:
             return await self._queue.get()
         async with asyncio.timeout(timeout):
             return await self._queue.get()
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str]:
-        while (text := await self.next()) is not None:
-            yield text
 
 
 @dataclass

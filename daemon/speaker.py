@@ -114,6 +114,7 @@ class Speaker:
 
     async def _speak_chunk(self, text: str, progress: ReplyProgress) -> float:
         if self.tts is None:
+            log.error("no TTS engine is loaded: a reply chunk goes unspoken", extra={"text": text[:80]})
             progress.failed.append(text)
             return 0.0
         seconds = 0.0

@@ -45,6 +45,15 @@ def box_config(data_dir: Path, **overrides: Any) -> SecretaryConfig:
     return parse_config_text(yaml.safe_dump(data, allow_unicode=True), "test").settings
 
 
+def cloud_llm(url: str, *, first_token_timeout_s: float = 5) -> dict[str, Any]:
+    """``engines.llm`` with one conversational backend: an OpenAI-protocol server at ``url``."""
+    return {
+        "chain": ["cloud"],
+        "first_token_timeout_s": first_token_timeout_s,
+        "backends": {"cloud": {"kind": "openai_compatible", "base_url": f"{url}/v1", "model": "standin"}},
+    }
+
+
 def _merge(data: dict[str, Any], path: list[str], value: Any) -> None:
     for key in path[:-1]:
         data = data.setdefault(key, {})

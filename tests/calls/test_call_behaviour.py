@@ -20,7 +20,7 @@ from daemon.demo_caller import caller_script
 from drivers.audio import read_wav
 from tests.engines.llm_standins import StandIn, open_sse, openai_chunk, openai_text_stream
 
-from .call_harness import box_config, call_box
+from .call_harness import box_config, call_box, cloud_llm
 
 pytestmark = pytest.mark.slow
 
@@ -142,8 +142,7 @@ async def test_llm_replies_fill_the_slots_and_a_mid_reply_failure_falls_back_to_
     try:
         config = box_config(
             tmp_path / "data",
-            engines__llm={"chain": ["cloud"], "first_token_timeout_s": 3,
-                          "backends": {"cloud": {"kind": "openai_compatible", "base_url": f"{llm.url}/v1", "model": "standin"}}},
+            engines__llm=cloud_llm(llm.url, first_token_timeout_s=3),
         )
         async with call_box(config) as box:
             await box.ring()
@@ -197,8 +196,7 @@ async def test_a_slow_llm_gets_a_filler_so_the_line_is_never_quiet_for_2_s(tmp_p
     try:
         config = box_config(
             tmp_path / "data",
-            engines__llm={"chain": ["cloud"], "first_token_timeout_s": 5,
-                          "backends": {"cloud": {"kind": "openai_compatible", "base_url": f"{llm.url}/v1", "model": "standin"}}},
+            engines__llm=cloud_llm(llm.url, first_token_timeout_s=5),
         )
         async with call_box(config) as box:
             call_id = await box.ring()
@@ -253,8 +251,7 @@ async def test_the_llm_ends_the_call_through_its_tool_and_writes_the_summary(tmp
     try:
         config = box_config(
             tmp_path / "data",
-            engines__llm={"chain": ["cloud"], "first_token_timeout_s": 5,
-                          "backends": {"cloud": {"kind": "openai_compatible", "base_url": f"{llm.url}/v1", "model": "standin"}}},
+            engines__llm=cloud_llm(llm.url, first_token_timeout_s=5),
         )
         async with call_box(config) as box:
             call_id = await box.ring()
