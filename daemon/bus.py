@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from config.schema import MqttConfig
 from daemon.bus_outbox import OutboundMessage, Outbox
-from daemon.commands import CommandHandler, CommandRouter
+from daemon.commands import CommandHandler, CommandRouter, StreamingHandler
 from daemon.service import Service, ServiceStatus
 from daemon.topics import Topics
 
@@ -68,8 +68,11 @@ class Bus:
         """``call/event`` as in design.md: ``{type, call_id, ts, ...}``."""
         self.publish_event("call/event", {"type": event_type, "call_id": call_id, "ts": round(time.time(), 3), **fields})
 
-    def register_command(self, verb: str, handler: CommandHandler) -> None:
-        self.commands.register(verb, handler)
+    def register_command(
+        self, verb: str, handler: CommandHandler | StreamingHandler, *, streaming: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.commands.register(verb, handler, streaming=streaming, timeout_s=timeout_s)
 
 
 class BusConnection(Service):
@@ -158,7 +161,13 @@ class BusConnection(Service):
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        reply = await self.bus.commands.dispatch(verb, payload, self.config.command_timeout_s)
+        def emit(partial: Any) -> None:
+            if response_topic:
+                self.bus.outbox.put_event(
+                    OutboundMessage(response_topic, encode({"ok": True, "partial": partial}), correlation_data=correlation)
+                )
+
+        reply = await self.bus.commands.dispatch(verb, payload, self.config.command_timeout_s, emit)
         log.info("command", extra={"verb": verb, "ok": reply["ok"], "replied": bool(response_topic)})
         if not response_topic:
             if not reply["ok"]:

@@ -4,6 +4,11 @@ A handler takes the decoded JSON object and returns a JSON-able result or
 raises ``CommandError``. Whatever arrives, the requester gets a reply
 (``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"code", "message"}}``)
 and the daemon keeps running.
+
+A streaming handler (``register(..., streaming=True)``) also gets ``emit``:
+each call sends ``{"ok": true, "partial": ...}`` to the same response topic
+with the same correlation data before the final reply (a chat answer arriving
+token by token). A verb may have its own time limit (``timeout_s``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 log = logging.getLogger("secretary.bus.commands")
 
 CommandHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+Emit = Callable[[Any], None]
+StreamingHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -36,19 +43,32 @@ def error_reply(code: str, message: str) -> dict[str, Any]:
 
 class CommandRouter:
     def __init__(self) -> None:
-        self._handlers: dict[str, CommandHandler] = {}
+        self._handlers: dict[str, CommandHandler | StreamingHandler] = {}
+        self._streaming: set[str] = set()
+        self._timeouts: dict[str, float] = {}
 
-    def register(self, verb: str, handler: CommandHandler) -> None:
+    def register(
+        self, verb: str, handler: CommandHandler | StreamingHandler, *, streaming: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
         self._handlers[verb] = handler
+        self._streaming.discard(verb)
+        if streaming:
+            self._streaming.add(verb)
+        self._timeouts.pop(verb, None)
+        if timeout_s is not None:
+            self._timeouts[verb] = timeout_s
 
     def unregister(self, verb: str) -> None:
         self._handlers.pop(verb, None)
+        self._streaming.discard(verb)
+        self._timeouts.pop(verb, None)
 
     @property
     def verbs(self) -> list[str]:
         return sorted(self._handlers)
 
-    async def dispatch(self, verb: str, payload: bytes, timeout_s: float) -> dict[str, Any]:
+    async def dispatch(self, verb: str, payload: bytes, timeout_s: float, emit: Emit | None = None) -> dict[str, Any]:
         handler = self._handlers.get(verb)
         if handler is None:
             return error_reply("unknown_command", f"unknown command {verb!r}; known: {', '.join(self.verbs) or 'none'}")
@@ -62,8 +82,13 @@ class CommandRouter:
             return error_reply("bad_payload", f"payload is not JSON: {exc.msg} at position {exc.pos}")
         if not isinstance(args, dict):
             return error_reply("bad_payload", f"payload must be a JSON object, got {type(args).__name__}")
+        timeout_s = self._timeouts.get(verb, timeout_s)
         try:
-            result = await asyncio.wait_for(handler(args), timeout_s)
+            if verb in self._streaming:
+                call = handler(args, emit if emit is not None else _drop)  # type: ignore[call-arg]
+            else:
+                call = handler(args)  # type: ignore[call-arg]
+            result = await asyncio.wait_for(call, timeout_s)
         except CommandError as exc:
             return error_reply(exc.code, exc.message)
         except TimeoutError:
@@ -72,3 +97,7 @@ class CommandRouter:
             log.exception("command handler failed", extra={"verb": verb})
             return error_reply("internal", f"{type(exc).__name__}: {exc}")
         return {"ok": True, "result": result}
+
+
+def _drop(_: Any) -> None:
+    """``emit`` for a requester that gave no response topic: partial replies go nowhere."""
