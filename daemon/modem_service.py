@@ -3,7 +3,9 @@
 Driver events become the design.md contracts: ``modem/state`` and
 ``call/state`` (retained), ``call/event`` (ringing, answered, dtmf, missed,
 ended), plus ``sms/event`` and ``modem/event`` for SMS and modem health.
-Commands: ``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``. With
+Commands: ``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``, and ``cmd/block``,
+``cmd/unblock``, ``cmd/blocked`` for the numbers the owner blocked at run time
+(kept in ``data_dir/secretary.db``, added to ``modem.blocked_numbers``). With
 ``modem.driver: simulator`` the built-in simulator is started first (its ptys
 live under ``data_dir/run``) and the real driver talks to it.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import ModemConfig
+from daemon.blocked_numbers import BlockedNumbers
 from daemon.bus import Bus
 from daemon.commands import CommandError
 from daemon.service import Service, ServiceStatus
@@ -63,6 +66,7 @@ class ModemService(Service):
         self.relay = relay
         # The call flow publishes ``ended`` (with the summary) for the incoming calls it answered.
         self.call_flow_publishes_endings = call_flow_publishes_endings
+        self.blocked: BlockedNumbers | None = None
 
     def config_slice(self) -> Any:
         return (self.config, self._sim_pin, self.data_dir)
@@ -73,13 +77,19 @@ class ModemService(Service):
             at_port=at_port,
             audio_port=audio_port,
             answer_after_rings=cfg.answer_after_rings,
-            blocked_numbers=tuple(cfg.blocked_numbers),
+            blocked_numbers=self._blocked_numbers(),
             sim_pin=self._sim_pin,
             check_modem_manager=cfg.driver == "sim7600",
         )
 
+    def _blocked_numbers(self) -> tuple[str, ...]:
+        stored = self.blocked.numbers() if self.blocked is not None else ()
+        return tuple(dict.fromkeys((*self.config.blocked_numbers, *stored)))
+
     async def run(self, status: ServiceStatus) -> None:
         async with contextlib.AsyncExitStack() as stack:
+            self.blocked = BlockedNumbers(self.data_dir / "secretary.db")
+            stack.callback(self.blocked.close)
             at_port, audio_port = self.config.at_port, self.config.audio_port
             if self.config.driver == "simulator":
                 at_port, audio_port = await self._start_simulator(stack)
@@ -219,9 +229,12 @@ class ModemService(Service):
         self.bus.register_command("hangup", self._cmd_hangup)
         self.bus.register_command("dial", self._cmd_dial)
         self.bus.register_command("sms/send", self._cmd_sms_send)
+        self.bus.register_command("block", self._cmd_block)
+        self.bus.register_command("unblock", self._cmd_unblock)
+        self.bus.register_command("blocked", self._cmd_blocked)
 
     def _unregister_commands(self) -> None:
-        for verb in ("hangup", "dial", "sms/send"):
+        for verb in ("hangup", "dial", "sms/send", "block", "unblock", "blocked"):
             self.bus.commands.unregister(verb)
 
     def _require_modem(self) -> Sim7600Modem:
@@ -265,3 +278,36 @@ class ModemService(Service):
         except (CallControlError, OSError, TimeoutError) as exc:
             raise CommandError("failed", f"{type(exc).__name__}: {exc}") from None
         return {"reference": reference}
+
+    async def _cmd_block(self, args: dict[str, Any]) -> dict[str, Any]:
+        number, note = args.get("number"), args.get("note")
+        if not isinstance(number, str) or (note is not None and not isinstance(note, str)):
+            raise CommandError("invalid", 'expected {"number": "+79161234567", "note": "optional text"}')
+        assert self.blocked is not None
+        try:
+            stored, added = self.blocked.add(number, note)
+        except ValueError as exc:
+            raise CommandError("invalid", str(exc)) from None
+        self._apply_blocked()
+        log.info("number blocked", extra={"number": stored, "new": added})
+        return {"number": stored, "added": added}
+
+    async def _cmd_unblock(self, args: dict[str, Any]) -> dict[str, Any]:
+        number = args.get("number")
+        if not isinstance(number, str):
+            raise CommandError("invalid", 'expected {"number": "+79161234567"}')
+        assert self.blocked is not None
+        try:
+            removed = self.blocked.remove(number)
+        except ValueError as exc:
+            raise CommandError("invalid", str(exc)) from None
+        self._apply_blocked()
+        return {"removed": removed}
+
+    async def _cmd_blocked(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.blocked is not None
+        return {"config": list(self.config.blocked_numbers), "blocked": list(self.blocked.numbers())}
+
+    def _apply_blocked(self) -> None:
+        if self.modem is not None:
+            self.modem.set_blocked_numbers(self._blocked_numbers())

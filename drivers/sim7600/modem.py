@@ -229,6 +229,13 @@ class Sim7600Modem:
         self._connections_made = 0
         self._pin_guard = PinGuard()
 
+    def set_blocked_numbers(self, numbers: tuple[str, ...]) -> None:
+        """Change which callers are rejected; applies from the next ring and across reconnects."""
+        self.settings = replace(self.settings, blocked_numbers=tuple(numbers))
+        connection = self._connection
+        if connection is not None and connection.machine is not None:
+            connection.machine.policy = replace(connection.machine.policy, blocked_numbers=tuple(numbers))
+
     # ---------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
