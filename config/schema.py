@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from config.audio_schema import AudioConfig
 from config.call_schema import CallConfig
+from config.channels_schema import ChannelsConfig
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.persona_schema import PersonaConfig, PersonaName, bundled_personas
 from config.section import EnvVarName, Section
@@ -166,6 +168,8 @@ class SecretaryConfig(Section):
         json_schema_extra={"allowed": "a mapping of persona id to persona; merged over the bundled gulya and lidia"},
     )
     call: CallConfig = Field(default_factory=CallConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
 
     @field_validator("personas", mode="before")
     @classmethod
@@ -213,4 +217,26 @@ class SecretaryConfig(Section):
                         f"personas.{name}.llm.lora is {lora!r}, but no vllm backend it may use has that adapter "
                         f"(adapters: {', '.join(sorted(adapters)) or 'none'})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> SecretaryConfig:
+        for bot_id, bot in self.channels.telegram.bots.items():
+            where = f"channels.telegram.bots.{bot_id}"
+            if bot.persona is not None and bot.persona not in self.personas:
+                raise ValueError(
+                    f"{where}.persona is {bot.persona!r}, which is not a persona "
+                    f"(defined: {', '.join(sorted(self.personas))})"
+                )
+            unknown = [b for b in bot.llm or () if b not in self.engines.llm.backends]
+            if unknown:
+                raise ValueError(
+                    f"{where}.llm names {unknown[0]!r}, which is not under engines.llm.backends "
+                    f"(defined: {', '.join(sorted(self.engines.llm.backends))})"
+                )
+            unknown = [b for b in bot.tts or () if b not in self.engines.tts.chain]
+            if unknown:
+                raise ValueError(
+                    f"{where}.tts names {unknown[0]!r}, which is not in engines.tts.chain {list(self.engines.tts.chain)}"
+                )
         return self

@@ -21,6 +21,8 @@ from config.loader import LoadedConfig, load_config
 from daemon.bus import Bus, BusConnection
 from daemon.logging_setup import configure_logging
 from daemon.call_service import CallService
+from daemon.channel_services import channel_services
+from daemon.chat_service import ChatService
 from daemon.engine_service import EngineService
 from daemon.engine_wiring import engine_services
 from daemon.modem_service import ModemService
@@ -71,6 +73,8 @@ class SecretaryApp:
             ),
             *engine_services(self.bus, cfg.engines, cfg.data_dir),
             CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
+            ChatService(self.bus, cfg, self._engine_service),
+            *channel_services(cfg, loaded.secret),
         ]
 
     def _current_modem(self) -> Sim7600Modem | None:
@@ -174,9 +178,20 @@ class SecretaryApp:
         needs_restart = [key for key in ("box_id", "data_dir") if getattr(old, key) != getattr(new.settings, key)]
         if old.mqtt.topic_prefix != new.settings.mqtt.topic_prefix:
             needs_restart.append("mqtt.topic_prefix")
+        if old.audio.realtime_priority != new.settings.audio.realtime_priority:
+            needs_restart.append("audio.realtime_priority")
         configure_logging(new.settings.log)
         restarted: list[str] = []
-        for service in self.build_services(new):
+        services = self.build_services(new)
+        wanted = {service.name for service in services}
+        for name in [n for n in self.supervisor.names if n not in wanted]:
+            restarted.append(name)
+            await self.supervisor.remove(name)
+        for service in services:
+            if service.name not in self.supervisor.names:
+                restarted.append(service.name)
+                self.supervisor.add(service)
+                continue
             current = self.supervisor.service(service.name)
             if current.config_slice() == service.config_slice():
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -28,12 +29,13 @@ from typing import Any, Protocol
 from config.schema import SecretaryConfig
 from daemon.bus import Bus
 from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
-from daemon.call_index import CallIndex
+from daemon.call_index import CallIndex, CallSummaryRow
 from daemon.call_line import STT_RATE, CallLine
 from daemon.call_record import CallRecord, CallRecordHeader, Utterance
 from daemon.call_retention import run_retention
 from daemon.call_summary import llm_summary, slots_summary
 from daemon.caller_listener import CallerListener, ListenerEvent
+from daemon.commands import CommandError
 from daemon.dialogue import Dialogue
 from daemon.llm_dialogue import LlmDialogue
 from daemon.persona_voice import PersonaVoice
@@ -108,6 +110,8 @@ class CallService(Service):
         index = CallIndex(self.data_dir / "secretary.db")
         self.index = index
         events = self.relay.subscribe()
+        self.bus.register_command("calls/list", self._cmd_calls_list)
+        self.bus.register_command("calls/get", self._cmd_calls_get)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._keep_phrases(status), name="phrases")
@@ -120,6 +124,8 @@ class CallService(Service):
                 async for event in events:
                     self._on_modem_event(event, tasks)
         finally:
+            for verb in ("calls/list", "calls/get"):
+                self.bus.commands.unregister(verb)
             events.close()
             self.index = None
             await asyncio.to_thread(index.close)
@@ -311,16 +317,47 @@ class CallService(Service):
         assert self.index is not None
         await self.index.aupsert(record.header, call_dir)
         self.results[record.header.call_id] = result
-        self._publish_ended(record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary)
+        self._publish_ended(
+            record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary,
+            started_at=record.header.started_at, record_dir=call_dir,
+        )
 
     def _publish_ended(
         self, call_id: str, caller: str | None, duration: float, reason: str, outcome: str,
-        message: dict[str, str | None], summary: str | None,
+        message: dict[str, str | None], summary: str | None, *, started_at: float | None = None,
+        record_dir: Path | None = None,
     ) -> None:
         self.bus.call_event(
             "ended", call_id, caller=caller, direction="incoming", answered=True, duration_s=duration,
             reason=reason, outcome=outcome, message=message, summary=summary, persona=self.persona_name,
+            started_at=started_at, record_dir=str(record_dir) if record_dir is not None else None,
         )
+
+    # -- call history over the bus -----------------------------------------------------
+    async def _cmd_calls_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        limit, caller = args.get("limit", 10), args.get("caller")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 200:
+            raise CommandError("invalid", "limit must be a whole number from 1 to 200")
+        if caller is not None and not isinstance(caller, str):
+            raise CommandError("invalid", "caller must be a phone number string")
+        index = self._require_index()
+        rows = await index.arecent(limit=limit, caller=caller)
+        return {"calls": [call_row_payload(row) for row in rows]}
+
+    async def _cmd_calls_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        call_id = args.get("call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise CommandError("invalid", 'expected {"call_id": "..."}')
+        row = await self._require_index().aget(call_id)
+        if row is None:
+            raise CommandError("not_found", f"no call {call_id!r}")
+        transcript = await asyncio.to_thread(_read_transcript, Path(row.record_dir))
+        return {**call_row_payload(row), "transcript": transcript}
+
+    def _require_index(self) -> CallIndex:
+        if self.index is None:
+            raise CommandError("unavailable", "the call index is not open")
+        return self.index
 
     # -- engines ------------------------------------------------------------------------
     def _engines(self) -> dict[str, Any]:
@@ -363,3 +400,24 @@ async def _logged(write: Coroutine[Any, Any, None], call_id: str) -> None:
         await write
     except OSError as exc:
         log.error("call record write failed", extra={"call_id": call_id, "error": str(exc)})
+
+
+def call_row_payload(row: CallSummaryRow) -> dict[str, Any]:
+    return {
+        "call_id": row.call_id, "caller": row.caller, "persona": row.persona, "started_at": row.started_at,
+        "duration_s": row.duration_s, "outcome": row.outcome, "end_reason": row.end_reason,
+        "summary": row.summary, "message": row.message,
+    }
+
+
+def _read_transcript(record_dir: Path) -> list[dict[str, Any]]:
+    """The utterances of a finished call (role, text, times, interrupted); [] if the record is gone."""
+    try:
+        data = json.loads((record_dir / "transcript.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    utterances = data.get("utterances", []) if isinstance(data, dict) else []
+    return [
+        {k: u.get(k) for k in ("role", "text", "start_s", "end_s", "interrupted")}
+        for u in utterances if isinstance(u, dict)
+    ]

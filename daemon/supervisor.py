@@ -93,6 +93,12 @@ class Supervisor:
         if self._group is not None and not self._stopped.is_set():
             self._launch(slot)
 
+    async def remove(self, name: str) -> None:
+        """Stop a service and forget it (a reload that no longer configures it)."""
+        slot = self._slots[name]
+        await self._stop_slot(slot)
+        del self._slots[name]
+
     async def wait_started(self, timeout: float) -> bool:
         """Wait until every service has either become ready or failed once."""
         deadline = time.monotonic() + timeout

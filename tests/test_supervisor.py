@@ -167,3 +167,20 @@ def test_duplicate_names_refused() -> None:
     sup.add(Steady("bus", []))
     with pytest.raises(ValueError):
         sup.add(Steady("bus", []))
+
+
+async def test_services_can_be_added_and_removed_while_running() -> None:
+    log: list[str] = []
+    supervisor = Supervisor(RestartPolicy(0.01, 0.1, 60), stop_timeout_s=1)
+    supervisor.add(Steady("a", log))
+    running = asyncio.create_task(supervisor.run())
+    await asyncio.sleep(0.05)
+    supervisor.add(Steady("b", log))  # a reload that configures a new channel
+    await asyncio.sleep(0.05)
+    await supervisor.remove("a")  # a reload that drops one
+    assert supervisor.names == ["b"] and "stop a" in log and "start b" in log
+    with pytest.raises(ValueError):
+        supervisor.add(Steady("b", log))
+    supervisor.stop()
+    await asyncio.wait_for(running, 2)
+    assert log[-1] == "stop b"

@@ -1,0 +1,184 @@
+"""The Telegram channel: every configured bot, the bus connection they share, and the notification outbox.
+
+Call endings, missed calls and SMS arrive on the bus (a persistent MQTT
+session, so events published while the channel was down still arrive). Each
+becomes notices (``notifications.py``) that go into the durable outbox once
+per bot and user (``notify``), keyed by the event so a repeated event adds
+nothing; each bot's sender then delivers them in order, retrying through
+Telegram outages. The channel reads the call record from ``data_dir`` (the
+caller's WAV track, converted once to an OGG/Opus voice note) but imports
+nothing of the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from channels.bus_client import ChannelBus
+from channels.telegram.bot import TelegramBot
+from channels.telegram.notifications import Notice, call_notices, missed_call_notices, sms_notices
+from channels.telegram.outbox import NotificationOutbox
+from channels.telegram.voice_notes import VoiceNoteError, wav_to_voice_note
+from config.schema import SecretaryConfig
+
+log = logging.getLogger("secretary.channels.telegram")
+
+SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "sms/event", "engines/+/state", "services/+/state"]
+_SAFE_ID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+class StatusSink(Protocol):
+    def ready(self, detail: str = "") -> None: ...
+
+    def degraded(self, detail: str) -> None: ...
+
+
+class TelegramChannel:
+    def __init__(self, config: SecretaryConfig, tokens: dict[str, str | None], mqtt_password: str | None = None) -> None:
+        self.config = config
+        tg = config.channels.telegram
+        self.data_dir = config.data_dir
+        self.dir = config.data_dir / "telegram"
+        self.spool = config.data_dir / "spool" / "chat"
+        self.voice_dir = self.dir / "voice"
+        self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.bus = ChannelBus(
+            config.mqtt, config.box_id, f"secretary-telegram-{config.box_id}", SUBSCRIPTIONS, self._on_message,
+            password=mqtt_password,
+        )
+        self.outbox: NotificationOutbox | None = None
+        self.bots: dict[str, TelegramBot] = {}
+        self.missing_tokens = sorted(c.token_env for i, c in tg.bots.items() if not tokens.get(i))
+        self._tokens = tokens
+
+    def _on_message(self, suffix: str, payload: Any) -> None:
+        if not isinstance(payload, dict):
+            return
+        kind = payload.get("type")
+        if suffix == "call/event" and kind == "missed":
+            self.events.put_nowait((suffix, payload))
+        elif suffix == "call/event" and kind == "ended" and payload.get("direction", "incoming") == "incoming":
+            self.events.put_nowait((suffix, payload))
+        elif suffix == "sms/event" and kind == "received":
+            self.events.put_nowait((suffix, payload))
+
+    async def run(self, status: StatusSink) -> None:
+        cfg = self.config
+        tg = cfg.channels.telegram
+        for path in (self.dir, self.spool, self.voice_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.outbox = NotificationOutbox(self.dir / "outbox.db")
+        personas = {pid: p.display_name for pid, p in cfg.personas.items()}
+        for bot_id, bot_cfg in tg.bots.items():
+            token = self._tokens.get(bot_id)
+            if not token:
+                log.error("telegram bot has no token", extra={"bot": bot_id, "token_env": bot_cfg.token_env})
+                continue
+            self.bots[bot_id] = TelegramBot(
+                bot_id, bot_cfg, tg, token, self.bus, self.outbox, self.spool, cfg.call.persona, personas,
+            )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.bus.run(), name="telegram-bus")
+                tasks.create_task(self._notify_loop(), name="telegram-notify")
+                for bot_id, bot in self.bots.items():
+                    tasks.create_task(bot.run(), name=f"telegram-{bot_id}")
+                tasks.create_task(self._report(status), name="telegram-status")
+        finally:
+            self.outbox.close()
+
+    async def _report(self, status: StatusSink) -> None:
+        last = None
+        while True:
+            problems = [f"{b}: {bot.detail}" for b, bot in self.bots.items() if bot.state != "ready"]
+            if not self.bus.connected.is_set():
+                problems.insert(0, "bus not connected")
+            if self.missing_tokens:
+                problems.append("no token in " + ", ".join(self.missing_tokens))
+            if not self.bots and not self.missing_tokens:
+                problems.append("no bots configured")
+            line = "; ".join(problems) if problems else f"{len(self.bots)} bot(s) ready"
+            if line != last:
+                (status.degraded if problems else status.ready)(line)
+                last = line
+            await asyncio.sleep(0.5)
+
+    # -- notifications --------------------------------------------------------------------
+    async def _notify_loop(self) -> None:
+        while True:
+            suffix, event = await self.events.get()
+            try:
+                key, notices = await self._notices(suffix, event)
+            except Exception:  # one malformed event must not stop the others
+                log.exception("could not build a notification", extra={"topic": suffix})
+                continue
+            self.enqueue(key, notices)
+
+    def enqueue(self, key: str, notices: list[Notice]) -> int:
+        """Queue ``notices`` for every notified user of every bot; returns how many were new."""
+        assert self.outbox is not None
+        added = 0
+        for bot_id, bot_cfg in self.config.channels.telegram.bots.items():
+            for chat_id in bot_cfg.notify_users:
+                for notice in notices:
+                    if self.outbox.enqueue(bot_id, chat_id, notice.kind, notice.payload, f"{key}:{notice.part}:{chat_id}"):
+                        added += 1
+            bot = self.bots.get(bot_id)
+            if bot is not None:
+                bot.sender.notify()
+        log.info("notification queued", extra={"key": key, "items": added})
+        return added
+
+    async def _notices(self, suffix: str, event: dict[str, Any]) -> tuple[str, list[Notice]]:
+        if suffix == "sms/event":
+            digest = hashlib.sha256(json.dumps([event.get("from"), event.get("ts"), event.get("text")]).encode()).hexdigest()
+            return f"sms:{digest[:16]}", sms_notices(event)
+        call_id = str(event.get("call_id") or "")
+        if event.get("type") == "missed":
+            return f"missed:{call_id}", missed_call_notices(event)
+        persona = self.config.personas.get(str(event.get("persona")))
+        persona_name = persona.display_name if persona is not None else "Secretary"
+        utterances: list[dict[str, Any]] = []
+        voice_path: str | None = None
+        voice_s: float | None = None
+        record_dir = self._record_dir(call_id)
+        if record_dir is not None and record_dir.is_dir():
+            utterances = await asyncio.to_thread(_read_utterances, record_dir / "transcript.json")
+            voice = await asyncio.to_thread(self._voice_note, call_id, record_dir / "caller.wav")
+            if voice is not None:
+                voice_path, voice_s = str(voice[0]), voice[1]
+        return f"call:{call_id}", call_notices(event, utterances, persona_name, voice_path, voice_s)
+
+    def _record_dir(self, call_id: str) -> Path | None:
+        if not call_id or not set(call_id) <= _SAFE_ID or call_id.startswith("."):
+            return None
+        return self.data_dir / "calls" / call_id
+
+    def _voice_note(self, call_id: str, wav: Path) -> tuple[Path, float] | None:
+        """The caller's track as OGG/Opus (converted once; kept beside the outbox)."""
+        target = self.voice_dir / f"{call_id}.ogg"
+        try:
+            data, seconds = wav_to_voice_note(wav)
+        except (OSError, VoiceNoteError) as exc:
+            log.warning("no voice note for the call", extra={"call_id": call_id, "error": str(exc)})
+            return None
+        if seconds < 0.5:
+            return None
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return target, seconds
+
+
+def _read_utterances(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    items = data.get("utterances", []) if isinstance(data, dict) else []
+    return [u for u in items if isinstance(u, dict)]
