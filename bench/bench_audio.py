@@ -4,13 +4,23 @@ Prints readable figures, then ONE line of JSON with the same figures. Never fail
 on time. The pacing part plays ``--seconds`` of audio in real time through the
 whole outbound chain (playout -> jitter buffer -> pacing clock -> A-law -> sink,
 with call recording and the inbound capture chain ticking alongside), once idle
-and once while ``--load-threads`` threads run a numpy MLP forward pass in a loop
-(BLAS, GIL released, one BLAS thread each), standing in for STT inference, then
-with those threads at nice +10, then with the loop thread SCHED_FIFO (if allowed). Pipeline CPU is measured on a virtual
-clock (pure work per second of audio) and, in each real-time run, as the loop
-thread's CPU next to a bare 20 ms asyncio timer loop (this machine's wake-up cost).
+and once while ``--load-threads`` threads run real inference in a loop, then
+with those threads at nice +10, then with the loop thread SCHED_FIFO (if
+allowed) set up the way the daemon does it for ``audio.realtime_priority``
+(``daemon.loop_priority``: executor workers and threads the loop starts stay
+SCHED_OTHER). ``--load stt`` (the default): each load thread transcribes the
+bundled English caller recordings (8 kHz, 3.6 to 6 s each, upsampled to 16 kHz)
+one after the other with faster-whisper, the packaged whisper-base int8 on CPU
+with ``cpu_threads=1``, through the STT engine's own backend (model assembled
+from the pip packages into ``--models-dir`` or a temp dir; nothing downloaded).
+``--load mlp``: a numpy MLP forward pass in a loop (BLAS, GIL released, one BLAS
+thread each). If STT cannot load, the bench says why and falls back to the MLP.
+Pipeline CPU is measured on a virtual clock (pure work per second of audio)
+and, in each real-time run, as the loop thread's CPU next to a bare 20 ms
+asyncio timer loop (this machine's wake-up cost).
 
-    .venv/bin/python bench/bench_audio.py [--seconds 60] [--load-threads 2] [--quick]
+    .venv/bin/python bench/bench_audio.py [--seconds 60] [--load stt|mlp] [--load-threads 2]
+                                          [--models-dir DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -46,7 +57,8 @@ from drivers.audio.pacing import PacingClock  # noqa: E402
 from drivers.audio.pcm import float_to_int16  # noqa: E402
 from drivers.audio.playout import FrameSender, LinePlayout  # noqa: E402
 from drivers.audio.resample import StreamResampler  # noqa: E402
-from drivers.audio.thread_priority import set_normal, set_realtime  # noqa: E402
+from drivers.audio.thread_priority import set_normal  # noqa: E402
+from drivers.audio.wav_io import read_wav  # noqa: E402
 
 TTS_RATE = 22050
 FRAME = 160
@@ -184,6 +196,127 @@ class MlpLoad:
             t.join()
 
 
+class SttLoad:
+    """Threads each transcribing speech in a loop with faster-whisper (one model per thread).
+
+    The backends are loaded once (``load``) and reused by every run; each run
+    (``running``) starts one thread per backend, each with its own event loop
+    awaiting ``FasterWhisperBackend.transcribe``, which decodes in a worker
+    thread that the load thread starts (so it inherits the load thread's nice
+    and scheduling policy, never the paced loop's).
+    """
+
+    def __init__(self, threads: int, models_dir: Path) -> None:
+        from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings
+
+        settings = FasterWhisperSettings(device="cpu", compute_type="int8", cpu_threads=1)
+        self.backends = [FasterWhisperBackend(settings, models_dir) for _ in range(threads)]
+        self.clips = caller_speech_16k()
+        self.first_text = ""
+
+    def load(self) -> float:
+        """Assemble the packaged model (once), load and warm up one backend per thread; seconds taken."""
+        started = time.monotonic()
+
+        async def load_all() -> None:
+            for backend in self.backends:  # one after the other: the first assembles the model
+                await backend.load()
+                await backend.warm_up()
+
+        asyncio.run(load_all())
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        async def close_all() -> None:
+            for backend in self.backends:
+                await backend.close()
+
+        asyncio.run(close_all())
+
+    def describe(self) -> str:
+        b = self.backends[0]
+        return (f"{len(self.backends)} threads x faster-whisper {Path(b.model).name} {b.device}/{b.compute_type} "
+                f"cpu_threads=1 transcribing {len(self.clips)} caller clips in a loop")
+
+    def running(self, nice: int = 0) -> _SttRun:
+        return _SttRun(self, nice)
+
+
+class _SttRun:
+    def __init__(self, load: SttLoad, nice: int) -> None:
+        self._load = load
+        self._nice = nice
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._burn, args=(i,), name=f"stt-load-{i}", daemon=True)
+                         for i in range(len(load.backends))]
+        self.transcriptions = 0
+        self.audio_s = 0.0
+        self.decode_s = 0.0
+        self.errors: list[str] = []
+
+    def _burn(self, index: int) -> None:
+        if self._nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+        try:
+            asyncio.run(self._transcribe_loop(index))
+        except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    async def _transcribe_loop(self, index: int) -> None:
+        from engines.stt.interface import SttFinal
+
+        backend = self._load.backends[index]
+        clips = self._load.clips
+        k = index
+        while not self._stop.is_set():
+            pcm = clips[k % len(clips)]
+            k += 1
+            t = time.monotonic()
+            async for event in backend.transcribe(_once(pcm), "en"):
+                if isinstance(event, SttFinal):
+                    self.transcriptions += 1
+                    self.audio_s += event.audio_s
+                    self.decode_s += time.monotonic() - t
+                    if not self._load.first_text:
+                        self._load.first_text = event.text
+
+    def __enter__(self) -> _SttRun:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "transcriptions": self.transcriptions,
+            "audio_s_transcribed": round(self.audio_s, 1),
+            "decode_rtf": round(self.decode_s / self.audio_s, 3) if self.audio_s else None,
+            "errors": self.errors[:3],
+        }
+
+
+async def _once(pcm: np.ndarray) -> Any:
+    yield pcm
+
+
+def caller_speech_16k() -> list[np.ndarray]:
+    """The bundled English caller lines (real speech, 8 kHz) at 16 kHz int16, as the line capture makes them."""
+    from daemon.demo_caller import caller_script
+
+    clips: list[np.ndarray] = []
+    for line in caller_script("en"):
+        if line.seconds < 3.0:
+            continue
+        pcm, rate = read_wav(line.wav)
+        r = StreamResampler(rate, 16000, "sinc_medium")
+        clips.append(float_to_int16(np.concatenate([r.process(pcm), r.flush()])))
+    return clips or [float_to_int16(speechlike(16000, 4.0, seed=5))]
+
+
 def percentiles(values_ms: np.ndarray) -> dict[str, float]:
     if values_ms.size == 0:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
@@ -318,10 +451,55 @@ def report_paced(label: str, r: dict[str, Any]) -> None:
     print(f"pacing   {label:7s} whole pipeline on the loop thread: {r['loop_thread_cpu_pct']:.3f} % of a core")
 
 
+async def paced_run_realtime(seconds: float, workdir: Path, priority: int) -> dict[str, Any]:
+    """``paced_run`` with the loop thread set up as the daemon does for ``audio.realtime_priority``."""
+    from daemon.loop_priority import apply_loop_priority
+
+    realtime = apply_loop_priority(priority)
+    try:
+        result = await paced_run(seconds, workdir)
+    finally:
+        set_normal()
+    result["loop_realtime"] = realtime
+    return result
+
+
+def run_loaded(kind: str, stt: SttLoad | None, threads: int, nice: int,
+               run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``run`` while the load burns CPU; adds what the load did to the result."""
+    if stt is not None:
+        with stt.running(nice=nice) as active:
+            time.sleep(0.5)
+            result = run()
+        result["load_kind"] = kind
+        result["load_work"] = active.summary()
+        return result
+    with MlpLoad(threads, nice=nice) as mlp:
+        time.sleep(0.5)
+        result = run()
+    result["load_kind"] = kind
+    result["load_work"] = {"mlp_passes": mlp.passes}
+    return result
+
+
+def work_line(r: dict[str, Any]) -> str:
+    w = r["load_work"]
+    if "transcriptions" in w:
+        rtf = f", decode RTF {w['decode_rtf']:.3f}" if w["decode_rtf"] is not None else ""
+        errors = f", errors: {'; '.join(w['errors'])}" if w["errors"] else ""
+        return f"{w['transcriptions']} transcriptions, {w['audio_s_transcribed']:.0f} s of speech{rtf}{errors}"
+    return f"{w['mlp_passes']} MLP passes"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0, help="real-time playback per pacing run (default 60)")
+    ap.add_argument("--load", choices=("stt", "mlp"), default="stt",
+                    help="what the load threads run: faster-whisper STT in a loop (default) or a numpy MLP")
     ap.add_argument("--load-threads", type=int, default=2, help="CPU-burning threads in the loaded run")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="where the packaged whisper-base is assembled (default: a temp dir)")
+    ap.add_argument("--rt-priority", type=int, default=10, help="SCHED_FIFO priority of the rt-loop run (default 10)")
     ap.add_argument("--quick", action="store_true", help="short runs (5 s pacing, fewer repeats)")
     args = ap.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
@@ -346,27 +524,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline bare 20 ms asyncio timer loop on this machine: {bare:.3f} % of a core")
         idle = asyncio.run(paced_run(seconds, Path(tmp) / "idle"))
         report_paced("idle", idle)
-        with MlpLoad(args.load_threads) as load:
-            time.sleep(0.5)
-            loaded = asyncio.run(paced_run(seconds, Path(tmp) / "loaded"))
-        loaded["load"] = f"{args.load_threads} threads x numpy MLP forward ({load.passes} passes)"
-        report_paced("loaded", loaded)
-        with MlpLoad(args.load_threads, nice=10) as load:
-            time.sleep(0.5)
-            loaded_nice = asyncio.run(paced_run(seconds, Path(tmp) / "loaded_nice"))
-        loaded_nice["load"] = f"same, load threads at nice +10 ({load.passes} passes)"
-        report_paced("nice10", loaded_nice)
-        with MlpLoad(args.load_threads) as load:  # started first: the workers stay SCHED_OTHER
-            time.sleep(0.5)
-            realtime = set_realtime(priority=10)
+
+        load_kind = args.load
+        stt: SttLoad | None = None
+        stt_info: dict[str, Any] = {}
+        if load_kind == "stt":
             try:
-                loaded_rt = asyncio.run(paced_run(seconds, Path(tmp) / "loaded_rt"))
-            finally:
-                set_normal()
-        granted = "yes" if realtime else "refused"
-        loaded_rt["load"] = f"same load, loop thread SCHED_FIFO {granted} ({load.passes} passes)"
-        loaded_rt["loop_realtime"] = realtime
-        report_paced("rt-loop", loaded_rt)
+                stt = SttLoad(args.load_threads, args.models_dir or Path(tmp) / "models")
+                stt_info["load_s"] = round(stt.load(), 2)
+            except Exception as exc:  # noqa: BLE001 - never fail: fall back to the MLP
+                stt_info["unavailable"] = f"{type(exc).__name__}: {exc}"
+                if stt is not None:
+                    with contextlib.suppress(Exception):
+                        stt.close()
+                print(f"load     faster-whisper unavailable ({stt_info['unavailable']}); using the numpy MLP")
+                stt, load_kind = None, "mlp"
+            else:
+                stt_info["model"] = stt.describe()
+                print(f"load     {stt.describe()}; {args.load_threads} models loaded and warmed up in "
+                      f"{stt_info['load_s']:.1f} s")
+        if stt is None:
+            description = f"{args.load_threads} threads x numpy MLP forward, one BLAS thread each"
+        else:
+            description = stt.describe()
+
+        try:
+            loaded = run_loaded(load_kind, stt, args.load_threads, 0,
+                                lambda: asyncio.run(paced_run(seconds, Path(tmp) / "loaded")))
+            loaded["load"] = f"{description} ({work_line(loaded)})"
+            report_paced("loaded", loaded)
+            print(f"load     {work_line(loaded)}")
+            if stt is not None and stt.first_text:
+                print(f"load     whisper heard: {stt.first_text!r}")
+                stt_info["first_text"] = stt.first_text
+            loaded_nice = run_loaded(load_kind, stt, args.load_threads, 10,
+                                     lambda: asyncio.run(paced_run(seconds, Path(tmp) / "loaded_nice")))
+            loaded_nice["load"] = f"same, load threads at nice +10 ({work_line(loaded_nice)})"
+            report_paced("nice10", loaded_nice)
+            # the load threads start first, from this (normal) thread: they stay SCHED_OTHER
+            loaded_rt = run_loaded(load_kind, stt, args.load_threads, 0, lambda: asyncio.run(
+                paced_run_realtime(seconds, Path(tmp) / "loaded_rt", args.rt_priority)))
+            granted = f"SCHED_FIFO {args.rt_priority}" if loaded_rt["loop_realtime"] else "SCHED_FIFO refused"
+            loaded_rt["load"] = f"same load, loop thread {granted} ({work_line(loaded_rt)})"
+            report_paced("rt-loop", loaded_rt)
+            print(f"pacing   rt-loop loop thread {granted}")
+        finally:
+            if stt is not None:
+                stt.close()
 
     summary = {
         "bench": "drivers/audio",
@@ -377,6 +581,10 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_cpu_pct_of_core": round(offline_ms / 10, 3),
         "pipeline_cpu_pct_of_core_by_quality": {q: round(ms / 10, 3) for q, ms in offline.items()},
         "bare_20ms_timer_cpu_pct": round(bare, 3),
+        "load_kind": load_kind,
+        "load_threads": args.load_threads,
+        "load_description": description,
+        **({"stt": stt_info} if stt_info else {}),
         "pacing_idle": idle,
         "pacing_loaded": loaded,
         "pacing_loaded_nice10": loaded_nice,

@@ -8,11 +8,18 @@ import sys
 from pathlib import Path
 
 from config.errors import ConfigError
-from config.loader import load_config
+from config.loader import LoadedConfig, load_config
 from daemon.app import SecretaryApp
 from daemon.logging_setup import configure_logging
+from daemon.loop_priority import apply_loop_priority
 
 DEFAULT_CONFIG = Path("/etc/secretary/config.yaml")
+
+
+async def serve(loaded: LoadedConfig, config_path: Path | None) -> None:
+    """Run the app on this event loop, whose thread also runs the line clock."""
+    apply_loop_priority(loaded.settings.audio.realtime_priority)
+    await SecretaryApp(loaded, config_path=config_path).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(loaded.settings.log)
     try:
-        asyncio.run(SecretaryApp(loaded, config_path=args.config).run())
+        asyncio.run(serve(loaded, args.config))
     except OSError as exc:
         print(f"secretaryd: {exc}", file=sys.stderr)
         return 1

@@ -48,7 +48,7 @@ def current_policy() -> str:
     """The calling thread's scheduling policy: "fifo", "rr", "other" or "unknown"."""
     if not hasattr(os, "sched_getscheduler"):
         return "unknown"
-    value = os.sched_getscheduler(0)
+    value = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
     for short, name in _POLICIES.items():
         if value == getattr(os, name, None):
             return short
