@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ from channels.telegram.outbox import NotificationOutbox, OutboxItem, OutboxSende
 from channels.telegram.status_text import calls_text, status_text
 from channels.telegram.voice_notes import VoiceNoteError, voice_note_to_pcm, wav_to_voice_note
 from config.channels_schema import TelegramBotConfig, TelegramConfig
+from drivers.audio import StreamingWavWriter
+from drivers.audio.pcm import float_to_int16
 
 log = logging.getLogger("secretary.channels.telegram")
 
@@ -468,9 +469,8 @@ class StreamedReply:
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    pcm = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((pcm * 32767.0).astype("<i2").tobytes())
+    writer = StreamingWavWriter(path, rate)
+    try:
+        writer.write(float_to_int16(samples))
+    finally:
+        writer.close()
