@@ -34,9 +34,9 @@ from config.persona_schema import PersonaConfig
 from config.schema import SecretaryConfig
 from daemon.commands import CommandError, Emit
 from daemon.llm_dialogue import LANGUAGE_NAMES
-from daemon.persona_voice import PersonaVoice
+from daemon.persona_voice import PersonaVoice, spoken_at_rate
 from daemon.service import Service, ServiceStatus
-from drivers.audio import StreamResampler, StreamingWavWriter, read_wav
+from drivers.audio import StreamingWavWriter, read_wav
 from drivers.audio.pcm import float_to_int16
 from engines.engine_status import EngineState
 from engines.fallback_chain import ChainExhausted, RequestError
@@ -247,20 +247,11 @@ class ChatService(Service):
         tts = self._engine("tts")
         if tts is None:
             raise CommandError("unavailable", "speech synthesis is not loaded")
-        voice = PersonaVoice.of(persona)
         path = self.spool / f"reply-{uuid.uuid4().hex}.wav"
-        resampler: StreamResampler | None = None
         writer = StreamingWavWriter(path, VOICE_RATE)
         try:
-            async with contextlib.aclosing(tts.synthesize(voice.request(text), backends or voice.backends)) as chunks:
-                async for chunk in chunks:
-                    if resampler is None or resampler.in_rate != chunk.sample_rate:
-                        if resampler is not None:
-                            writer.write(float_to_int16(resampler.flush()))
-                        resampler = StreamResampler(chunk.sample_rate, VOICE_RATE)
-                    writer.write(float_to_int16(resampler.process(chunk.samples)))
-            if resampler is not None:
-                writer.write(float_to_int16(resampler.flush()))
+            async for part in spoken_at_rate(tts, PersonaVoice.of(persona), text, VOICE_RATE, backends):
+                writer.write(float_to_int16(part))
         except (ChainExhausted, RequestError) as exc:
             writer.close()
             path.unlink(missing_ok=True)

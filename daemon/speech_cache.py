@@ -10,7 +10,6 @@ the 8 kHz line rate and kept in memory, and also on disk under
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from drivers.audio import LINE_RATE, StreamResampler, read_wav
+from drivers.audio import LINE_RATE, read_wav
 from drivers.audio.pcm import float_to_int16
 from drivers.audio.wav_io import StreamingWavWriter
-from daemon.persona_voice import PersonaVoice
+from daemon.persona_voice import PersonaVoice, spoken_at_rate
 from engines.tts.speech_synthesizer import SpeechSynthesizer
 
 log = logging.getLogger("secretary.call")
@@ -69,17 +68,7 @@ class SpeechCache:
             return cached
 
     async def _synthesize(self, tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> CachedSpeech:
-        resampler: StreamResampler | None = None
-        parts: list[np.ndarray] = []
-        async with contextlib.aclosing(tts.synthesize(voice.request(text), voice.backends)) as chunks:
-            async for chunk in chunks:
-                if resampler is None or resampler.in_rate != chunk.sample_rate:
-                    if resampler is not None:
-                        parts.append(resampler.flush())
-                    resampler = StreamResampler(chunk.sample_rate, LINE_RATE)
-                parts.append(resampler.process(chunk.samples))
-        if resampler is not None:
-            parts.append(resampler.flush())
+        parts = [part async for part in spoken_at_rate(tts, voice, text, LINE_RATE)]
         if not parts:
             raise ValueError(f"the TTS produced no audio for {text!r}")
         samples = float_to_int16(np.concatenate(parts))
