@@ -42,7 +42,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Self  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -160,7 +160,24 @@ def bench_resample_encode_throughput(seconds: float) -> float:
 # --- the paced real-time run ----------------------------------------------------------
 
 
-class MlpLoad:
+class _LoadThreads:
+    """Load threads started on ``with`` entry and stopped (``_stop`` set, joined) on exit."""
+
+    _stop: threading.Event
+    _threads: list[threading.Thread]
+
+    def __enter__(self) -> Self:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+class MlpLoad(_LoadThreads):
     """Threads running a small MLP forward pass in a loop (GIL released inside BLAS).
 
     ``nice`` > 0 lowers the threads' own scheduling priority (Linux per-thread nice),
@@ -185,15 +202,6 @@ class MlpLoad:
             x = np.tanh(h @ w2)
             self.passes += 1
 
-    def __enter__(self) -> MlpLoad:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
 
 
 class SttLoad:
@@ -242,7 +250,7 @@ class SttLoad:
         return _SttRun(self, nice)
 
 
-class _SttRun:
+class _SttRun(_LoadThreads):
     def __init__(self, load: SttLoad, nice: int) -> None:
         self._load = load
         self._nice = nice
@@ -280,15 +288,6 @@ class _SttRun:
                     if not self._load.first_text:
                         self._load.first_text = event.text
 
-    def __enter__(self) -> _SttRun:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
 
     def summary(self) -> dict[str, Any]:
         return {
