@@ -160,7 +160,7 @@ class TelegramChannel:
         return self.data_dir / "calls" / call_id
 
     def _voice_note(self, call_id: str, wav: Path) -> tuple[Path, float] | None:
-        """The caller's track as OGG/Opus (converted once; kept beside the outbox)."""
+        """The caller's track as OGG/Opus, kept beside the outbox (a redelivered event converts it again)."""
         target = self.voice_dir / f"{call_id}.ogg"
         try:
             data, seconds = wav_to_voice_note(wav)
