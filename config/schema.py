@@ -122,6 +122,7 @@ class MqttConfig(Section):
 
 
 class WebConfig(Section):
+    enabled: bool = True
     listen: str = Field(
         "127.0.0.1:8080", json_schema_extra={"allowed": "host:port, e.g. 127.0.0.1:8080 or [::1]:8080"}
     )

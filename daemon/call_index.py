@@ -257,6 +257,34 @@ class CallIndex:
         args: tuple[object, ...] = () if caller is None else (caller,)
         return self._select(f"{where} ORDER BY started_at DESC, call_id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
 
+    def search(
+        self, number: str | None = None, since: float | None = None, until: float | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> tuple[list[CallSummaryRow], int]:
+        """Newest first, filtered by part of the caller's number and a start-time range; also the total match count."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        clauses: list[str] = []
+        args: list[object] = []
+        if number:
+            escaped = number.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("caller LIKE ? ESCAPE '\\'")
+            args.append(f"%{escaped}%")
+        if since is not None:
+            clauses.append("started_at >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("started_at < ?")
+            args.append(until)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+        def run(conn: sqlite3.Connection) -> tuple[list[CallSummaryRow], int]:
+            total = int(conn.execute(f"SELECT count(*) FROM calls {where}", args).fetchone()[0])
+            sql = f"SELECT {_COLUMNS} FROM calls {where} ORDER BY started_at DESC, call_id DESC LIMIT ? OFFSET ?"
+            return [_row(r) for r in conn.execute(sql, [*args, limit, offset]).fetchall()], total
+
+        return self._with_conn(run)
+
     def older_than(self, cutoff_ts: float) -> list[CallSummaryRow]:
         """Calls that started before ``cutoff_ts``, oldest first."""
         return self._select("WHERE started_at < ? ORDER BY started_at, call_id", (cutoff_ts,))
@@ -291,6 +319,12 @@ class CallIndex:
 
     async def arecent(self, limit: int = 50, offset: int = 0, caller: str | None = None) -> list[CallSummaryRow]:
         return await self._run(self.recent, limit, offset, caller)
+
+    async def asearch(
+        self, number: str | None = None, since: float | None = None, until: float | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> tuple[list[CallSummaryRow], int]:
+        return await self._run(self.search, number, since, until, limit, offset)
 
     async def aolder_than(self, cutoff_ts: float) -> list[CallSummaryRow]:
         return await self._run(self.older_than, cutoff_ts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -29,15 +30,28 @@ from drivers.audio import (
     StreamingAudioBuffer,
 )
 from drivers.audio.pcm import float_to_int16
-from drivers.sim7600 import PcmSession
 
 STT_RATE = 16_000
+
+
+class LineSession(Protocol):
+    """The audio of one call as the line uses it: the modem's PcmSession or a browser's."""
+
+    call_id: str | None
+    enabled_at: float | None
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def read_frame(self, timeout: float | None = None) -> bytes | None: ...
+
+    def write_frame(self, frame: bytes) -> bool: ...
 
 
 class CallLine:
     def __init__(
         self,
-        session: PcmSession,
+        session: LineSession,
         recorder: CallRecorder | None,
         *,
         codec: LineCodec | str = LineCodec.PCM16,

@@ -20,8 +20,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,8 +31,8 @@ from config.schema import SecretaryConfig
 from daemon.bus import Bus
 from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
 from daemon.call_index import CallIndex, CallSummaryRow
-from daemon.call_line import STT_RATE, CallLine
-from daemon.call_record import CallRecord, CallRecordHeader, Utterance
+from daemon.call_line import STT_RATE, CallLine, LineSession
+from daemon.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id
 from daemon.call_retention import run_retention
 from daemon.call_summary import llm_summary, slots_summary
 from daemon.caller_listener import CallerListener, ListenerEvent
@@ -112,6 +113,7 @@ class CallService(Service):
         events = self.relay.subscribe()
         self.bus.register_command("calls/list", self._cmd_calls_list)
         self.bus.register_command("calls/get", self._cmd_calls_get)
+        self.bus.register_command("calls/delete", self._cmd_calls_delete)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._keep_phrases(status), name="phrases")
@@ -124,7 +126,7 @@ class CallService(Service):
                 async for event in events:
                     self._on_modem_event(event, tasks)
         finally:
-            for verb in ("calls/list", "calls/get"):
+            for verb in ("calls/list", "calls/get", "calls/delete"):
                 self.bus.commands.unregister(verb)
             events.close()
             self.index = None
@@ -229,7 +231,10 @@ class CallService(Service):
                     raise TimeoutError
                 await asyncio.sleep(0.005)
 
-    async def _conduct(self, answered: CallAnswered, session: PcmSession) -> None:
+    async def _conduct(
+        self, answered: CallAnswered, session: LineSession, *, hangup: Callable[[], Awaitable[None]] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> CallResult:
         cfg = self.config
         call_id, caller = answered.call_id, answered.caller
         persona = cfg.personas[self.persona_name]
@@ -269,13 +274,15 @@ class CallService(Service):
                 elif (utterance.source == "greeting" and greeting_heard.done() and not greeting_heard.cancelled()
                       and session.enabled_at is not None):
                     extra["latency_ms"] = {"greeting_ms": round((greeting_heard.result() - session.enabled_at) * 1000, 1)}
-                self.bus.call_event(
-                    "utterance", call_id, role=utterance.role, text=utterance.text,
-                    start_s=round(utterance.start_s, 2), end_s=round(utterance.end_s, 2),
-                    interrupted=utterance.interrupted, source=utterance.source, **extra,
+                fields = dict(
+                    role=utterance.role, text=utterance.text, start_s=round(utterance.start_s, 2),
+                    end_s=round(utterance.end_s, 2), interrupted=utterance.interrupted, source=utterance.source, **extra,
                 )
+                self.bus.call_event("utterance", call_id, **fields)
+                if on_event is not None:
+                    on_event({"type": "utterance", "call_id": call_id, **fields})
 
-            async def hangup() -> None:
+            async def modem_hangup() -> None:
                 modem = self._modem()
                 if modem is not None:
                     await modem.hangup()
@@ -283,7 +290,7 @@ class CallService(Service):
             flow = CallFlow(
                 call_id=call_id, caller=caller, persona=persona, config=cfg.call, line=line, speaker=speaker,
                 detector=detector, listener_factory=listener, dialogue=dialogue, phrases=phrases,
-                on_utterance=on_utterance, hangup=hangup,
+                on_utterance=on_utterance, hangup=hangup or modem_hangup,
             )
             self._flows[call_id] = flow
             self._records[call_id] = (record, writes)
@@ -295,6 +302,51 @@ class CallService(Service):
                 self._flows.pop(call_id, None)
                 self._records.pop(call_id, None)
         await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
+        return result
+
+    # -- a test call from the web page -------------------------------------------------
+    async def browser_call(self, session: LineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
+        """Run the call flow on a browser line (the web page's test call); returns the end reason.
+
+        The same flow, record and events as a phone call, with caller ``web`` and
+        ``channel: browser`` on its events; the browser hanging up closes the session.
+        """
+        if self.index is None:
+            raise CommandError("unavailable", "the call service is not running")
+        call_id = session.call_id
+        answered = CallAnswered(call_id=call_id, caller=None, direction=CallDirection.INCOMING, ts=time.time())
+        self.bus.call_event("answered", call_id, caller=None, direction="incoming", channel="browser")
+        self.bus.publish_state("call/state", {"state": "active", "call_id": call_id, "caller": None,
+                                              "since": round(answered.ts, 3), "channel": "browser"})
+
+        async def hangup() -> None:
+            session.close()
+
+        async def watch_browser() -> None:
+            while not session.closed:
+                await asyncio.sleep(0.05)
+            self._ended_calls.setdefault(call_id, "caller_hung_up")  # seen by a flow still being set up
+            flow = self._flows.get(call_id)
+            if flow is not None:
+                flow.hung_up()
+
+        self._live.add(call_id)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                watcher = tasks.create_task(watch_browser(), name=f"browser-{call_id}")
+                try:
+                    result = await self._conduct(answered, session, hangup=hangup, on_event=on_event)
+                finally:
+                    watcher.cancel()
+            on_event({"type": "ended", "call_id": call_id, "reason": result.end_reason, "outcome": result.outcome})
+            return result.end_reason
+        finally:
+            self._live.discard(call_id)
+            self._ended_calls.pop(call_id, None)
+            session.close()
+            if not self._flows:
+                self.bus.publish_state("call/state", {"state": "idle", "call_id": None, "caller": None,
+                                                      "since": round(time.time(), 3)})
 
     async def _finish(
         self, record: CallRecord, call_dir: Path, result: CallResult, persona: Any, caller: str | None,
@@ -353,6 +405,23 @@ class CallService(Service):
             raise CommandError("not_found", f"no call {call_id!r}")
         transcript = await asyncio.to_thread(_read_transcript, Path(row.record_dir))
         return {**call_row_payload(row), "transcript": transcript}
+
+    async def _cmd_calls_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        call_id = args.get("call_id")
+        if not isinstance(call_id, str) or not is_valid_call_id(call_id):
+            raise CommandError("invalid", 'expected {"call_id": "..."} naming a call')
+        if call_id in self._live:
+            raise CommandError("busy", "the call is still in progress")
+        index = self._require_index()
+        row = await index.aget(call_id)
+        if row is None:
+            raise CommandError("not_found", f"no call {call_id!r}")
+        record_dir = Path(row.record_dir)
+        if record_dir.resolve().parent == self.calls_dir.resolve():  # only ever inside calls/
+            await asyncio.to_thread(shutil.rmtree, record_dir, True)
+        await index.adelete([call_id])
+        log.info("call record deleted", extra={"call_id": call_id})
+        return {"deleted": call_id}
 
     def _require_index(self) -> CallIndex:
         if self.index is None:

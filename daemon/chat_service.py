@@ -48,6 +48,8 @@ log = logging.getLogger("secretary.chat")
 CHAT_TIMEOUT_S = 180.0
 MAX_HISTORY = 40
 MAX_TEXT_CHARS = 4000
+MAX_SPOKEN_CHARS = 500
+SPEAK_LOAD_WAIT_S = 60.0
 MAX_RECORDING_S = 300.0
 STT_RATE = 16_000
 VOICE_RATE = 24_000
@@ -87,16 +89,34 @@ class ChatService(Service):
         self.spool.mkdir(parents=True, exist_ok=True)
         self.bus.register_command("chat", self._cmd_chat, streaming=True, timeout_s=CHAT_TIMEOUT_S)
         self.bus.register_command("personas", self._cmd_personas)
+        self.bus.register_command("speak", self._cmd_speak, timeout_s=CHAT_TIMEOUT_S)
         try:
             status.ready("chat ready" if self._conversational(None) else "no conversational LLM: chat refuses")
             while True:
                 await asyncio.to_thread(_prune, self.spool, SPOOL_MAX_AGE_S)
                 await asyncio.sleep(SPOOL_MAX_AGE_S / 4)
         finally:
-            for verb in ("chat", "personas"):
+            for verb in ("chat", "personas", "speak"):
                 self.bus.commands.unregister(verb)
 
     # -- commands -----------------------------------------------------------------------
+    async def _cmd_speak(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``{persona, text}`` -> a WAV in the spool spoken in the persona's voice (the web page's voice preview)."""
+        name, text = args.get("persona", self.config.call.persona), args.get("text")
+        if not isinstance(name, str) or name not in self.config.personas:
+            raise CommandError("invalid", f"persona must be one of {', '.join(sorted(self.config.personas))}")
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_SPOKEN_CHARS:
+            raise CommandError("invalid", f"text must be 1 to {MAX_SPOKEN_CHARS} characters")
+        persona = self.config.personas[name]
+        service = self._engine_service("tts")
+        if service is not None and service.engine is None:  # just started: wait for the voice rather than refuse
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(service.wait_loaded(), SPEAK_LOAD_WAIT_S)
+        path = await self._speak(text.strip(), persona, None)
+        tts = self._engine("tts")
+        backend = tts.status.backend if tts is not None else None
+        return {"audio_file": str(path), "persona": name, "backend": backend}
+
     async def _cmd_personas(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
             "default": self.config.call.persona,
