@@ -1,0 +1,1 @@
+"""Local web UI: login, status, call history, persona and voice management."""
