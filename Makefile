@@ -7,7 +7,8 @@ bootstrap:
 demo: bootstrap
 	.venv/bin/secretary demo
 
-test: bootstrap
+test:
+	./scripts/bootstrap --test
 	.venv/bin/python -m pytest -q
 
 bench: bootstrap

@@ -30,6 +30,8 @@ from daemon.service import Service, ServiceReport, ServiceState
 from daemon.supervisor import RestartPolicy, Supervisor
 from daemon.systemd_notify import SystemdNotifier, WatchdogService
 from daemon.topics import Topics
+from daemon.web.web_context import BrowserCallRunner
+from daemon.web.web_service import WebService
 from drivers.sim7600 import ModemEvent, Sim7600Modem
 from drivers.sim7600.event_hub import EventHub
 
@@ -75,7 +77,20 @@ class SecretaryApp:
             CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
             ChatService(self.bus, cfg, self._engine_service),
             *channel_services(cfg, loaded.secret),
+            *self._web_services(loaded),
         ]
+
+    def _web_services(self, loaded: LoadedConfig) -> list[Service]:
+        cfg = loaded.settings
+        if not cfg.web.enabled:
+            return []
+        return [WebService(cfg, self.config_path, loaded.secret(cfg.mqtt.password_env), self._browser_call_runner)]
+
+    def _browser_call_runner(self) -> BrowserCallRunner | None:
+        if CallService.name not in self.supervisor.names:
+            return None
+        service = self.supervisor.service(CallService.name)
+        return service.browser_call if isinstance(service, CallService) else None
 
     def _current_modem(self) -> Sim7600Modem | None:
         service = self.supervisor.service(ModemService.name)

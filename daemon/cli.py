@@ -1,4 +1,4 @@
-"""``secretary``: the owner's command line (config check, demo, doctor)."""
+"""``secretary``: the owner's command line (config check, demo, doctor, web password)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,38 @@ def _doctor(args: argparse.Namespace) -> int:
     return asyncio.run(run_doctor(args.config))
 
 
+def _web_password(args: argparse.Namespace) -> int:
+    """Set the web page's password: typed twice on a terminal, or one line on stdin (for scripts)."""
+    import getpass
+
+    from daemon.web.auth import PasswordError, PasswordStore
+    from daemon.web.web_service import password_path
+
+    try:
+        data_dir = load_config(args.config).settings.data_dir
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    if sys.stdin.isatty():
+        password = getpass.getpass("New web password: ")
+        if getpass.getpass("Again: ") != password:
+            print("The two passwords differ; nothing changed.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    store = PasswordStore(password_path(data_dir))
+    try:
+        store.set_password(password)
+    except PasswordError as exc:
+        print(f"Not changed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"Not changed: cannot write {password_path(data_dir)}: {exc}", file=sys.stderr)
+        return 1
+    print(f"The web password is set ({password_path(data_dir)}); open sessions are signed out within a few seconds.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secretary", description="AI Secretary box command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check modem, ports, models, GPU, broker, disk")
     doctor.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
     doctor.set_defaults(func=_doctor)
+
+    web = sub.add_parser("web", help="the local web page")
+    web_sub = web.add_subparsers(dest="web_command", required=True)
+    password = web_sub.add_parser("password", help="set the web page's password (read from the terminal or stdin)")
+    password.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
+    password.set_defaults(func=_web_password)
     return parser
 
 

@@ -43,6 +43,7 @@ def demo_config_text(broker_url: str, data_dir: Path, language: str = "en") -> s
     data["mqtt"]["url"] = broker_url
     data["data_dir"] = str(data_dir)
     data.setdefault("log", {})["level"] = "warning"
+    data.setdefault("web", {})["enabled"] = False  # one call and out: no page, no password to print
     data.setdefault("call", {})["persona"] = PERSONA_OF[language]
     return yaml.safe_dump(data, allow_unicode=True)
 

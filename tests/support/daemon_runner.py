@@ -37,6 +37,7 @@ def write_config(
         f"mqtt:\n  url: {broker_url}\n  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
         "supervisor:\n  backoff_initial_s: 0.05\n  backoff_max_s: 0.5\n"
         + engines
+        + ("" if "web:" in extra else "web:\n  enabled: false\n")  # a test that wants the page says so
         + extra,
         encoding="utf-8",
     )

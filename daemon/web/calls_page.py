@@ -1,0 +1,133 @@
+"""Call history: search by number and date, one call's summary, transcript and both audio tracks, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from channels.bus_client import BusUnavailable, CommandFailed
+from daemon.call_record import is_valid_call_id
+from daemon.web.web_context import context, redirect, render, session_of
+
+routes = web.RouteTableDef()
+PAGE_SIZE = 25
+TRACKS = ("caller", "secretary")
+
+
+def _day(value: str, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2026-11-24, got {value!r}") from None
+
+
+def _start_of(day: date) -> float:
+    return datetime.combine(day, datetime.min.time()).timestamp()
+
+
+@routes.get("/calls")
+async def calls(request: web.Request) -> web.Response:
+    ctx = context(request)
+    q = {"number": request.query.get("number", "").strip()[:40], "from": request.query.get("from", ""),
+         "to": request.query.get("to", "")}
+    try:
+        page = max(0, int(request.query.get("page", "0")))
+    except ValueError:
+        page = 0
+    error = ""
+    rows: list[Any] = []
+    total = 0
+    try:
+        since_day, until_day = _day(q["from"], "From"), _day(q["to"], "To")
+        since = _start_of(since_day) if since_day else None
+        until = _start_of(until_day + timedelta(days=1)) if until_day else None
+        number = "".join(ch for ch in q["number"] if ch.isdigit() or ch == "+") or None
+        rows, total = await ctx.index.asearch(number, since, until, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    except ValueError as exc:
+        error = str(exc)
+
+    def page_url(n: int) -> str:
+        return "/calls?" + urlencode({**{k: v for k, v in q.items() if v}, "page": n})
+
+    return render(
+        request, "calls.html", title="Calls", active="/calls", calls=rows, total=total, q=q, error=error,
+        prev_url=page_url(page - 1) if page > 0 else "", next_url=page_url(page + 1) if (page + 1) * PAGE_SIZE < total else "",
+    )
+
+
+def _call_id(request: web.Request) -> str:
+    call_id = request.match_info["call_id"]
+    if not is_valid_call_id(call_id):
+        raise web.HTTPNotFound(text="no such call")
+    return call_id
+
+
+def _read_transcript(record_dir: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads((record_dir / "transcript.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    utterances = data.get("utterances", []) if isinstance(data, dict) else []
+    return [u for u in utterances if isinstance(u, dict) and isinstance(u.get("text"), str)]
+
+
+@routes.get("/calls/{call_id}")
+async def call_detail(request: web.Request) -> web.Response:
+    ctx = context(request)
+    row = await ctx.index.aget(_call_id(request))
+    if row is None:
+        raise web.HTTPNotFound(text="no such call")
+    record_dir = Path(row.record_dir)
+    transcript = await asyncio.to_thread(_read_transcript, record_dir)
+    tracks = [t for t in TRACKS if _track_path(ctx.calls_dir, record_dir, t) is not None]
+    return render(request, "call.html", title=f"Call {row.call_id}", active="/calls", call=row,
+                  transcript=transcript, tracks=tracks)
+
+
+def _track_path(calls_dir: Path, record_dir: Path, track: str) -> Path | None:
+    """The WAV of one track, only if it really lies inside data_dir/calls/<call_id>/."""
+    if track not in TRACKS:
+        return None
+    path = (record_dir / f"{track}.wav").resolve()
+    if path.parent.parent != calls_dir.resolve() or not path.is_file():
+        return None
+    return path
+
+
+@routes.get("/calls/{call_id}/audio/{track}.wav")
+async def call_audio(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    row = await ctx.index.aget(_call_id(request))
+    path = _track_path(ctx.calls_dir, Path(row.record_dir), request.match_info["track"]) if row else None
+    if path is None:
+        raise web.HTTPNotFound(text="no such recording")
+    response = web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, max-age=3600"})
+    return response
+
+
+@routes.post("/calls/{call_id}/delete")
+async def delete_call(request: web.Request) -> web.Response:
+    ctx = context(request)
+    call_id = _call_id(request)
+    session = session_of(request)
+    try:
+        await ctx.bus.request("calls/delete", {"call_id": call_id}, timeout_s=10.0)
+    except CommandFailed as exc:
+        if session is not None:
+            ctx.flash(session, "error", f"The call was not deleted: {exc.message}")
+        raise redirect(f"/calls/{call_id}") from None
+    except (BusUnavailable, TimeoutError):
+        if session is not None:
+            ctx.flash(session, "error", "The call was not deleted: the daemon did not answer on the bus.")
+        raise redirect(f"/calls/{call_id}") from None
+    if session is not None:
+        ctx.flash(session, "ok", "The call and its recording were deleted.")
+    raise redirect("/calls")

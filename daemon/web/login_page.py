@@ -1,0 +1,69 @@
+"""Sign in and out: the password check is rate-limited per client address and never runs on the loop."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from daemon.web.auth import SESSION_COOKIE, clear_session_cookie, set_session_cookie
+from daemon.web.web_context import context, redirect, render, session_of
+
+log = logging.getLogger("secretary.web")
+routes = web.RouteTableDef()
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site: no scheme, host or protocol-relative '//' (an open redirect otherwise)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+@routes.get("/login")
+async def login_form(request: web.Request) -> web.Response:
+    if session_of(request) is None and context(request).sessions.get(request.cookies.get(SESSION_COOKIE)) is not None:
+        raise redirect(_safe_next(request.query.get("next")))
+    return render(request, "login.html", title="Sign in", next=_safe_next(request.query.get("next")), error="")
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.Response:
+    ctx = context(request)
+    form = await request.post()
+    next_path = _safe_next(form.get("next"))
+    remote = request.remote or "unknown"
+    wait = ctx.limiter.retry_after(remote)
+    if wait is not None:
+        log.warning("login refused: too many attempts", extra={"remote": remote, "retry_after_s": round(wait)})
+        response = render(
+            request, "login.html", title="Sign in", next=next_path, status=429,
+            error=f"Too many failed attempts. Try again in {max(1, round(wait))} seconds.",
+        )
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
+    password = form.get("password")
+    ctx.limiter.failed(remote)  # counted before the slow check, so parallel guesses cannot all slip through
+    if not isinstance(password, str) or not await ctx.passwords.averify(password):
+        log.warning("login failed", extra={"remote": remote})
+        return render(request, "login.html", title="Sign in", next=next_path, status=401, error="Wrong password.")
+    ctx.limiter.succeeded(remote)
+    session = ctx.sessions.create(remote)
+    log.info("signed in", extra={"remote": remote})
+    response = web.HTTPSeeOther(next_path)
+    set_session_cookie(response, session, ctx.secure_cookies)
+    raise response
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    session = session_of(request)
+    if session is not None:
+        context(request).sessions.drop(session.token)
+    response = web.HTTPSeeOther("/login")
+    clear_session_cookie(response)
+    raise response

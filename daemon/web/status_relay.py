@@ -1,0 +1,137 @@
+"""The box's live state as the web page sees it, relayed from the bus to each open page.
+
+The web service's bus client hands every message here. The relay keeps the
+newest retained state (``status``, ``modem/state``, ``call/state``,
+``engines/<name>/state``, ``services/<name>/state``) and the running
+transcript of the current call, and pushes each change to the subscribed
+pages (Server-Sent Events). A page that cannot keep up is dropped rather than
+buffered without end: its EventSource reconnects and starts from a fresh
+snapshot, so nothing it shows is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("secretary.web")
+
+SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "engines/+/state", "services/+/state"]
+_STATE_PREFIXES = ("engines/", "services/")
+_STATE_TOPICS = {"status", "modem/state", "call/state"}
+
+
+@dataclass
+class RelayEvent:
+    kind: str  # "state" | "call" | "bus"
+    data: dict[str, Any]
+
+
+class FellBehind(Exception):
+    """The page did not read its changes fast enough; it must start again from a snapshot."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    relay: StatusRelay
+    queue: asyncio.Queue[RelayEvent | None]
+    dropped: bool = False
+
+    async def next(self, timeout: float) -> RelayEvent | None:
+        """The next change, or None if nothing changed within ``timeout``; FellBehind if this page was dropped."""
+        try:
+            event = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+        if event is None:
+            raise FellBehind
+        return event
+
+    def close(self) -> None:
+        self.relay._unsubscribe(self)
+
+
+@dataclass
+class CallTranscript:
+    call_id: str | None = None
+    caller: str | None = None
+    lines: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    ended: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "caller": self.caller, "lines": list(self.lines), "ended": self.ended}
+
+
+class StatusRelay:
+    def __init__(self, queue_size: int = 256) -> None:
+        self.state: dict[str, Any] = {}
+        self.call = CallTranscript()
+        self.bus_connected = False
+        self._queue_size = queue_size
+        self._subscribers: list[Subscription] = []
+
+    # -- input ----------------------------------------------------------------------
+    def observe(self, suffix: str, payload: Any) -> None:
+        """One bus message (topic below the box's prefix, parsed JSON); malformed ones are ignored."""
+        if suffix in _STATE_TOPICS or (suffix.startswith(_STATE_PREFIXES) and suffix.endswith("/state")):
+            if suffix != "status" and not isinstance(payload, dict):
+                log.debug("state that is not an object ignored", extra={"topic": suffix})
+                return
+            self.state[suffix] = payload
+            self._publish(RelayEvent("state", {"topic": suffix, "payload": payload}))
+        elif suffix == "call/event" and isinstance(payload, dict) and isinstance(payload.get("type"), str):
+            self._on_call_event(payload)
+
+    def set_bus_connected(self, connected: bool) -> None:
+        if connected != self.bus_connected:
+            self.bus_connected = connected
+            self._publish(RelayEvent("bus", {"connected": connected}))
+
+    def _on_call_event(self, event: dict[str, Any]) -> None:
+        kind, call_id = event["type"], event.get("call_id")
+        if kind in ("ringing", "answered") and call_id != self.call.call_id:
+            self.call = CallTranscript(call_id=call_id, caller=event.get("caller"))
+        elif call_id != self.call.call_id:
+            if kind != "utterance":
+                self._publish(RelayEvent("call", event))
+                return
+            self.call = CallTranscript(call_id=call_id)  # joined mid-call
+        if kind == "utterance" and isinstance(event.get("text"), str):
+            line = {k: event.get(k) for k in ("role", "text", "start_s", "interrupted", "latency_ms")}
+            self.call.lines.append(line)
+        elif kind == "ended":
+            self.call.ended = {k: event.get(k) for k in ("reason", "outcome", "duration_s", "summary")}
+        self._publish(RelayEvent("call", event))
+
+    # -- output ---------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": dict(self.state), "call": self.call.as_dict(), "bus_connected": self.bus_connected}
+
+    def _publish(self, event: RelayEvent) -> None:
+        for sub in self._subscribers:
+            if sub.dropped:
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.dropped = True  # it reconnects and starts over from a snapshot
+                sub.queue.get_nowait()
+                sub.queue.put_nowait(None)
+                log.info("a status page fell behind; it will reconnect")
+
+    def subscribe(self) -> Subscription:
+        """Changes from now on; close the subscription when the page goes away."""
+        sub = Subscription(self, asyncio.Queue(self._queue_size))
+        self._subscribers.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
