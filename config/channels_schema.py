@@ -1,4 +1,4 @@
-"""``channels:``: the ways in besides the phone line (Telegram for now).
+"""``channels:``: the ways in besides the phone line: Telegram, Twilio numbers, the website widget.
 
 A Telegram bot is listed under ``channels.telegram.bots`` by a short id. Its
 token comes from the environment variable ``token_env`` (never from YAML).
@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from config.section import EnvVarName, Section
+from config.twilio_schema import TwilioConfig
+from config.widget_schema import WidgetsConfig
 
 _BOT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -77,3 +79,5 @@ class TelegramConfig(Section):
 
 class ChannelsConfig(Section):
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    twilio: TwilioConfig = Field(default_factory=TwilioConfig)
+    widget: WidgetsConfig = Field(default_factory=WidgetsConfig)

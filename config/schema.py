@@ -240,4 +240,23 @@ class SecretaryConfig(Section):
                 raise ValueError(
                     f"{where}.tts names {unknown[0]!r}, which is not in engines.tts.chain {list(self.engines.tts.chain)}"
                 )
+        for number, persona in self.channels.twilio.numbers.items():
+            if persona not in self.personas:
+                raise ValueError(
+                    f"channels.twilio.numbers.{number} is {persona!r}, which is not a persona "
+                    f"(defined: {', '.join(sorted(self.personas))})"
+                )
+        for widget_id, widget in self.channels.widget.widgets.items():
+            where = f"channels.widget.widgets.{widget_id}"
+            if widget.persona is not None and widget.persona not in self.personas:
+                raise ValueError(
+                    f"{where}.persona is {widget.persona!r}, which is not a persona "
+                    f"(defined: {', '.join(sorted(self.personas))})"
+                )
+            unknown = [b for b in widget.llm or () if b not in self.engines.llm.backends]
+            if unknown:
+                raise ValueError(
+                    f"{where}.llm names {unknown[0]!r}, which is not under engines.llm.backends "
+                    f"(defined: {', '.join(sorted(self.engines.llm.backends))})"
+                )
         return self

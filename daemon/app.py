@@ -19,8 +19,10 @@ from typing import Any
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.bus import Bus, BusConnection
+from daemon.line_socket import LineCallRunner, LineSocketService
 from daemon.logging_setup import configure_logging
 from daemon.call_service import CallService
+from daemon.callback_requests import CallbackRequests
 from daemon.channel_services import channel_services
 from daemon.chat_service import ChatService
 from daemon.engine_service import EngineService
@@ -76,6 +78,8 @@ class SecretaryApp:
             *engine_services(self.bus, cfg.engines, cfg.data_dir),
             CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
             ChatService(self.bus, cfg, self._engine_service),
+            LineSocketService(cfg.data_dir, self._line_call_runner),
+            CallbackRequests(self.bus),
             *channel_services(cfg, loaded.secret),
             *self._web_services(loaded),
         ]
@@ -85,6 +89,12 @@ class SecretaryApp:
         if not cfg.web.enabled:
             return []
         return [WebService(cfg, self.config_path, loaded.secret(cfg.mqtt.password_env), self._browser_call_runner)]
+
+    def _line_call_runner(self) -> LineCallRunner | None:
+        if CallService.name not in self.supervisor.names:
+            return None
+        service = self.supervisor.service(CallService.name)
+        return service.line_call if isinstance(service, CallService) else None
 
     def _browser_call_runner(self) -> BrowserCallRunner | None:
         if CallService.name not in self.supervisor.names:

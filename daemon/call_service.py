@@ -93,6 +93,7 @@ class CallService(Service):
         self._records: dict[str, tuple[CallRecord, asyncio.TaskGroup]] = {}
         self._ended_calls: dict[str, str] = {}  # the driver's end reason of calls still being handled
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
+        self._channels: dict[str, str] = {}  # how calls that did not come through the modem arrived
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
         self.phrases_ready = asyncio.Event()
 
@@ -233,15 +234,16 @@ class CallService(Service):
 
     async def _conduct(
         self, answered: CallAnswered, session: LineSession, *, hangup: Callable[[], Awaitable[None]] | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None, persona_name: str | None = None,
     ) -> CallResult:
         cfg = self.config
         call_id, caller = answered.call_id, answered.caller
-        persona = cfg.personas[self.persona_name]
+        persona_name = persona_name or self.persona_name
+        persona = cfg.personas[persona_name]
         started = time.time()
         call_dir = self.calls_dir / call_id
         header = CallRecordHeader(
-            call_id=call_id, caller=caller, persona=self.persona_name, language=persona.language,
+            call_id=call_id, caller=caller, persona=persona_name, language=persona.language,
             started_at=answered.ts, answered_at=started,
         )
         record = await asyncio.to_thread(CallRecord, call_dir, header)
@@ -258,7 +260,8 @@ class CallService(Service):
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
             speaker = Speaker(line, tts, voice)
-            phrases = await self._phrases(tts, persona, synthesize=False)
+            # The active persona's phrases are kept ready; another persona's are made (and cached) on first use.
+            phrases = await self._phrases(tts, persona, synthesize=persona_name != self.persona_name)
             dialogue = self._dialogue(persona, caller, engines["llm"])
             detector = self._detector(engines["vad"])
             stt = engines["stt"]
@@ -304,25 +307,32 @@ class CallService(Service):
         await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
         return result
 
-    # -- a test call from the web page -------------------------------------------------
-    async def browser_call(self, session: LineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
-        """Run the call flow on a browser line (the web page's test call); returns the end reason.
+    # -- calls that do not come through the modem ------------------------------------
+    async def line_call(
+        self, session: LineSession, on_event: Callable[[dict[str, Any]], None], *, caller: str | None = None,
+        channel: str = "browser", persona: str | None = None,
+    ) -> str:
+        """Run the call flow on a streamed line (the web page's test call, a Twilio call); returns the end reason.
 
-        The same flow, record and events as a phone call, with caller ``web`` and
-        ``channel: browser`` on its events; the browser hanging up closes the session.
+        The same flow, record and events as a phone call, with ``channel`` on
+        its events; the other side hanging up closes the session.
         """
         if self.index is None:
             raise CommandError("unavailable", "the call service is not running")
+        if persona is not None and persona not in self.config.personas:
+            raise CommandError("invalid", f"no persona {persona!r}")
         call_id = session.call_id
-        answered = CallAnswered(call_id=call_id, caller=None, direction=CallDirection.INCOMING, ts=time.time())
-        self.bus.call_event("answered", call_id, caller=None, direction="incoming", channel="browser")
-        self.bus.publish_state("call/state", {"state": "active", "call_id": call_id, "caller": None,
-                                              "since": round(answered.ts, 3), "channel": "browser"})
+        assert call_id is not None
+        answered = CallAnswered(call_id=call_id, caller=caller, direction=CallDirection.INCOMING, ts=time.time())
+        self._channels[call_id] = channel
+        self.bus.call_event("answered", call_id, caller=caller, direction="incoming", channel=channel)
+        self.bus.publish_state("call/state", {"state": "active", "call_id": call_id, "caller": caller,
+                                              "since": round(answered.ts, 3), "channel": channel})
 
         async def hangup() -> None:
             session.close()
 
-        async def watch_browser() -> None:
+        async def watch_line() -> None:
             while not session.closed:
                 await asyncio.sleep(0.05)
             self._ended_calls.setdefault(call_id, "caller_hung_up")  # seen by a flow still being set up
@@ -333,9 +343,10 @@ class CallService(Service):
         self._live.add(call_id)
         try:
             async with asyncio.TaskGroup() as tasks:
-                watcher = tasks.create_task(watch_browser(), name=f"browser-{call_id}")
+                watcher = tasks.create_task(watch_line(), name=f"line-watch-{call_id}")
                 try:
-                    result = await self._conduct(answered, session, hangup=hangup, on_event=on_event)
+                    result = await self._conduct(answered, session, hangup=hangup, on_event=on_event,
+                                                 persona_name=persona)
                 finally:
                     watcher.cancel()
             on_event({"type": "ended", "call_id": call_id, "reason": result.end_reason, "outcome": result.outcome})
@@ -343,10 +354,15 @@ class CallService(Service):
         finally:
             self._live.discard(call_id)
             self._ended_calls.pop(call_id, None)
+            self._channels.pop(call_id, None)
             session.close()
             if not self._flows:
                 self.bus.publish_state("call/state", {"state": "idle", "call_id": None, "caller": None,
                                                       "since": round(time.time(), 3)})
+
+    async def browser_call(self, session: LineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
+        """The web page's test call: a line call from the browser, answered by the active persona."""
+        return await self.line_call(session, on_event, channel="browser")
 
     async def _finish(
         self, record: CallRecord, call_dir: Path, result: CallResult, persona: Any, caller: str | None,
@@ -371,18 +387,19 @@ class CallService(Service):
         self.results[record.header.call_id] = result
         self._publish_ended(
             record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary,
-            started_at=record.header.started_at, record_dir=call_dir,
+            started_at=record.header.started_at, record_dir=call_dir, persona=record.header.persona,
+            channel=self._channels.get(record.header.call_id, "gsm"),
         )
 
     def _publish_ended(
         self, call_id: str, caller: str | None, duration: float, reason: str, outcome: str,
         message: dict[str, str | None], summary: str | None, *, started_at: float | None = None,
-        record_dir: Path | None = None,
+        record_dir: Path | None = None, persona: str | None = None, channel: str = "gsm",
     ) -> None:
         self.bus.call_event(
             "ended", call_id, caller=caller, direction="incoming", answered=True, duration_s=duration,
-            reason=reason, outcome=outcome, message=message, summary=summary, persona=self.persona_name,
-            started_at=started_at, record_dir=str(record_dir) if record_dir is not None else None,
+            reason=reason, outcome=outcome, message=message, summary=summary, persona=persona or self.persona_name,
+            started_at=started_at, record_dir=str(record_dir) if record_dir is not None else None, channel=channel,
         )
 
     # -- call history over the bus -----------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from channels.telegram.channel import TelegramChannel
@@ -26,11 +27,54 @@ class TelegramService(Service):
         await TelegramChannel(self.config, self.tokens, self.mqtt_password).run(status)
 
 
-def channel_services(config: SecretaryConfig, secret: Any) -> list[Service]:
+class TwilioService(Service):
+    name = "twilio"
+
+    def __init__(self, config: SecretaryConfig, secret: Callable[[str], str | None], mqtt_password: str | None) -> None:
+        self.config = config
+        self.secret = secret
+        self.mqtt_password = mqtt_password
+        twilio = config.channels.twilio
+        self._secrets = (secret(twilio.account_sid_env), secret(twilio.auth_token_env))
+
+    def config_slice(self) -> Any:
+        c = self.config
+        return (c.channels.twilio, c.mqtt, c.box_id, c.data_dir, c.personas, c.call.persona, self._secrets,
+                self.mqtt_password)
+
+    async def run(self, status: ServiceStatus) -> None:
+        from channels.twilio.twilio_channel import TwilioChannel
+
+        await TwilioChannel(self.config, self.secret, self.mqtt_password).run(status)
+
+
+class WidgetService(Service):
+    name = "widget"
+
+    def __init__(self, config: SecretaryConfig, mqtt_password: str | None) -> None:
+        self.config = config
+        self.mqtt_password = mqtt_password
+
+    def config_slice(self) -> Any:
+        c = self.config
+        return (c.channels.widget, c.mqtt, c.box_id, c.personas, c.call.persona, self.mqtt_password)
+
+    async def run(self, status: ServiceStatus) -> None:
+        from channels.widget.widget_channel import WidgetChannel
+
+        await WidgetChannel(self.config, self.mqtt_password).run(status)
+
+
+def channel_services(config: SecretaryConfig, secret: Callable[[str], str | None]) -> list[Service]:
     """The channel services the config asks for; ``secret(name)`` reads a secret by its env var name."""
     services: list[Service] = []
     telegram = config.channels.telegram
+    mqtt_password = secret(config.mqtt.password_env)
     if telegram.bots:
         tokens = {bot_id: secret(bot.token_env) for bot_id, bot in telegram.bots.items()}
-        services.append(TelegramService(config, tokens, secret(config.mqtt.password_env)))
+        services.append(TelegramService(config, tokens, mqtt_password))
+    if config.channels.twilio.enabled:
+        services.append(TwilioService(config, secret, mqtt_password))
+    if config.channels.widget.widgets:
+        services.append(WidgetService(config, mqtt_password))
     return services

@@ -21,14 +21,21 @@ from typing import Any, Protocol
 
 from channels.bus_client import ChannelBus
 from channels.telegram.bot import TelegramBot
-from channels.telegram.notifications import Notice, call_notices, missed_call_notices, sms_notices
+from channels.telegram.notifications import (
+    Notice,
+    call_notices,
+    callback_request_notices,
+    missed_call_notices,
+    sms_notices,
+)
 from channels.telegram.outbox import NotificationOutbox
 from channels.telegram.voice_notes import VoiceNoteError, wav_to_voice_note
 from config.schema import SecretaryConfig
 
 log = logging.getLogger("secretary.channels.telegram")
 
-SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "sms/event", "engines/+/state", "services/+/state"]
+SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "sms/event", "callback/event", "engines/+/state",
+                 "services/+/state"]
 _SAFE_ID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -65,6 +72,8 @@ class TelegramChannel:
         elif suffix == "call/event" and kind == "ended" and payload.get("direction", "incoming") == "incoming":
             self.events.put_nowait((suffix, payload))
         elif suffix == "sms/event" and kind == "received":
+            self.events.put_nowait((suffix, payload))
+        elif suffix == "callback/event" and kind == "callback_request":
             self.events.put_nowait((suffix, payload))
 
     async def run(self, status: StatusSink) -> None:
@@ -138,6 +147,8 @@ class TelegramChannel:
         if suffix == "sms/event":
             digest = hashlib.sha256(json.dumps([event.get("from"), event.get("ts"), event.get("text")]).encode()).hexdigest()
             return f"sms:{digest[:16]}", sms_notices(event)
+        if suffix == "callback/event":
+            return f"callback:{event.get('id')}", callback_request_notices(event)
         call_id = str(event.get("call_id") or "")
         if event.get("type") == "missed":
             return f"missed:{call_id}", missed_call_notices(event)

@@ -1,4 +1,4 @@
-"""What the owner is told: a call that ended, a missed call, an SMS (pure functions, no I/O).
+"""What the owner is told: a call that ended, a missed call, an SMS, a call-back request (pure functions, no I/O).
 
 Each event becomes a list of ``Notice``: a headline with action buttons, the
 transcript (split to Telegram's limit) and, for an answered call, the
@@ -135,6 +135,26 @@ def sms_notices(event: dict[str, Any]) -> list[Notice]:
             payload["buttons"] = number_buttons(sender)
         notices.append(Notice(f"sms-{i}", "text", payload))
     return notices
+
+
+CALLBACK_SOURCES = {"widget": "the website chat", "twilio": "a Twilio voicemail"}
+
+
+def callback_request_notices(event: dict[str, Any]) -> list[Notice]:
+    """Someone asked to be called back (the website widget, a voicemail): like a call, with the same buttons."""
+    number = event.get("number")
+    name = event.get("name")
+    source = CALLBACK_SOURCES.get(str(event.get("channel")), str(event.get("channel") or "a channel"))
+    if event.get("widget"):
+        source += f" ({event['widget']})"
+    who = html_escape(str(number or "no number")) + (f" ({html_escape(str(name))})" if name else "")
+    lines = [f"🔁 <b>Call back {who}</b>", f"{when(event.get('ts'))} · via {html_escape(source)}"]
+    if event.get("note"):
+        lines += ["", html_escape(str(event["note"]))]
+    if event.get("page"):
+        lines += ["", f"<i>from {html_escape(str(event['page']))}</i>"]
+    return [Notice("head", "text", {"text": "\n".join(lines), "parse_mode": "HTML",
+                                    "buttons": number_buttons(str(number)) if number else []})]
 
 
 def parse_callback(data: str) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ Wire protocol (one call per socket):
   ``max_message_bytes`` closes the socket (aiohttp's limit, close code 1009).
 
 One ``asyncio.TaskGroup`` owns every task of a call: the runner (the call flow
-on a ``BrowserLineSession``), the frame sender, the event sender and the
+on a ``StreamLineSession``), the frame sender, the event sender and the
 reader. When the browser hangs up or goes away, or the call reaches
 ``max_call_s``, the session is closed and the runner gets ``runner_grace_s``
 to finish before it is cancelled. When the runner ends, the reply audio
@@ -32,14 +32,14 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-from daemon.web.browser_line import BrowserLineSession
+from daemon.stream_line import StreamLineSession
 
 log = logging.getLogger("secretary.web")
 
 SAMPLE_RATE: Final = 8000
 FRAME_MS: Final = 20
 
-CallRunner = Callable[[BrowserLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
+CallRunner = Callable[[StreamLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
 """Runs the whole call on the session and returns the end reason; reports what happens through ``on_event``."""
 
 # End causes decided on this side of the socket (the runner's own reason wins when it returns in time).
@@ -50,12 +50,12 @@ ERROR: Final = "error"
 
 
 class _SocketCall:
-    """One test call: the tasks that join a ``BrowserLineSession`` to its WebSocket."""
+    """One test call: the tasks that join a ``StreamLineSession`` to its WebSocket."""
 
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        session: BrowserLineSession,
+        session: StreamLineSession,
         runner: CallRunner,
         *,
         max_call_s: float,
@@ -233,7 +233,7 @@ async def serve_test_call(
     """Answer the page's test-call WebSocket and run one call on it (see the module docstring)."""
     ws = web.WebSocketResponse(heartbeat=heartbeat_s, max_msg_size=max_message_bytes)
     await ws.prepare(request)
-    session = BrowserLineSession(call_id)
+    session = StreamLineSession(call_id)
     call = _SocketCall(
         ws,
         session,

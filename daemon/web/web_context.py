@@ -17,12 +17,12 @@ from config.schema import SecretaryConfig
 from daemon.call_index import CallIndex
 from daemon.voice_samples import VoiceLibrary
 from daemon.web.auth import SESSION_KEY, LoginLimiter, PasswordStore, Session, SessionStore
-from daemon.web.browser_line import BrowserLineSession
+from daemon.stream_line import StreamLineSession
 from daemon.web.metrics import BoxMetrics
 from daemon.web.status_relay import StatusRelay
 
 # Runs a test call on a browser line until it ends; returns the end reason (CallService.browser_call).
-BrowserCallRunner = Callable[[BrowserLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
+BrowserCallRunner = Callable[[StreamLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 from config.schema import SecretaryConfig
 from daemon.bus import Bus, BusConnection
 from daemon.call_service import CallService
+from daemon.callback_requests import CallbackRequests
 from daemon.channel_services import TelegramService
 from daemon.chat_service import ChatService
 from daemon.engine_wiring import engine_services
@@ -101,6 +102,7 @@ async def telegram_box(
     supervisor = Supervisor(RestartPolicy(0.2, 2, 60), stop_timeout_s=10)
     supervisor.add(BusConnection(bus, config.mqtt))
     supervisor.add(modem)
+    supervisor.add(CallbackRequests(bus))
     call_service = None
     if engines or calls:
         engine_map = {s.name: s for s in engine_services(bus, config.engines, config.data_dir)}

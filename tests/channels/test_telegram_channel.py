@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from channels.bus_client import ChannelBus, CommandFailed
 from channels.telegram.outbox import NotificationOutbox
 from channels.telegram.voice_notes import pcm_to_voice_note, voice_note_to_pcm
 from daemon.demo_caller import caller_script
@@ -181,6 +182,33 @@ async def test_buttons_publish_dial_sms_and_block_on_the_broker_and_the_modem_ac
         dial = await watch.wait_for(lambda m: m.topic.endswith("/cmd/dial"), 10)
         assert dial.json() == {"number": "+79161234567"}
         await wait_for(lambda: box.modem.modem.call.state.value != "idle", 10, "the outgoing call")
+
+
+async def test_a_call_back_request_from_the_widget_reaches_the_owner_like_a_call(
+    tmp_path: Path, broker: MosquittoBroker, tg: FakeTelegram,
+) -> None:
+    config = telegram_config(tmp_path / "data", broker, tg)
+    async with telegram_box(config, tg) as box:
+        asker = ChannelBus(config.mqtt, config.box_id, "widget-under-test", [], lambda s, p: None)
+        running = asyncio.create_task(asker.run())
+        try:
+            await asyncio.wait_for(asker.connected.wait(), 10)
+            with pytest.raises(CommandFailed, match="phone number"):
+                await asker.request("notify/callback_request", {"channel": "widget", "number": "call me"})
+            reply = await asker.request("notify/callback_request", {
+                "channel": "widget", "widget": "site", "name": "Anna <b>", "number": "+7 (916) 123-45-67",
+                "note": "About the quote", "page": "https://example.com/pricing",
+            })
+            assert len(reply["id"]) == 12
+            await wait_for(lambda: box.texts(), 10, "the notification")
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    text = box.texts()[0]
+    assert text.startswith("🔁") and "+79161234567" in text and "Anna &lt;b&gt;" in text
+    assert "website chat (site)" in text and "About the quote" in text and "example.com/pricing" in text
+    buttons = tg.sent(TOKEN, OWNER)[0]["reply_markup"]["inline_keyboard"]
+    assert buttons[0][0]["callback_data"] == "dial:+79161234567"
 
 
 async def test_a_real_call_notifies_with_summary_transcript_and_the_callers_voice(

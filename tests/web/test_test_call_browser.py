@@ -14,7 +14,7 @@ import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.web.browser_line import FRAME_BYTES, BrowserLineSession
+from daemon.stream_line import FRAME_BYTES, StreamLineSession
 from daemon.web.test_call_socket import serve_test_call
 from tests.web.chromium import chromium, fake_microphone_args
 
@@ -68,7 +68,7 @@ class ToneRunner:
         self.reply_sent = asyncio.Event()
         self.reason: str | None = None
 
-    async def __call__(self, session: BrowserLineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
+    async def __call__(self, session: StreamLineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
         loop = asyncio.get_running_loop()
         on_event({"type": "utterance", "role": "secretary", "text": "Hello, you reached the secretary."})
         first = await session.read_frame(timeout=5)

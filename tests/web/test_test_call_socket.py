@@ -15,7 +15,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.web.browser_line import FRAME_BYTES, BrowserLineSession
+from daemon.stream_line import FRAME_BYTES, StreamLineSession
 from daemon.web.test_call_socket import CallRunner, serve_test_call
 
 Event = Callable[[dict[str, Any]], None]
@@ -32,7 +32,7 @@ class RunnerLog:
 def echo_runner(record: RunnerLog, *, reason: str = "caller_hangup") -> CallRunner:
     """Greets, then echoes every caller frame until the session closes."""
 
-    async def run(session: BrowserLineSession, on_event: Event) -> str:
+    async def run(session: StreamLineSession, on_event: Event) -> str:
         record.started.set()
         try:
             on_event({"type": "utterance", "role": "secretary", "text": "Hello, who is calling?"})
@@ -179,7 +179,7 @@ async def test_malformed_text_is_answered_and_the_call_goes_on(loop_errors: list
 
 
 async def test_runner_ending_first_sends_its_audio_then_ended_and_closes(loop_errors: list[dict[str, Any]]) -> None:
-    async def goodbye(session: BrowserLineSession, on_event: Event) -> str:
+    async def goodbye(session: StreamLineSession, on_event: Event) -> str:
         on_event({"type": "utterance", "role": "secretary", "text": "Goodbye."})
         for value in (1, 2, 3):
             session.write_frame(bytes([value]) * FRAME_BYTES)
@@ -222,7 +222,7 @@ async def test_browser_connection_dropping_ends_the_runner(loop_errors: list[dic
 
 
 async def test_runner_error_is_reported_as_ended_error(loop_errors: list[dict[str, Any]]) -> None:
-    async def broken(session: BrowserLineSession, on_event: Event) -> str:
+    async def broken(session: StreamLineSession, on_event: Event) -> str:
         raise RuntimeError("the dialogue engine fell over")
 
     async with serving(broken) as client:
@@ -245,7 +245,7 @@ async def test_max_call_duration(loop_errors: list[dict[str, Any]]) -> None:
 async def test_a_runner_that_ignores_the_hangup_is_cancelled(loop_errors: list[dict[str, Any]]) -> None:
     record = RunnerLog()
 
-    async def stubborn(session: BrowserLineSession, on_event: Event) -> str:
+    async def stubborn(session: StreamLineSession, on_event: Event) -> str:
         record.started.set()
         try:
             await asyncio.sleep(3600)

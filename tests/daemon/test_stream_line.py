@@ -1,4 +1,4 @@
-"""BrowserLineSession: the web page's stand-in for the modem's PcmSession."""
+"""StreamLineSession: the web page's stand-in for the modem's PcmSession."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from daemon.web.browser_line import FRAME_BYTES, BrowserLineSession
+from daemon.stream_line import FRAME_BYTES, StreamLineSession
 
 
 def ramp(count: int, start: int = 0) -> bytes:
@@ -17,7 +17,7 @@ def frame(value: int) -> bytes:
     return bytes([value % 256]) * FRAME_BYTES
 
 
-async def drain_rx(session: BrowserLineSession) -> list[bytes]:
+async def drain_rx(session: StreamLineSession) -> list[bytes]:
     frames: list[bytes] = []
     while (item := await session.read_frame(timeout=0)) is not None:
         frames.append(item)
@@ -25,7 +25,7 @@ async def drain_rx(session: BrowserLineSession) -> list[bytes]:
 
 
 async def test_enabled_from_the_start() -> None:
-    session = BrowserLineSession("web-1", clock=lambda: 12.5)
+    session = StreamLineSession("web-1", clock=lambda: 12.5)
     assert session.call_id == "web-1"
     assert session.enabled_at == 12.5
     assert not session.closed
@@ -33,7 +33,7 @@ async def test_enabled_from_the_start() -> None:
 
 
 async def test_odd_chunks_are_recut_into_exact_frames_in_order() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     audio = ramp(FRAME_BYTES * 7 + 5)
     sizes = [1, 319, 3, 641, 17, 1, 960, 77]
     chunks: list[bytes] = []
@@ -58,7 +58,7 @@ async def test_odd_chunks_are_recut_into_exact_frames_in_order() -> None:
 
 
 async def test_rx_drops_oldest_when_full() -> None:
-    session = BrowserLineSession("web-1", max_rx_frames=3)
+    session = StreamLineSession("web-1", max_rx_frames=3)
     session.deliver(b"".join(frame(i) for i in range(5)))
     assert session.rx_frames == 5
     assert session.rx_dropped_frames == 2
@@ -66,7 +66,7 @@ async def test_rx_drops_oldest_when_full() -> None:
 
 
 async def test_read_frame_timeout_returns_none() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await session.read_frame(timeout=0.05) is None
@@ -75,7 +75,7 @@ async def test_read_frame_timeout_returns_none() -> None:
 
 
 async def test_close_wakes_a_waiting_reader() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     reader = asyncio.create_task(session.read_frame())
     await asyncio.sleep(0.01)
     assert not reader.done()
@@ -86,7 +86,7 @@ async def test_close_wakes_a_waiting_reader() -> None:
 
 
 async def test_close_lets_queued_caller_frames_drain_then_ends() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     session.deliver(frame(1) + frame(2) + b"\x07")
     session.close()
     assert session.pending_bytes == 0  # a partial frame is dropped with the call
@@ -96,7 +96,7 @@ async def test_close_lets_queued_caller_frames_drain_then_ends() -> None:
 
 
 async def test_write_frame_size_is_checked() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     with pytest.raises(ValueError):
         session.write_frame(b"\x00" * (FRAME_BYTES - 1))
     with pytest.raises(ValueError):
@@ -105,7 +105,7 @@ async def test_write_frame_size_is_checked() -> None:
 
 
 async def test_tx_drops_oldest_when_full() -> None:
-    session = BrowserLineSession("web-1", max_tx_frames=2)
+    session = StreamLineSession("web-1", max_tx_frames=2)
     assert all(session.write_frame(frame(i)) for i in range(5))
     assert session.tx_frames == 5
     assert session.tx_dropped_frames == 3
@@ -114,7 +114,7 @@ async def test_tx_drops_oldest_when_full() -> None:
 
 
 async def test_outgoing_streams_and_ends_after_close_and_drain() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     received: list[bytes] = []
 
     async def consume() -> None:
@@ -133,7 +133,7 @@ async def test_outgoing_streams_and_ends_after_close_and_drain() -> None:
 
 
 async def test_after_close_nothing_goes_in() -> None:
-    session = BrowserLineSession("web-1")
+    session = StreamLineSession("web-1")
     session.close()
     session.close()  # idempotent
     session.deliver(frame(1))

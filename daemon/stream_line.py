@@ -1,11 +1,11 @@
-"""The audio line of a test call placed from the web page.
+"""The audio line of a call that does not come through the modem: the web page's test call, a Twilio call.
 
 It stands where the modem's ``PcmSession`` stands in a phone call, so the
-call flow (``CallLine``) runs unchanged: caller audio arrives over the
-WebSocket in chunks of any size and is re-cut into 320-byte frames (20 ms of
+call flow (``CallLine``) runs unchanged: caller audio arrives over a
+stream (a WebSocket, the line socket) in chunks of any size and is re-cut into 320-byte frames (20 ms of
 8 kHz mono PCM16 little-endian) for ``read_frame``; reply frames written by
 the line's 20 ms pacing clock wait in a queue that ``outgoing`` hands to the
-WebSocket sender. Both directions are bounded and drop their oldest frame when
+stream's sender. Both directions are bounded and drop their oldest frame when
 full (a stale frame is worth less than the newest), counting what they drop.
 """
 
@@ -20,8 +20,8 @@ from drivers.sim7600.drop_oldest_queue import DropOldestQueue
 FRAME_BYTES: Final = 320  # 20 ms of 8 kHz PCM16 mono
 
 
-class BrowserLineSession:
-    """The PcmSession of a call placed from the web page: caller audio arrives over a WebSocket, reply frames leave over it."""
+class StreamLineSession:
+    """The PcmSession of a call that arrives over a stream: caller audio comes in as bytes, reply frames go out."""
 
     def __init__(
         self,
@@ -37,7 +37,7 @@ class BrowserLineSession:
         self._tx: DropOldestQueue[bytes] = DropOldestQueue(max_tx_frames)
         self._partial = bytearray()
         self.started = clock()
-        self.enabled_at: float | None = self.started  # the browser's audio is on from the start
+        self.enabled_at: float | None = self.started  # the stream carries audio from the start
         self.closed_at: float | None = None
         self.rx_bytes = 0
         self.rx_frames = 0
