@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
+from config.remote_schema import RemoteBridgeConfig
 from config.section import EnvVarName, Section
 from config.twilio_schema import TwilioConfig
 from config.widget_schema import WidgetsConfig
@@ -81,3 +82,4 @@ class ChannelsConfig(Section):
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     twilio: TwilioConfig = Field(default_factory=TwilioConfig)
     widget: WidgetsConfig = Field(default_factory=WidgetsConfig)
+    remote: RemoteBridgeConfig = Field(default_factory=RemoteBridgeConfig)

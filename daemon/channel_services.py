@@ -65,6 +65,24 @@ class WidgetService(Service):
         await WidgetChannel(self.config, self.mqtt_password).run(status)
 
 
+class RemoteBridgeService(Service):
+    name = "remote"
+
+    def __init__(self, config: SecretaryConfig, local_password: str | None, remote_password: str | None) -> None:
+        self.config = config
+        self.local_password = local_password
+        self.remote_password = remote_password
+
+    def config_slice(self) -> Any:
+        c = self.config
+        return (c.channels.remote, c.mqtt, c.box_id, self.local_password, self.remote_password)
+
+    async def run(self, status: ServiceStatus) -> None:
+        from channels.remote_bridge.bridge import RemoteBridge
+
+        await RemoteBridge(self.config, self.local_password, self.remote_password).run(status)
+
+
 def channel_services(config: SecretaryConfig, secret: Callable[[str], str | None]) -> list[Service]:
     """The channel services the config asks for; ``secret(name)`` reads a secret by its env var name."""
     services: list[Service] = []
@@ -77,4 +95,7 @@ def channel_services(config: SecretaryConfig, secret: Callable[[str], str | None
         services.append(TwilioService(config, secret, mqtt_password))
     if config.channels.widget.widgets:
         services.append(WidgetService(config, mqtt_password))
+    remote = config.channels.remote
+    if remote.enabled:
+        services.append(RemoteBridgeService(config, mqtt_password, secret(remote.password_env)))
     return services
