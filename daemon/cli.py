@@ -1,4 +1,4 @@
-"""``secretary``: the owner's command line (config check, demo, doctor, web password)."""
+"""``secretary``: the owner's command line (config check, demo, doctor, web password, vllm serve)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,37 @@ def _web_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vllm_serve(args: argparse.Namespace) -> int:
+    """Become the vLLM server of the config's vllm backend (secretary-vllm.service runs this)."""
+    import os
+
+    from config.engines_schema import VllmConfig
+    from daemon.engine_wiring import llm_settings, models_dir_of
+    from engines.llm.vllm_process import vllm_command
+
+    try:
+        cfg = load_config(args.config).settings
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    vllm = {name: b for name, b in cfg.engines.llm.backends.items() if isinstance(b, VllmConfig)}
+    name = args.backend or (next(iter(vllm)) if len(vllm) == 1 else None)
+    if name is None or name not in vllm:
+        known = ", ".join(sorted(vllm)) or "none"
+        print(f"name the vllm backend with --backend (vllm backends in the config: {known})", file=sys.stderr)
+        return 1
+    command = vllm_command(llm_settings(vllm[name]), models_dir_of(cfg.engines, cfg.data_dir), args.port)  # type: ignore[arg-type]
+    if args.print:
+        print(" ".join(command.argv))
+        return 0
+    try:
+        os.execvpe(command.argv[0], list(command.argv), dict(command.env))
+    except OSError as exc:
+        print(f"cannot start {command.argv[0]}: {exc}", file=sys.stderr)
+        return 1
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secretary", description="AI Secretary box command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     password = web_sub.add_parser("password", help="set the web page's password (read from the terminal or stdin)")
     password.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
     password.set_defaults(func=_web_password)
+
+    vllm = sub.add_parser("vllm", help="the local GPU LLM server")
+    vllm_sub = vllm.add_subparsers(dest="vllm_command", required=True)
+    serve = vllm_sub.add_parser("serve", help="run vLLM for the config's vllm backend (what secretary-vllm.service runs)")
+    serve.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
+    serve.add_argument("--backend", default=None, help="the vllm backend's name (default: the only one)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--print", action="store_true", help="print the command line instead of running it")
+    serve.set_defaults(func=_vllm_serve)
     return parser
 
 
