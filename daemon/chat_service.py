@@ -57,14 +57,24 @@ SPOOL_MAX_AGE_S = 3600.0
 _ROLES = {"user", "assistant"}
 
 
-def chat_system_prompt(persona: PersonaConfig, now: float | None = None) -> str:
+AUDIENCES = {
+    "owner": "You are now chatting in writing with the owner, the person you take calls and messages for.",
+    "visitor": ("You are now chatting in writing with a visitor of the business's website. Help them with what the "
+                "facts above allow, never invent anything else, and offer to take their name and phone number so "
+                "the owner can call them back."),
+    "caller": ("You are on the phone with a caller: your words are spoken aloud, so answer in short spoken "
+               "sentences without lists or formatting, and offer to take a message for the owner."),
+}
+
+
+def chat_system_prompt(persona: PersonaConfig, now: float | None = None, audience: str = "owner") -> str:
     lines = [persona.system_prompt.strip(), ""]
     if persona.facts:
         lines.append("Facts you may share:")
         lines.extend(f"- {fact}" for fact in persona.facts)
         lines.append("")
     lines += [
-        "You are now chatting in writing with the owner, the person you take calls and messages for.",
+        AUDIENCES[audience],
         f"Today is {time.strftime('%A %Y-%m-%d', time.localtime(now))}.",
         f"Answer in {LANGUAGE_NAMES.get(persona.language, persona.language)}, briefly and plainly.",
     ]
@@ -142,7 +152,10 @@ class ChatService(Service):
                 "chat needs a conversational language model and none is configured or up "
                 "(engines.llm: a cloud or GPU backend with conversational: true); calls are still answered",
             )
-        answer, backend = await self._answer(persona, history, text, chain, emit)
+        audience = args.get("audience", "owner")
+        if audience not in AUDIENCES:
+            raise CommandError("invalid", f"audience must be one of {', '.join(AUDIENCES)}")
+        answer, backend = await self._answer(persona, history, text, chain, emit, audience)
         audio_file = None
         if voice_reply and answer:
             audio_file = str(await self._speak(answer, persona, tts_backends))
@@ -240,12 +253,13 @@ class ChatService(Service):
 
     async def _answer(
         self, persona: PersonaConfig, history: list[ChatMessage], text: str, chain: list[str] | None, emit: Emit,
+        audience: str = "owner",
     ) -> tuple[str, str]:
         llm = self._engine("llm")
         assert llm is not None
         llm_cfg = self.config.engines.llm
         request = ChatRequest(
-            messages=(ChatMessage("system", chat_system_prompt(persona)), *history, ChatMessage("user", text)),
+            messages=(ChatMessage("system", chat_system_prompt(persona, audience=audience)), *history, ChatMessage("user", text)),
             max_tokens=llm_cfg.max_tokens, temperature=llm_cfg.temperature, persona=persona.llm.lora,
         )
         parts: list[str] = []
