@@ -80,7 +80,15 @@ async def _page(
         form=form, errors=errors, error_count=len(issues or []), editable=editor is not None,
         not_editable_reason=reason, config_path=str(ctx.config_path or ""),
         backup_name=editor.backup_path.name if editor is not None else "", persona_ids=sorted(settings.personas),
+        widget_snippets=_widget_snippets(settings) if section == "channels" else [],
     )
+
+
+def _widget_snippets(settings: Any) -> list[tuple[str, str]]:
+    """The one line a site adds to embed each widget."""
+    widgets = settings.channels.widget
+    base = widgets.public_url or f"http://{widgets.listen}"
+    return [(wid, f'<script src="{base}/widget.js" data-widget="{wid}" async></script>') for wid in sorted(widgets.widgets)]
 
 
 @routes.get("/config/{section}")
@@ -127,6 +135,44 @@ async def save_section(request: web.Request) -> web.Response:
     if session is not None:
         ctx.flash(session, "ok" if message.startswith("Saved and applied") else "warn", message)
     raise redirect(f"/config/{section}")
+
+
+@routes.post("/config/channels/widgets/add")
+async def add_widget(request: web.Request) -> web.Response:
+    """A new website widget for one site (its origin); the rest is edited in the channels form."""
+    ctx = context(request)
+    editor = _editor(ctx)
+    if editor is None:
+        raise web.HTTPConflict(text="started with embedded defaults: there is no config file to save")
+    form = await request.post()
+    widget_id, origin = str(form.get("id", "")).strip(), str(form.get("origin", "")).strip().rstrip("/")
+    session = session_of(request)
+    data, loaded = await asyncio.to_thread(editor.load)
+    problem = ""
+    if not _PERSONA_ID.fullmatch(widget_id):
+        problem = "A widget id is a short name of lowercase letters, digits, '_' or '-', starting with a letter."
+    elif widget_id in loaded.settings.channels.widget.widgets:
+        problem = f"There is already a widget {widget_id!r}."
+    if not problem:
+        channels = data.get("channels") if data.get("channels") is not None else {}
+        data["channels"] = channels
+        widget = channels.get("widget") if channels.get("widget") is not None else {}
+        channels["widget"] = widget
+        widgets = widget.get("widgets") if widget.get("widgets") is not None else {}
+        widget["widgets"] = widgets
+        widgets[widget_id] = {"allowed_origins": [origin]}
+        try:
+            await asyncio.to_thread(editor.save, data, {})
+        except ConfigError as exc:
+            problem = f"Not added: {exc.issues[0]}"
+    if problem:
+        if session is not None:
+            ctx.flash(session, "error", problem)
+        raise redirect("/config/channels")
+    message = await apply_by_reload(request, None)
+    if session is not None:
+        ctx.flash(session, "ok", f"Widget {widget_id} added for {origin}. {message}")
+    raise redirect(f"/config/channels#s-channels-widget-widgets-{widget_id}")
 
 
 @routes.post("/config/personas/add")

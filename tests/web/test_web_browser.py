@@ -145,6 +145,15 @@ async def test_config_change_shows_the_error_then_saves_and_applies(box: WebDaem
         await page.wait_for_selector("#s-personas-lidia")
         await _shot(page, "config-personas")
 
+        # A website widget: added from the channels page, which then shows the line to embed it.
+        await page.goto(f"{box.url}/config/channels")
+        await page.fill("#add-widget input[name=id]", "site")
+        await page.fill("#add-widget input[name=origin]", "https://example.com")
+        await page.click("#add-widget button[type=submit]")
+        await expect(page.locator("#snippet-site")).to_contain_text('data-widget="site"', timeout=30_000)
+        assert "https://example.com" in box.config_path.read_text()
+        await _shot(page, "config-channels")
+
 
 def _voiced_wav(seconds: float, rate: int = 22050) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
