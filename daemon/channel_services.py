@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.telegram.channel import TelegramChannel
+from channels.twilio.twilio_channel import TwilioChannel
+from channels.widget.widget_channel import WidgetChannel
 from config.schema import SecretaryConfig
 from daemon.service import Service, ServiceStatus
 
@@ -43,8 +45,6 @@ class TwilioService(Service):
                 self.mqtt_password)
 
     async def run(self, status: ServiceStatus) -> None:
-        from channels.twilio.twilio_channel import TwilioChannel
-
         await TwilioChannel(self.config, self.secret, self.mqtt_password).run(status)
 
 
@@ -60,8 +60,6 @@ class WidgetService(Service):
         return (c.channels.widget, c.mqtt, c.box_id, c.personas, c.call.persona, self.mqtt_password)
 
     async def run(self, status: ServiceStatus) -> None:
-        from channels.widget.widget_channel import WidgetChannel
-
         await WidgetChannel(self.config, self.mqtt_password).run(status)
 
 
