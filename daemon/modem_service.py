@@ -12,6 +12,7 @@ live under ``data_dir/run``) and the real driver talks to it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -21,6 +22,7 @@ from config.schema import ModemConfig
 from daemon.blocked_numbers import BlockedNumbers
 from daemon.bus import Bus
 from daemon.commands import CommandError
+from daemon.modem_manager_inhibit import ModemManagerInhibitor
 from daemon.service import Service, ServiceStatus
 from drivers.sim7600.call_model import CallDirection
 from drivers.sim7600.call_state import CallControlError
@@ -99,16 +101,22 @@ class ModemService(Service):
             self.modem = modem
             self._register_commands()
             stack.callback(self._unregister_commands)
+            inhibitor = None
+            if self.config.driver == "sim7600":  # keep a running ModemManager off the modem while we own it
+                inhibitor = await stack.enter_async_context(ModemManagerInhibitor())
             await stack.enter_async_context(modem)
             self.bus.publish_state("call/state", modem.call.contract_payload())
             status.degraded(f"looking for the modem ({at_port}, {audio_port})")
-            while True:
-                event = await events.get()
-                if event is None:
-                    raise RuntimeError("driver event stream closed")
-                self._publish(event, status)
-                if self.relay is not None:
-                    self.relay.publish(event)
+            async with asyncio.TaskGroup() as tasks:
+                while True:
+                    event = await events.get()
+                    if event is None:
+                        raise RuntimeError("driver event stream closed")
+                    self._publish(event, status)
+                    if self.relay is not None:
+                        self.relay.publish(event)
+                    if inhibitor is not None and isinstance(event, ModemConnected) and event.ports.usb_path:
+                        tasks.create_task(_inhibit(inhibitor, event.ports.usb_path), name="modem-manager-inhibit")
 
     async def _start_simulator(self, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
         from drivers.sim7600.simulator import SimulatedModem, SimulatorConfig  # simulator mode only
@@ -311,3 +319,19 @@ class ModemService(Service):
     def _apply_blocked(self) -> None:
         if self.modem is not None:
             self.modem.set_blocked_numbers(self._blocked_numbers())
+
+
+async def _inhibit(inhibitor: ModemManagerInhibitor, usb_path: str) -> None:
+    """Ask ModemManager (if it runs) to leave this modem alone; the udev rule already asks it to ignore it."""
+    if inhibitor.held and inhibitor.uid is not None and inhibitor.uid.endswith(usb_path):
+        return
+    if inhibitor.held:
+        await inhibitor.release()
+    result = await inhibitor.inhibit(usb_path)
+    if result.inhibited:
+        log.info("ModemManager inhibited on the modem", extra={"uid": result.uid})
+    elif result.modem_manager_running:
+        log.warning("ModemManager runs and could not be inhibited", extra={"detail": result.detail})
+    else:
+        log.debug("ModemManager not inhibited", extra={"detail": result.detail})
+

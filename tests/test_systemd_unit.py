@@ -85,3 +85,16 @@ def test_the_vllm_unit_runs_the_command_the_config_describes(tmp_path: Path) -> 
     assert argv[:2] == ["/opt/vllm/bin/vllm", "serve"] and argv[argv.index("--port") + 1] == "8000"
     assert "--enable-lora" in argv and any(a.startswith("lidia=") and a.endswith("adapters/lidia") for a in argv)
     assert "secretary vllm serve --config" in _service("secretary-vllm.service")["ExecStart"]
+
+
+def test_the_modemmanager_policy_lets_only_the_daemon_inhibit() -> None:
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(SYSTEMD_DIR / "secretary-modemmanager.conf")
+    policies = tree.getroot().findall("policy")
+    assert [p.get("user") for p in policies] == ["secretary"]
+    allowed = {(a.get("send_interface"), a.get("send_member")) for a in policies[0].findall("allow")}
+    assert ("org.freedesktop.ModemManager1", "InhibitDevice") in allowed
+    assert all(a.get("send_destination") == "org.freedesktop.ModemManager1" for a in policies[0].findall("allow"))
+    rules = (SYSTEMD_DIR / "secretary-modemmanager.rules").read_text()
+    assert '"org.freedesktop.ModemManager1.Control"' in rules and 'subject.user == "secretary"' in rules
