@@ -15,6 +15,7 @@ import aiomqtt
 
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
+from daemon.systemd_units import BOX_UNITS, unit_states
 from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3
@@ -76,6 +77,16 @@ async def _modem(loaded: LoadedConfig) -> list[Check]:
     return checks
 
 
+async def _units() -> Check:
+    """The box's systemd units, read over D-Bus (none on a machine without a system bus)."""
+    states = await unit_states(list(BOX_UNITS))
+    if all(state is None for state in states.values()):
+        return Check("units", "WARN", "cannot read systemd unit states (no system D-Bus or no systemd here)")
+    failed = [name for name, state in states.items() if state is not None and state.failed]
+    parts = [f"{name.removesuffix('.service')} {state.describe() if state else 'unknown'}" for name, state in states.items()]
+    return Check("units", "FAIL" if failed else "OK", "; ".join(parts))
+
+
 def _mosquitto() -> Check:
     found = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto").exists() and "/usr/sbin/mosquitto")
     if not found:
@@ -92,6 +103,7 @@ async def run_doctor(config_path: Path) -> int:
         checks.append(Check("config", "FAIL", exc.render()))
         loaded = None
     checks.append(_mosquitto())
+    checks.append(await _units())
     checks.append(_gpu())
     if loaded is not None:
         checks.append(_disk(loaded.settings.data_dir))
