@@ -10,6 +10,7 @@ another: ``kind`` (1 byte) + payload length (2 bytes, big-endian) + payload.
   socket closes), then the call's ``utterance`` events, then ``ended``.
 - ``A`` audio (both ways): 8 kHz mono PCM16 little-endian; the daemon sends
   20 ms frames paced in real time, the channel any length.
+- ``E`` event (channel -> daemon): ``{"type": "dtmf", "digit": "5"}``, a key the caller pressed.
 - ``X`` hangup (channel -> daemon): JSON ``{reason}``; the caller is gone.
 """
 
@@ -96,6 +97,11 @@ class LineConnection:
     async def send_audio(self, pcm: bytes) -> None:
         if pcm and not self._writer.is_closing():
             self._writer.write(encode_audio(pcm))
+            await self._writer.drain()
+
+    async def send_dtmf(self, digit: str) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(encode_json(EVENT, {"type": "dtmf", "digit": digit}))
             await self._writer.drain()
 
     async def hangup(self, reason: str) -> None:

@@ -178,18 +178,22 @@ class CallService(Service):
             case CallAnswered(direction=CallDirection.INCOMING):
                 tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
             case CallDtmf():
-                flow = self._flows.get(event.call_id)
-                live = self._records.get(event.call_id)
-                if flow is not None and live is not None:
-                    flow.dtmf(event.digit)
-                    record, writes = live
-                    at_s = round(flow.now_s(), 2)
-                    writes.create_task(_logged(record.aadd_dtmf(event.digit, at_s), event.call_id), name="record-dtmf")
+                self.dtmf(event.call_id, event.digit)
             case CallEnded():
                 self._ended_calls[event.call_id] = event.reason.value
                 flow = self._flows.get(event.call_id)
                 if flow is not None:
                     flow.hung_up(event.reason.value)
+
+    def dtmf(self, call_id: str, digit: str) -> None:
+        """A key the caller pressed (from the modem or a channel): to the flow and the record."""
+        flow = self._flows.get(call_id)
+        live = self._records.get(call_id)
+        if flow is not None and live is not None:
+            flow.dtmf(digit)
+            record, writes = live
+            at_s = round(flow.now_s(), 2)
+            writes.create_task(_logged(record.aadd_dtmf(digit, at_s), call_id), name="record-dtmf")
 
     # -- one call -----------------------------------------------------------------------
     async def _answer(self, answered: CallAnswered) -> None:
@@ -331,6 +335,9 @@ class CallService(Service):
 
         async def hangup() -> None:
             session.close()
+
+        if hasattr(session, "on_dtmf"):
+            session.on_dtmf = lambda digit: self.dtmf(call_id, digit)
 
         async def watch_line() -> None:
             while not session.closed:

@@ -24,6 +24,7 @@ from daemon.stream_line import StreamLineSession
 
 log = logging.getLogger("secretary.lines")
 HELLO_TIMEOUT_S = 5.0
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 
 
 class LineCallRunner(Protocol):
@@ -102,6 +103,16 @@ class LineSocketService(Service):
             self.calls.discard(call_id)
             session.close()
 
+    @staticmethod
+    def _channel_event(session: StreamLineSession, event: dict[str, Any]) -> None:
+        """What a channel may tell about its caller: a DTMF key (``{"type": "dtmf", "digit": "5"}``)."""
+        digit = event.get("digit")
+        if event.get("type") == "dtmf" and isinstance(digit, str) and len(digit) == 1 and digit in DTMF_KEYS:
+            if session.on_dtmf is not None:
+                session.on_dtmf(digit)
+        else:
+            log.info("unknown event from the channel ignored", extra={"call_id": session.call_id})
+
     async def _bridge(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: StreamLineSession,
         runner: LineCallRunner, caller: str | None, channel: str, persona: str | None,
@@ -133,6 +144,8 @@ class LineSocketService(Service):
                         session.deliver(payload)
                     elif kind == lp.HANGUP:
                         break
+                    elif kind == lp.EVENT:
+                        self._channel_event(session, lp.decode_json(payload))
             except (ConnectionError, lp.LineProtocolError) as exc:
                 log.info("line closed by the channel", extra={"call_id": session.call_id, "error": str(exc)})
             session.close()  # the caller is gone: the flow sees the line end

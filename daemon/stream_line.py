@@ -37,7 +37,8 @@ class StreamLineSession:
         self._tx: DropOldestQueue[bytes] = DropOldestQueue(max_tx_frames)
         self._partial = bytearray()
         self.started = clock()
-        self.enabled_at: float | None = self.started  # the stream carries audio from the start
+        self.enabled_at: float | None = self.started
+        self.on_dtmf: Callable[[str], None] | None = None  # set by the call service: keys the caller pressed  # the stream carries audio from the start
         self.closed_at: float | None = None
         self.rx_bytes = 0
         self.rx_frames = 0

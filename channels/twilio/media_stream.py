@@ -4,7 +4,7 @@ Twilio sends JSON text messages: ``connected``; ``start`` (``streamSid``,
 ``callSid``, ``customParameters`` from the TwiML, ``mediaFormat``, which must
 be ``audio/x-mulaw`` 8000 Hz mono); ``media`` (20 ms of base64 mu-law on the
 ``inbound`` track); ``mark`` (the reply audio up to a mark we sent has
-played); ``dtmf``; ``stop`` (the caller hung up). On ``start`` the call is
+played); ``dtmf`` (passed to the call flow); ``stop`` (the caller hung up). On ``start`` the call is
 opened on the daemon's line socket (``channels.line_protocol``) and bridged
 both ways: caller mu-law -> PCM16 -> the line; the line's reply frames (20 ms,
 paced by the daemon) -> mu-law -> one ``media`` message each. After every
@@ -216,8 +216,9 @@ class StreamBridge:
             elif kind == "dtmf":
                 dtmf = event.get("dtmf")
                 digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-                log.info("twilio dtmf (not passed on: the line protocol has no DTMF)",
-                         extra={"call_sid": self.call_sid, "digit": digit})
+                if isinstance(digit, str) and len(digit) == 1:
+                    await line.send_dtmf(digit)  # the same keys as on the phone line: 0 message, # goodbye
+                log.info("twilio dtmf", extra={"call_sid": self.call_sid, "digit": digit})
             elif kind == "stop":
                 log.info("twilio media stream stopped", extra={"call_sid": self.call_sid})
                 break

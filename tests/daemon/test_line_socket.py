@@ -112,3 +112,29 @@ async def test_garbage_and_bad_hellos_are_refused_and_the_service_keeps_serving(
                 if kind == lp.EVENT and json.loads(payload)["type"] == "ended":
                     raise ConnectionError(json.loads(payload)["message"])
     assert app.supervisor.reports()["lines"].state.value == "running"
+
+
+async def test_a_key_pressed_on_the_channel_reaches_the_call_flow(app: SecretaryApp) -> None:
+    data_dir = app.loaded.settings.data_dir
+    async with lp.open_line(lp.socket_path(data_dir), call_id="CA-dtmf", caller="+15551230000",
+                            channel="twilio") as (line, _):
+        events: list[dict[str, object]] = []
+
+        async def listen() -> None:
+            async for kind, payload in line.messages():
+                if kind == lp.EVENT:
+                    events.append(json.loads(payload))
+
+        listening = asyncio.create_task(listen())
+        silence = bytes(1600)
+        for i in range(200):  # 100 ms of silence at a time until the call ends
+            if listening.done():
+                break
+            if i == 30:  # after the greeting: "#" says goodbye and ends the call
+                await line.send_dtmf("#")
+            await line.send_audio(silence)
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(listening, 20)
+    assert events[-1]["type"] == "ended" and events[-1]["reason"] == "dtmf_end", events[-1]
+    record = json.loads((data_dir / "calls" / "CA-dtmf" / "transcript.json").read_text())
+    assert [d["digit"] for d in record["dtmf"]] == ["#"]
