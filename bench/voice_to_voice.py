@@ -201,9 +201,11 @@ class CallsRun:
 
 def bench_config(
     data_dir: Path, models_dir: Path, llm: bool, filler_after_ms: int | None = None,
-    first_token_timeout_s: float | None = None,
+    first_token_timeout_s: float | None = None, whisper_threads: int | None = None,
 ) -> SecretaryConfig:
     overrides: dict[str, Any] = {"engines__models_dir": str(models_dir)}
+    if whisper_threads is not None:
+        overrides["engines__stt__faster_whisper__cpu_threads"] = whisper_threads
     if filler_after_ms is not None:
         overrides["call__filler_after_ms"] = filler_after_ms
     if first_token_timeout_s is not None:
@@ -703,7 +705,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-v2v-") as tmp:
         config = bench_config(
-            Path(tmp) / "data", models_dir, args.llm is not None, args.filler_after_ms, args.llm_first_token_timeout_s
+            Path(tmp) / "data", models_dir, args.llm is not None, args.filler_after_ms, args.llm_first_token_timeout_s,
+            args.whisper_threads,
         )
         run = await run_calls(config, args.calls, args.warmup_calls)
         print("measuring the stages alone ...", flush=True)
@@ -729,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override call.filler_after_ms (200..2000; default: the config's, 1200)")
     parser.add_argument("--llm-first-token-timeout-s", type=float, default=None,
                         help="override engines.llm.first_token_timeout_s (default: the config's, 3 s)")
+    parser.add_argument("--whisper-threads", type=int, default=None,
+                        help="override engines.stt.faster_whisper.cpu_threads (default: the config's, 2)")
     parser.add_argument("--models-dir", default="/tmp/secretary-bench-models",
                         help="persistent models dir (packaged models are assembled there once)")
     args = parser.parse_args(argv)

@@ -5,19 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
-from daemon.app import SecretaryApp
-from daemon.logging_setup import configure_logging
-from daemon.loop_priority import apply_loop_priority
 
 DEFAULT_CONFIG = Path("/etc/secretary/config.yaml")
 
 
+def package_version() -> str:
+    try:
+        return metadata.version("ai-secretary-box")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 async def serve(loaded: LoadedConfig, config_path: Path | None) -> None:
     """Run the app on this event loop, whose thread also runs the line clock."""
+    from daemon.app import SecretaryApp  # the whole box: imported only to run it (--version stays light)
+    from daemon.loop_priority import apply_loop_priority
+
     apply_loop_priority(loaded.settings.audio.realtime_priority)
     await SecretaryApp(loaded, config_path=config_path).run()
 
@@ -25,6 +33,7 @@ async def serve(loaded: LoadedConfig, config_path: Path | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="secretaryd", description="AI Secretary box daemon")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--version", action="version", version=f"secretaryd {package_version()}")
     args = parser.parse_args(argv)
     try:
         loaded = load_config(args.config)
@@ -32,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         print(f"fix these and check again with: secretary config check {args.config}", file=sys.stderr)
         return 2
+    from daemon.logging_setup import configure_logging
+
     configure_logging(loaded.settings.log)
     try:
         asyncio.run(serve(loaded, args.config))
