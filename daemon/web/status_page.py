@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.systemd_units import BOX_UNITS, unit_states
 from daemon.web.status_relay import FellBehind
 from daemon.web.web_context import context, render
 
@@ -17,7 +18,11 @@ KEEPALIVE_S = 15.0
 
 @routes.get("/")
 async def status_page(request: web.Request) -> web.Response:
-    return render(request, "status.html", title="Status", active="/", snapshot=context(request).relay.snapshot())
+    units = await unit_states(list(BOX_UNITS), timeout_s=1.0)  # systemd over D-Bus; None where there is none
+    rows = [(name.removesuffix(".service"), state.describe() if state else None, state.failed if state else False)
+            for name, state in units.items()]
+    return render(request, "status.html", title="Status", active="/", snapshot=context(request).relay.snapshot(),
+                  units=rows)
 
 
 @routes.get("/api/state")
