@@ -1,0 +1,9 @@
+"""The remote MQTT bridge: the box's bus, republished to a remote broker, and Home Assistant discovery.
+
+``RemoteBridge(config, local_password, remote_password).run(status)`` (in
+``bridge.py``) is the channel. Beside it: ``remote_client.py`` (the remote
+connection: TLS, credentials, last will), ``outbox.py`` (what waits for the
+remote broker), ``topics.py`` (topic filters), ``ha_discovery.py`` (the
+discovery messages), ``last_call.py`` (the "last caller" state) and
+``firm_cancel.py`` (stopping aiomqtt loops reliably on Python 3.11).
+"""
