@@ -6,19 +6,38 @@ is non-zero when any check fails.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import shutil
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from config.errors import ConfigError
+from config.engines_schema import EnginesConfig, VllmConfig
 from config.loader import LoadedConfig, load_config
+from daemon.model_files import model_checks
+from daemon.system_dbus import close_bus, connect_bus, get_property
 from daemon.systemd_units import BOX_UNITS, unit_states
 from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3
+VLLM_MIN_GIB = 6.0
+EARLIEST_PLAUSIBLE_YEAR = 2025
+WEAK_SIGNAL_DBM = -100
+RETAINED_WAIT_S = 1.0
+SIM_ADVICE = {  # drivers.sim7600.parsers.SimStatus values
+    "pin_required": "the SIM wants its PIN: put it in the env var named by modem.pin_env",
+    "puk_required": "the SIM is PUK-locked (wrong PIN too often): unlock it in a phone with the PUK",
+    "locked": "the SIM or modem is network-locked (PH-SIM): use an unlocked SIM",
+    "absent": "no SIM: power the box off and insert one",
+}
 
 
 @dataclass
@@ -28,16 +47,62 @@ class Check:
     detail: str
 
 
-async def _broker(loaded: LoadedConfig) -> Check:
+async def _broker(loaded: LoadedConfig) -> tuple[Check, dict[str, Any] | None]:
+    """Connect to the box's broker and read the daemon's retained state (``status``, ``modem/state``)."""
     cfg = loaded.settings.mqtt
+    base = f"{cfg.topic_prefix}/{loaded.settings.box_id}/"
+    state: dict[str, Any] = {}
     try:
         async with aiomqtt.Client(
             cfg.host, cfg.port, username=cfg.username, password=loaded.secret(cfg.password_env),
             identifier=f"secretary-doctor-{os.getpid()}", timeout=3,
-        ):
-            return Check("broker", "OK", f"connected to {cfg.host}:{cfg.port}")
+        ) as client:
+            await client.subscribe(base + "status")
+            await client.subscribe(base + "modem/state")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RETAINED_WAIT_S):
+                    async for message in client.messages:
+                        raw = message.payload if isinstance(message.payload, bytes) else b""
+                        suffix = str(message.topic)[len(base):]
+                        with contextlib.suppress(ValueError):
+                            state[suffix] = json.loads(raw) if suffix != "status" else raw.decode()
+                        if {"status", "modem/state"} <= state.keys():
+                            break
+            return Check("broker", "OK", f"connected to {cfg.host}:{cfg.port}"), state
     except aiomqtt.MqttError as exc:
-        return Check("broker", "FAIL", f"cannot connect to {cfg.host}:{cfg.port}: {exc}")
+        return Check("broker", "FAIL", f"cannot connect to {cfg.host}:{cfg.port}: {exc}"), None
+
+
+def _live_modem(state: dict[str, Any] | None) -> list[Check]:
+    """What the running daemon reports about its modem (it owns the ports, so doctor asks it, not the modem)."""
+    if state is None:
+        return []
+    if state.get("status") != "online":
+        return [Check("daemon", "WARN", "secretaryd is not running (no 'online' status on the broker): "
+                                        "start it to check the SIM, registration and signal")]
+    modem = state.get("modem/state")
+    if not isinstance(modem, dict):
+        return [Check("daemon", "WARN", "secretaryd is online but has not reported its modem yet")]
+    checks = [Check("daemon", "OK", "secretaryd is online")]
+    sim = modem.get("sim")
+    if sim == "ready":
+        checks.append(Check("sim", "OK", "SIM ready"))
+    elif sim in SIM_ADVICE:
+        checks.append(Check("sim", "FAIL", SIM_ADVICE[sim]))
+    else:
+        checks.append(Check("sim", "FAIL", f"SIM state {sim!r}: insert a SIM (power off first) or check it in a phone"))
+    if modem.get("registered"):
+        checks.append(Check("network", "OK", f"registered on {modem.get('operator') or 'the network'}"))
+    else:
+        checks.append(Check("network", "FAIL", "not registered: check the antenna, the SIM's plan and coverage"))
+    signal = modem.get("signal_dbm")
+    if isinstance(signal, (int, float)):
+        level = "OK" if signal >= WEAK_SIGNAL_DBM else "WARN"
+        hint = "" if level == "OK" else ": weak, calls may break up (move the antenna, use an external one)"
+        checks.append(Check("signal", level, f"{signal} dBm{hint}"))
+    else:
+        checks.append(Check("signal", "WARN", "no signal reading yet"))
+    return checks
 
 
 def _disk(data_dir: Path) -> Check:
@@ -52,21 +117,96 @@ def _disk(data_dir: Path) -> Check:
     return Check("disk", level, f"{usage.free / 1024**3:.1f} GiB free at {probe}")
 
 
-def _gpu() -> Check:
+def gpu_needs(engines: EnginesConfig) -> dict[str, float | None]:
+    """The configured engines that run on the GPU, with the share of its memory each may take (None: unknown)."""
+    needs: dict[str, float | None] = {}
+    for name in engines.llm.chain:
+        backend = engines.llm.backends.get(name)
+        if isinstance(backend, VllmConfig):
+            needs[f"llm/{name} (vLLM)"] = backend.gpu_memory_utilization
+    if "xtts" in engines.tts.chain and engines.tts.xtts.device.startswith("cuda"):
+        needs["tts/xtts"] = engines.tts.xtts.gpu_memory_fraction
+    if "faster-whisper" in engines.stt.chain and engines.stt.faster_whisper.device == "cuda":
+        needs["stt/faster-whisper"] = None
+    return needs
+
+
+def _gpu(engines: EnginesConfig) -> Check:
+    needs = gpu_needs(engines)
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return Check("gpu", "WARN", "no NVIDIA driver (nvidia-smi not found): CPU engines only")
-    return Check("gpu", "OK", f"NVIDIA driver present ({smi})")
+        if needs:
+            return Check("gpu", "FAIL", f"{', '.join(needs)} need an NVIDIA GPU, and there is no driver (nvidia-smi "
+                                        "not found): install the driver (image/README.md) or take them out of the chains")
+        return Check("gpu", "OK", "no NVIDIA driver; the configured engines run on the CPU")
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip().splitlines()
+        name, total_mib, driver = (part.strip() for part in out[0].split(","))
+        total_gib = float(total_mib) / 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return Check("gpu", "FAIL", f"nvidia-smi did not answer ({exc}): the driver may not be loaded (reboot?)")
+    shares = {k: v for k, v in needs.items() if v is not None}
+    if sum(shares.values()) > 0.95:
+        parts = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+        return Check("gpu", "FAIL", f"{name} {total_gib:.1f} GiB: {parts} add up to more than 95% of its memory; "
+                                    "lower gpu_memory_utilization / gpu_memory_fraction")
+    vllm_gib = sum(v * total_gib for k, v in shares.items() if "vLLM" in k)
+    if any("vLLM" in k for k in shares) and vllm_gib < VLLM_MIN_GIB:
+        return Check("gpu", "WARN", f"{name} {total_gib:.1f} GiB: vLLM gets {vllm_gib:.1f} GiB, under the "
+                                    f"~{VLLM_MIN_GIB:g} GiB a 7B AWQ model with LoRA needs; raise gpu_memory_utilization")
+    use = ", ".join(f"{k} {v:.0%}" if v is not None else k for k, v in needs.items()) or "no GPU engines configured"
+    return Check("gpu", "OK", f"{name}, {total_gib:.1f} GiB, driver {driver}: {use}")
 
 
-async def _modem(loaded: LoadedConfig) -> list[Check]:
+def _models(loaded: LoadedConfig) -> list[Check]:
+    cfg = loaded.settings
+    return [Check("model", "OK" if m.ok else "FAIL", f"{m.engine}: {m.detail}")
+            for m in model_checks(cfg.engines, cfg.data_dir)]
+
+
+async def _clock() -> Check:
+    """A wrong clock breaks TLS (mqtts, cloud LLMs, Telegram) and dates every call record."""
+    year = time.gmtime().tm_year
+    if year < EARLIEST_PLAUSIBLE_YEAR:
+        return Check("clock", "FAIL", f"the clock says {time.strftime('%Y-%m-%d %H:%M')}: set it, and turn on NTP "
+                                      "(timedatectl set-ntp true)")
+    synced = await ntp_synchronized()
+    if synced is None:
+        return Check("clock", "OK", f"{time.strftime('%Y-%m-%d %H:%M %Z')} (NTP state unknown: no timedated on D-Bus)")
+    if not synced:
+        return Check("clock", "WARN", f"{time.strftime('%Y-%m-%d %H:%M %Z')}, not synchronized by NTP "
+                                      "(timedatectl set-ntp true)")
+    return Check("clock", "OK", f"{time.strftime('%Y-%m-%d %H:%M %Z')}, NTP synchronized")
+
+
+async def ntp_synchronized(timeout_s: float = 2.0) -> bool | None:
+    """systemd-timedated's NTPSynchronized over the system bus; None when it cannot be asked."""
+    connection = await connect_bus(timeout_s=timeout_s)
+    if connection.bus is None:
+        return None
+    try:
+        value = await get_property(connection.bus, "org.freedesktop.timedate1", "/org/freedesktop/timedate1",
+                                   "org.freedesktop.timedate1", "NTPSynchronized", timeout_s=timeout_s)
+        return bool(value)
+    except Exception:  # noqa: BLE001 - no timedated, policy, timeout: unknown
+        return None
+    finally:
+        await close_bus(connection.bus)
+
+
+async def _modem(loaded: LoadedConfig, daemon_online: bool = False) -> list[Check]:
     cfg = loaded.settings.modem
     if cfg.driver == "simulator":
         return [Check("modem", "OK", "modem.driver is simulator (no hardware needed)")]
     checks: list[Check] = []
     try:
         ports = resolve_modem_ports(cfg.at_port, cfg.audio_port)
-        checks.append(Check("ports", "OK", f"AT {ports.at}, audio {ports.audio} ({ports.source})"))
+        usb = f", USB {ports.usb_path}" if ports.usb_path else ""
+        checks.append(Check("ports", "OK", f"AT {ports.at}, audio {ports.audio} ({ports.source}{usb})"))
+        if not daemon_online:  # the daemon holds them while it runs
+            checks.extend(_port_access("at port", ports.at))
+            checks.extend(_port_access("audio port", ports.audio))
     except PortsNotFoundError as exc:
         checks.append(Check("ports", "FAIL", str(exc)))
     manager = await check_modem_manager()
@@ -75,6 +215,41 @@ async def _modem(loaded: LoadedConfig) -> list[Check]:
     else:
         checks.append(Check("modemmgr", "OK" if manager.active is False else "WARN", manager.detail))
     return checks
+
+
+def _port_access(name: str, path: str) -> list[Check]:
+    """The port opens read-write for this user and nobody else holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except PermissionError:
+        return [Check(name, "FAIL", f"{path}: permission denied; the daemon's user must be in group dialout "
+                                    "(the udev rule sets it)")]
+    except OSError as exc:
+        return [Check(name, "FAIL", f"{path}: {exc.strerror}")]
+    os.close(fd)
+    holders = _holders(path)
+    if holders:
+        return [Check(name, "FAIL", f"{path} is open in {', '.join(holders)}: stop it (ModemManager? a terminal?)")]
+    return [Check(name, "OK", f"{path} opens, nobody else holds it")]
+
+
+def _holders(path: str) -> list[str]:
+    """Processes with ``path`` open (best effort: only those this user may inspect)."""
+    target = os.path.realpath(path)
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.path.realpath(f"/proc/{pid}/fd/{fd}") == target:
+                    with contextlib.suppress(OSError):
+                        name = Path(f"/proc/{pid}/comm").read_text().strip()
+                        found.append(f"{name} (pid {pid})")
+                    break
+    return found
 
 
 async def _units() -> Check:
@@ -104,11 +279,16 @@ async def run_doctor(config_path: Path) -> int:
         loaded = None
     checks.append(_mosquitto())
     checks.append(await _units())
-    checks.append(_gpu())
+    checks.append(await _clock())
     if loaded is not None:
+        checks.append(_gpu(loaded.settings.engines))
+        checks.extend(_models(loaded))
         checks.append(_disk(loaded.settings.data_dir))
-        checks.append(await _broker(loaded))
-        checks.extend(await _modem(loaded))
+        broker, state = await _broker(loaded)
+        checks.append(broker)
+        checks.extend(await _modem(loaded, daemon_online=bool(state) and state.get("status") == "online"))
+        if loaded.settings.modem.driver == "sim7600":
+            checks.extend(_live_modem(state))
     for check in checks:
         print(f"{check.level:<4} {check.name:<10} {check.detail}")
     return 1 if any(c.level == "FAIL" for c in checks) else 0

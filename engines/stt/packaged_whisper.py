@@ -103,6 +103,21 @@ def resolve_whisper_model(spec: str, models_dir: Path) -> Path:
     return path
 
 
+def check_whisper_model(spec: str) -> str:
+    """Where ``spec``'s files come from, without assembling anything; BackendUnavailable when they are missing."""
+    if spec.startswith(PACKAGED_PREFIX):
+        name = spec[len(PACKAGED_PREFIX):]
+        model = PACKAGED_WHISPER_MODELS.get(name)
+        if model is None:
+            raise BackendUnavailable(f"unknown packaged whisper model {spec!r}")
+        found = _locate_packages(model)
+        return f"{spec} (packages {', '.join(sorted(found))})"
+    path = Path(spec).expanduser()
+    if not (path / "model.bin").is_file():
+        raise BackendUnavailable(f"{path} is not a CTranslate2 whisper model directory (no model.bin)")
+    return str(path)
+
+
 def ensure_packaged_whisper(model: PackagedWhisper, models_dir: Path) -> Path:
     """Assemble ``model`` into ``models_dir/<name>`` unless a complete copy is already there."""
     target = models_dir / model.name

@@ -1,0 +1,78 @@
+"""Are the models the configured engines need on this machine? (``secretary doctor``; nothing is loaded or written.)"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.engines_schema import EnginesConfig, LlamaCppConfig, VllmConfig
+from daemon.engine_wiring import models_dir_of
+from engines.backend import BackendUnavailable
+from engines.llm.gguf_model import resolve_gguf
+from engines.stt.packaged_whisper import check_whisper_model
+from engines.tts.piper_voices import locate_voice
+from engines.vad.silero_backend import resolve_silero_model
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    engine: str  # "stt/faster-whisper", "tts/piper en", ...
+    ok: bool
+    detail: str
+
+
+def _check(engine: str, probe: object) -> ModelCheck:
+    try:
+        where = probe() if callable(probe) else probe
+    except BackendUnavailable as exc:
+        return ModelCheck(engine, False, str(exc))
+    return ModelCheck(engine, True, str(where))
+
+
+def model_checks(engines: EnginesConfig, data_dir: Path) -> list[ModelCheck]:
+    """One check per model file an engine in a chain needs."""
+    models_dir = models_dir_of(engines, data_dir)
+    checks: list[ModelCheck] = []
+    if "silero" in engines.vad.chain:
+        checks.append(_check("vad/silero", lambda: resolve_silero_model(engines.vad.silero.model)))
+    stt = engines.stt
+    if "faster-whisper" in stt.chain:
+        checks.append(_check("stt/faster-whisper", lambda: check_whisper_model(stt.faster_whisper.model)))
+    if "vosk" in stt.chain and stt.vosk.model is not None:
+        model = stt.vosk.model
+        if model.startswith("packaged:"):
+            checks.append(ModelCheck("stt/vosk", True, model))
+        else:
+            path = Path(model).expanduser()
+            checks.append(ModelCheck("stt/vosk", path.is_dir(), str(path) if path.is_dir() else f"{path} does not exist"))
+    llm = engines.llm
+    for name in llm.chain:
+        backend = llm.backends.get(name)
+        if isinstance(backend, LlamaCppConfig):
+            checks.append(_check(f"llm/{name}", lambda b=backend: resolve_gguf(b.model, models_dir)))
+        elif isinstance(backend, VllmConfig):
+            path = Path(backend.model).expanduser()
+            local = path if path.is_absolute() else models_dir / path
+            if local.is_dir():
+                checks.append(ModelCheck(f"llm/{name}", True, str(local)))
+            else:
+                checks.append(ModelCheck(
+                    f"llm/{name}", False,
+                    f"{backend.model} is not a directory under {models_dir}: the box has no model hub, "
+                    "download it once and set the path",
+                ))
+    tts = engines.tts
+    if "piper" in tts.chain:
+        for language, spec in tts.piper.voices.items():
+            checks.append(_check(f"tts/piper {language}", lambda s=spec: locate_voice(s).model))
+    if "xtts" in tts.chain:
+        model_dir = tts.xtts.model_dir if tts.xtts.model_dir.is_absolute() else models_dir / tts.xtts.model_dir
+        ok = model_dir.is_dir() and tts.xtts.python.exists()
+        detail = str(model_dir) if ok else (
+            f"{model_dir} is missing" if not model_dir.is_dir() else f"the XTTS python {tts.xtts.python} is missing")
+        checks.append(ModelCheck("tts/xtts", ok, detail))
+    if "espeak" in tts.chain:
+        found = shutil.which("espeak-ng")
+        checks.append(ModelCheck("tts/espeak", found is not None, found or "espeak-ng is not installed (apt-get install espeak-ng)"))
+    return checks
