@@ -23,17 +23,15 @@ import struct
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from drivers.sim7600.at_channel import AtChannel
 from drivers.sim7600.call_model import CallState
-from drivers.sim7600.event_hub import EventSubscription
-from drivers.sim7600.events import ModemEvent
 from drivers.sim7600.modem import Sim7600Modem, Sim7600Settings
 from drivers.sim7600.parsers import parse_csq
 from drivers.sim7600.pcm_port import FRAME_BYTES
+from modem_events import next_event
 
 AT_PORT = os.environ.get("SECRETARY_HIL_AT_PORT")
 AUDIO_PORT = os.environ.get("SECRETARY_HIL_AUDIO_PORT")
@@ -54,16 +52,6 @@ def tone_frame(index: int, frequency: float = 440.0) -> bytes:
     start = index * 160
     samples = [int(6000 * math.sin(2 * math.pi * frequency * (start + n) / 8000)) for n in range(160)]
     return struct.pack("<160h", *samples)
-
-
-async def next_event(events: EventSubscription[ModemEvent], event_type: str, timeout: float) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (remaining := deadline - loop.time()) > 0:
-        event = await events.get(remaining)
-        if event is not None and event.type == event_type:
-            return event
-    raise AssertionError(f"no {event_type} event within {timeout:g} s")
 
 
 @pytest.fixture
