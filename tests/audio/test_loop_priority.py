@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+import daemon.app
+import daemon.logging_setup
 import daemon.main as daemon_main
 from config.errors import ConfigError
 from config.loader import parse_config_text
@@ -88,8 +90,9 @@ class ProbeApp:
 @pytest.fixture
 def probe_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], tuple[int, dict[str, Any]]]:
     """Run ``secretaryd --config`` with ``audio_yaml`` in a fresh thread, the app replaced by ProbeApp."""
-    monkeypatch.setattr(daemon_main, "SecretaryApp", ProbeApp)
-    monkeypatch.setattr(daemon_main, "configure_logging", lambda config: None)  # keep caplog's handler
+    # daemon.main imports these when it runs (so `secretaryd --version` stays light): patch them at their source
+    monkeypatch.setattr(daemon.app, "SecretaryApp", ProbeApp)
+    monkeypatch.setattr(daemon.logging_setup, "configure_logging", lambda config: None)  # keep caplog's handler
 
     def run(audio_yaml: str) -> tuple[int, dict[str, Any]]:
         config = tmp_path / "config.yaml"
