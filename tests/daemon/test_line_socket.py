@@ -71,6 +71,8 @@ async def test_a_channel_call_is_answered_recorded_and_announced(app: SecretaryA
                 await asyncio.sleep(0.1)
             await line.hangup("caller hung up")
             await asyncio.wait_for(listening, 20)
+        # The bus events leave through the daemon's outbox: wait for them rather than race them.
+        await bus.wait_for(lambda m: m.topic == f"{BASE}/call/event" and m.json()["type"] == "ended", timeout=10)
 
     greeting = [e for e in events if e["type"] == "utterance" and e["role"] == "secretary"]
     assert greeting and "Lidia" in str(greeting[0]["text"])
