@@ -224,39 +224,27 @@ class SecretaryConfig(Section):
     def _check_channels(self) -> SecretaryConfig:
         for bot_id, bot in self.channels.telegram.bots.items():
             where = f"channels.telegram.bots.{bot_id}"
-            if bot.persona is not None and bot.persona not in self.personas:
-                raise ValueError(
-                    f"{where}.persona is {bot.persona!r}, which is not a persona "
-                    f"(defined: {', '.join(sorted(self.personas))})"
-                )
-            unknown = [b for b in bot.llm or () if b not in self.engines.llm.backends]
-            if unknown:
-                raise ValueError(
-                    f"{where}.llm names {unknown[0]!r}, which is not under engines.llm.backends "
-                    f"(defined: {', '.join(sorted(self.engines.llm.backends))})"
-                )
+            self._check_refs(where, bot.persona, bot.llm)
             unknown = [b for b in bot.tts or () if b not in self.engines.tts.chain]
             if unknown:
                 raise ValueError(
                     f"{where}.tts names {unknown[0]!r}, which is not in engines.tts.chain {list(self.engines.tts.chain)}"
                 )
         for number, persona in self.channels.twilio.numbers.items():
-            if persona not in self.personas:
-                raise ValueError(
-                    f"channels.twilio.numbers.{number} is {persona!r}, which is not a persona "
-                    f"(defined: {', '.join(sorted(self.personas))})"
-                )
+            self._check_refs(f"channels.twilio.numbers.{number}", persona, None, persona_key="")
         for widget_id, widget in self.channels.widget.widgets.items():
-            where = f"channels.widget.widgets.{widget_id}"
-            if widget.persona is not None and widget.persona not in self.personas:
-                raise ValueError(
-                    f"{where}.persona is {widget.persona!r}, which is not a persona "
-                    f"(defined: {', '.join(sorted(self.personas))})"
-                )
-            unknown = [b for b in widget.llm or () if b not in self.engines.llm.backends]
-            if unknown:
-                raise ValueError(
-                    f"{where}.llm names {unknown[0]!r}, which is not under engines.llm.backends "
-                    f"(defined: {', '.join(sorted(self.engines.llm.backends))})"
-                )
+            self._check_refs(f"channels.widget.widgets.{widget_id}", widget.persona, widget.llm)
         return self
+
+    def _check_refs(self, where: str, persona: str | None, llm: list[str] | None, persona_key: str = ".persona") -> None:
+        """A channel's persona and LLM backends must exist."""
+        if persona is not None and persona not in self.personas:
+            raise ValueError(
+                f"{where}{persona_key} is {persona!r}, which is not a persona (defined: {', '.join(sorted(self.personas))})"
+            )
+        unknown = [b for b in llm or () if b not in self.engines.llm.backends]
+        if unknown:
+            raise ValueError(
+                f"{where}.llm names {unknown[0]!r}, which is not under engines.llm.backends "
+                f"(defined: {', '.join(sorted(self.engines.llm.backends))})"
+            )

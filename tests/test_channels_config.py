@@ -51,3 +51,38 @@ def test_bot_ids_and_api_url_are_checked() -> None:
     with pytest.raises(ConfigError) as error:
         load(BOT + "    api_url: ftp://example.org\n")
     assert "must start with https://" in str(error.value)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("  twilio: {numbers: {'+15551230000': nobody}}\n",
+     "channels.twilio.numbers.+15551230000 is 'nobody', which is not a persona"),
+    ("  twilio: {enabled: true}\n", "public_url is required when enabled"),
+    ("  twilio: {numbers: {'555': lidia}}\n", "E.164"),
+    ("  widget: {widgets: {site: {allowed_origins: ['https://example.com'], persona: x}}}\n",
+     "channels.widget.widgets.site.persona is 'x', which is not a persona"),
+    ("  widget: {widgets: {site: {allowed_origins: ['https://example.com'], llm: [nope]}}}\n",
+     "channels.widget.widgets.site.llm names 'nope'"),
+    ("  widget: {widgets: {site: {allowed_origins: ['https://example.com/page']}}}\n", "is not an origin"),
+    ("  widget: {widgets: {site: {allowed_origins: []}}}\n", "allowed_origins"),
+    ("  remote: {enabled: true}\n", "url is required when enabled"),
+    ("  remote: {url: 'mqtts://user:secret@fleet.example.com'}\n", "must not contain a password"),
+    ("  remote: {topics: ['cmd/#']}\n", "cmd/ is never bridged"),
+])
+def test_twilio_widget_and_remote_settings_are_explained(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config_text("box_id: b\nchannels:\n" + extra, "config.yaml", {})
+    assert message in error.value.render()
+
+
+def test_twilio_widget_and_remote_settings_load() -> None:
+    settings = parse_config_text(
+        "box_id: b\nchannels:\n"
+        "  twilio: {enabled: true, public_url: 'https://box.example.com/', numbers: {'+15551230000': gulya}}\n"
+        "  widget: {widgets: {site: {allowed_origins: ['https://example.com'], persona: lidia}}}\n"
+        "  remote: {enabled: true, url: 'mqtts://fleet.example.com'}\n",
+        "config.yaml", {},
+    ).settings
+    assert settings.channels.twilio.public_url == "https://box.example.com"
+    assert settings.channels.widget.widgets["site"].persona == "lidia"
+    remote = settings.channels.remote
+    assert (remote.host, remote.port, remote.tls) == ("fleet.example.com", 8883, True)
