@@ -22,27 +22,11 @@ from config.call_schema import CallConfig
 from config.channels_schema import ChannelsConfig
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.persona_schema import PersonaConfig, PersonaName, bundled_personas
-from config.section import EnvVarName, Section
+from config.section import EnvVarName, ListenAddress, Section, split_host_port
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 _TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    """Parse ``host:port`` (IPv6 in brackets); raise ValueError with a readable reason."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"must be host:port, e.g. 127.0.0.1:8080, got {json.dumps(value)}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
-    return host, int(port_text)
 
 
 class LogConfig(Section):
@@ -123,15 +107,9 @@ class MqttConfig(Section):
 
 class WebConfig(Section):
     enabled: bool = True
-    listen: str = Field(
+    listen: ListenAddress = Field(
         "127.0.0.1:8080", json_schema_extra={"allowed": "host:port, e.g. 127.0.0.1:8080 or [::1]:8080"}
     )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        split_host_port(value)
-        return value
 
     @property
     def host(self) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -22,3 +23,37 @@ class Section(BaseModel):
     """Base of every config section: immutable, strict about unknown keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Parse ``host:port`` (IPv6 in brackets); raise ValueError with a readable reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"must be host:port, e.g. 127.0.0.1:8080, got {json.dumps(value)}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 host must be in brackets, e.g. [::1]:8080, got {json.dumps(value)}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
+    return host, int(port_text)
+
+
+def _check_listen(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def check_public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+        raise ValueError(f"must be the public base URL, like https://box.example.com, got {value!r}")
+    return value.rstrip("/")
+
+
+# ``host:port`` a server listens on; the base URL a service is reached at from outside.
+ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+PublicUrl = Annotated[str, AfterValidator(check_public_url)]

@@ -7,12 +7,11 @@ the token also checks every webhook's ``X-Twilio-Signature``.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from config.section import EnvVarName, Section
+from config.section import EnvVarName, ListenAddress, PublicUrl, Section
 
 E164 = Annotated[
     str,
@@ -20,18 +19,10 @@ E164 = Annotated[
 ]
 
 
-def check_public_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
-        raise ValueError(f"must be the public base URL, like https://box.example.com, got {value!r}")
-    return value.rstrip("/")
-
-
 class TwilioConfig(Section):
     enabled: bool = False
-    listen: str = Field("127.0.0.1:8090", json_schema_extra={"allowed": "host:port the webhooks listen on"})
-    public_url: str | None = Field(
+    listen: ListenAddress = Field("127.0.0.1:8090", json_schema_extra={"allowed": "host:port the webhooks listen on"})
+    public_url: PublicUrl | None = Field(
         None, json_schema_extra={"allowed": "the https:// URL Twilio reaches this box at (required when enabled)"}
     )
     account_sid_env: EnvVarName = "SECRETARY_TWILIO_ACCOUNT_SID"
@@ -43,19 +34,6 @@ class TwilioConfig(Section):
         default_factory=dict,
         json_schema_extra={"allowed": "a mapping of Twilio number to persona id (others get call.persona)"},
     )
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return check_public_url(value)
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        from config.schema import split_host_port
-
-        split_host_port(value)
-        return value
 
     @model_validator(mode="after")
     def _public_url_when_enabled(self) -> TwilioConfig:

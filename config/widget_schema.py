@@ -12,8 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from config.section import Section
-from config.twilio_schema import check_public_url
+from config.section import ListenAddress, PublicUrl, Section
 
 WidgetId = Annotated[
     str,
@@ -51,21 +50,8 @@ class WidgetConfig(Section):
 
 
 class WidgetsConfig(Section):
-    listen: str = Field("127.0.0.1:8091", json_schema_extra={"allowed": "host:port the widget server listens on"})
-    public_url: str | None = Field(
+    listen: ListenAddress = Field("127.0.0.1:8091", json_schema_extra={"allowed": "host:port the widget server listens on"})
+    public_url: PublicUrl | None = Field(
         None, json_schema_extra={"allowed": "the URL sites load widget.js from (for the embed snippet), or null"}
     )
     widgets: dict[WidgetId, WidgetConfig] = Field(default_factory=dict)
-
-    @field_validator("public_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return check_public_url(value)
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        from config.schema import split_host_port
-
-        split_host_port(value)
-        return value
