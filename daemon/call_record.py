@@ -515,3 +515,13 @@ def _checked_message(value: Any) -> dict[str, str | None]:
             raise TypeError(f"message slots must map str to str or None, got {key!r}: {slot!r}")
     return dict(cast(dict[str, str | None], value))
 
+
+def read_utterances(record_dir: Path) -> list[dict[str, Any]]:
+    """The utterances of a call record's ``transcript.json`` (each has a text); [] if it is gone or unreadable."""
+    try:
+        data = json.loads((record_dir / "transcript.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    utterances = data.get("utterances", []) if isinstance(data, dict) else []
+    return [u for u in utterances if isinstance(u, dict) and isinstance(u.get("text"), str)]
+

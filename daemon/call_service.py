@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import shutil
 import time
@@ -32,7 +31,7 @@ from daemon.bus import Bus
 from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
 from daemon.call_index import CallIndex, CallSummaryRow
 from daemon.call_line import STT_RATE, CallLine, LineSession
-from daemon.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id
+from daemon.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
 from daemon.call_retention import run_retention
 from daemon.call_summary import llm_summary, slots_summary
 from daemon.caller_listener import CallerListener, ListenerEvent
@@ -505,12 +504,4 @@ def call_row_payload(row: CallSummaryRow) -> dict[str, Any]:
 
 def _read_transcript(record_dir: Path) -> list[dict[str, Any]]:
     """The utterances of a finished call (role, text, times, interrupted); [] if the record is gone."""
-    try:
-        data = json.loads((record_dir / "transcript.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    utterances = data.get("utterances", []) if isinstance(data, dict) else []
-    return [
-        {k: u.get(k) for k in ("role", "text", "start_s", "end_s", "interrupted")}
-        for u in utterances if isinstance(u, dict)
-    ]
+    return [{k: u.get(k) for k in ("role", "text", "start_s", "end_s", "interrupted")} for u in read_utterances(record_dir)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
-from daemon.call_record import is_valid_call_id
+from daemon.call_record import is_valid_call_id, read_utterances
 from daemon.web.web_context import context, redirect, render, session_of
 
 routes = web.RouteTableDef()
@@ -70,15 +69,6 @@ def _call_id(request: web.Request) -> str:
     return call_id
 
 
-def _read_transcript(record_dir: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads((record_dir / "transcript.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    utterances = data.get("utterances", []) if isinstance(data, dict) else []
-    return [u for u in utterances if isinstance(u, dict) and isinstance(u.get("text"), str)]
-
-
 @routes.get("/calls/{call_id}")
 async def call_detail(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -86,7 +76,7 @@ async def call_detail(request: web.Request) -> web.Response:
     if row is None:
         raise web.HTTPNotFound(text="no such call")
     record_dir = Path(row.record_dir)
-    transcript = await asyncio.to_thread(_read_transcript, record_dir)
+    transcript = await asyncio.to_thread(read_utterances, record_dir)
     tracks = [t for t in TRACKS if _track_path(ctx.calls_dir, record_dir, t) is not None]
     return render(request, "call.html", title=f"Call {row.call_id}", active="/calls", call=row,
                   transcript=transcript, tracks=tracks)
