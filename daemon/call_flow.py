@@ -6,10 +6,13 @@ place and in order:
 - caller speech starts -> barge-in: the reply being spoken is faded out
   within ``fade_ms``, its LLM/TTS work cancelled, and the transcript keeps
   only the words the caller heard (``interrupted``);
-- a caller utterance (STT final) -> the dialogue writes the reply, the
-  speaker speaks it while it is still being written; if no reply audio is
-  playing ``filler_after_ms`` after the caller stopped, a short filler is
-  played so the line never goes quiet;
+- the caller stops (the endpoint) -> the answer starts at once: it waits
+  for the STT final, the dialogue writes the reply, the speaker speaks it
+  while it is still being written. If no reply audio has gone out
+  ``filler_after_ms`` after the endpoint (the STT, the LLM or the TTS is
+  slow), a short filler is played so the line never goes quiet. If the
+  caller goes on talking before any answer was written, the waiting answer
+  is withdrawn and the next one answers everything they said;
 - DTMF -> ``leave_message`` switches to the scripted take-a-message policy,
   ``end_call`` says goodbye and hangs up;
 - silence -> a prompt, then goodbye; ``max_duration_s`` -> goodbye;
@@ -39,6 +42,7 @@ from daemon.caller_listener import (
     CallerNoise,
     CallerPartial,
     CallerSpeechStarted,
+    CallerStopped,
     CallerUtterance,
     ListenerEvent,
 )
@@ -69,10 +73,10 @@ class CallPhrases:
 class TurnTiming:
     """Latency of one reply, as monotonic times (None: the stage did not happen)."""
 
-    caller_text: str
     speech_end_at: float  # monotonic: the caller's last voiced audio (the VAD's end minus its padding)
     endpoint_at: float
-    final_at: float
+    caller_text: str = ""
+    final_at: float | None = None  # the (last) STT final the reply answers
     first_text_at: float | None = None
     first_tts_at: float | None = None
     first_audio_at: float | None = None
@@ -125,6 +129,14 @@ class _ReplyDone:
 
 
 @dataclass
+class _CallerTurn:
+    """A caller turn not answered yet: it has stopped; its transcript may still be on its way."""
+
+    stopped: CallerStopped
+    heard: asyncio.Future[CallerUtterance]
+
+
+@dataclass
 class _Reply:
     kind: str  # greeting | answer | prompt | goodbye | apology | pardon
     progress: ReplyProgress
@@ -134,6 +146,16 @@ class _Reply:
     timing: TurnTiming | None = None
     task: asyncio.Task[None] | None = None
     interruptible: bool = True
+    answers: list[_CallerTurn] = field(default_factory=list)  # an answer: the caller turns it answers
+    written: bool = True  # the dialogue has begun the reply (an answer: once the transcripts are in)
+
+    @property
+    def waiting(self) -> bool:
+        """An answer still waiting for its transcripts, with nothing of it on the line (a filler aside)."""
+        return not self.written
+
+
+_Produce = Callable[["_Reply", TextFeed], Awaitable[None]]
 
 
 _Event = ListenerEvent | _Dtmf | _HungUp | _ReplyDone
@@ -179,6 +201,7 @@ class CallFlow:
         self._ending: str | None = None  # end reason once the flow decided to end
         self._hung_up: str | None = None
         self._outcome: str | None = None
+        self._unanswered: list[_CallerTurn] = []  # in order; their transcripts may still be coming
         self._tasks: asyncio.TaskGroup | None = None
         self.result = CallResult(outcome="in_progress", end_reason="", slots=dialogue.slots, dialogue=dialogue.kind)
 
@@ -199,6 +222,7 @@ class CallFlow:
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             listening = tasks.create_task(listener.run(self.line.caller_audio()), name=f"listen-{self.call_id}")
+            preparing = tasks.create_task(self._prepare_dialogue(), name=f"prepare-{self.call_id}")
             self._start_reply("greeting", cached=self.phrases.greeting, text=self.persona.greeting, interruptible=True)
             while self._hung_up is None:
                 deadline = self._silence_deadline() if self._ending is not None else min(self._silence_deadline(), max_end)
@@ -212,6 +236,7 @@ class CallFlow:
                         await self._on_silence()
                     continue
                 await self._handle(event)
+            preparing.cancel()
             await self._stop_reply()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(LISTENER_DRAIN_S):
@@ -224,6 +249,12 @@ class CallFlow:
         self._finish_result()
         return self.result
 
+    async def _prepare_dialogue(self) -> None:
+        try:
+            await self.dialogue.prepare()
+        except Exception:  # an optimisation: the first reply works without it
+            log.exception("preparing the dialogue failed", extra={"call_id": self.call_id})
+
     def _silence_deadline(self) -> float:
         if self._reply is not None or self._caller_speaking or self._ending is not None:
             return float("inf")
@@ -235,20 +266,33 @@ class CallFlow:
             case CallerSpeechStarted():
                 self._caller_speaking = True
                 reply = self._reply
-                if reply is not None and reply.interruptible and self.config.barge_in.enabled:
+                if reply is not None and reply.waiting and not reply.progress.segments:
+                    await self._withdraw(reply)  # the caller goes on: answer all of it once they stop
+                elif reply is not None and reply.interruptible and self.config.barge_in.enabled:
                     await self._barge_in()
-            case CallerUtterance():
+            case CallerStopped():
                 self._caller_speaking = False
                 self._last_activity = self._clock()
                 self._silence_prompted = False
-                self._record_caller(event)
                 if self._ending is None:
-                    if self._reply is not None and self._reply.interruptible:
+                    self._unanswered.append(_CallerTurn(event, asyncio.get_running_loop().create_future()))
+                    reply = self._reply
+                    if reply is not None and reply.waiting:
+                        await self._withdraw(reply)
+                    elif reply is not None and reply.interruptible:
                         await self._barge_in()
                     if self._reply is None:
-                        self._answer(event)
+                        self._answer()
+            case CallerUtterance():
+                self._last_activity = self._clock()
+                self._record_caller(event)
+                turn = next((t for t in self._unanswered if t.stopped.seq == event.seq), None)
+                if turn is not None and not turn.heard.done():
+                    turn.heard.set_result(event)
             case CallerNoise():
                 self._caller_speaking = False
+                if self._reply is None and self._unanswered and self._ending is None:
+                    self._answer()  # a cough withdrew the answer being prepared: prepare it again
             case CallerPartial():
                 pass
             case _Dtmf(digit=digit):
@@ -262,19 +306,32 @@ class CallFlow:
                 await self._reply_done(reply)
 
     # -- replies ------------------------------------------------------------------------
-    def _answer(self, heard: CallerUtterance) -> None:
+    def _answer(self) -> None:
+        """Answer every unanswered caller turn; the reply starts now, while their transcripts are still coming."""
+        turns = list(self._unanswered)
+        last = turns[-1].stopped
         pad_s = self.detector.settings.speech_pad_ms / 1000
-        timing = TurnTiming(heard.text, self._t0 + heard.end_s - pad_s, heard.endpoint_at, heard.final_at)
+        timing = TurnTiming(self._t0 + last.end_s - pad_s, last.endpoint_at)
+        self._start_reply("answer", produce=self._respond, timing=timing, answers=turns)
+
+    async def _respond(self, reply: _Reply, feed: TextFeed) -> None:
+        heard = [await asyncio.shield(turn.heard) for turn in reply.answers]  # shielded: a withdrawn answer
+        for turn in reply.answers:  # leaves the transcripts for the next one
+            self._unanswered.remove(turn)
+        reply.written = True
+        timing = reply.timing
+        assert timing is not None
+        timing.caller_text = " ".join(h.text for h in heard if h.text)
+        timing.final_at = max(h.final_at for h in heard)
         self.result.turns.append(timing)
-        if not heard.text:
-            self._start_reply("pardon", cached=self.phrases.pardon, text=_PARDON[self.persona.language], timing=timing)
+        if not timing.caller_text:
+            reply.outcome.source = "pardon"
+            if self.phrases.pardon is not None:
+                feed.put_speech(self.phrases.pardon)
+            else:
+                feed.put(_PARDON[self.persona.language])
             return
-        dialogue = self.dialogue
-
-        async def produce(feed: TextFeed, outcome: ReplyOutcome) -> None:
-            await dialogue.respond(heard.text, feed, outcome)
-
-        self._start_reply("answer", produce=produce, timing=timing)
+        await self.dialogue.respond(timing.caller_text, feed, reply.outcome)
 
     def _start_reply(
         self,
@@ -282,12 +339,16 @@ class CallFlow:
         *,
         cached: CachedSpeech | None = None,
         text: str | None = None,
-        produce: Callable[[TextFeed, ReplyOutcome], Awaitable[None]] | None = None,
+        produce: _Produce | None = None,
         timing: TurnTiming | None = None,
         interruptible: bool = True,
+        answers: list[_CallerTurn] | None = None,
     ) -> None:
         assert self._tasks is not None and self._reply is None
-        reply = _Reply(kind, self.speaker.begin(), self.now_s(), timing=timing, interruptible=interruptible)
+        reply = _Reply(
+            kind, self.speaker.begin(), self.now_s(), timing=timing, interruptible=interruptible,
+            answers=answers or [], written=not answers,
+        )
         self._reply = reply
         reply.task = self._tasks.create_task(self._speak(reply, cached, text, produce), name=f"reply-{kind}")
 
@@ -296,7 +357,7 @@ class CallFlow:
         reply: _Reply,
         cached: CachedSpeech | None,
         text: str | None,
-        produce: Callable[[TextFeed, ReplyOutcome], Awaitable[None]] | None,
+        produce: _Produce | None,
     ) -> None:
         progress = reply.progress
         try:
@@ -308,7 +369,9 @@ class CallFlow:
                 feed = TextFeed()
                 async with asyncio.TaskGroup() as work:
                     work.create_task(self._produce(reply, produce, feed))
-                    await self.speaker.say(self._with_fillers(reply, feed), progress)
+                    filling = work.create_task(self._fill_silence(reply))
+                    await self.speaker.say(self._timed(reply, feed), progress)
+                    filling.cancel()
         except Exception:
             # a failed reply must not end the call: log it and let the loop go on
             log.exception("reply failed", extra={"call_id": self.call_id, "reply": reply.kind})
@@ -316,39 +379,46 @@ class CallFlow:
             if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 self._events.put_nowait(_ReplyDone(reply))
 
-    async def _produce(self, reply: _Reply, produce: Callable[[TextFeed, ReplyOutcome], Awaitable[None]], feed: TextFeed) -> None:
+    async def _produce(self, reply: _Reply, produce: _Produce, feed: TextFeed) -> None:
         try:
-            await produce(feed, reply.outcome)
+            await produce(reply, feed)
         except DialogueUnavailable as exc:
             log.warning("dialogue unavailable; switching to the scripted policy", extra={"call_id": self.call_id, "error": str(exc)})
             reply.failed = str(exc)
         finally:
             feed.close()
 
-    async def _with_fillers(self, reply: _Reply, feed: TextFeed) -> AsyncIterator[str]:
-        """The feed's chunks, with a filler played whenever the line would stay quiet too long."""
+    async def _timed(self, reply: _Reply, feed: TextFeed) -> AsyncIterator[str | CachedSpeech]:
+        """The feed's pieces, noting when the first one came."""
+        while (piece := await feed.next()) is not None:
+            if reply.timing is not None and reply.timing.first_text_at is None:
+                reply.timing.first_text_at = self._clock()
+            yield piece
+
+    async def _fill_silence(self, reply: _Reply) -> None:
+        """A filler each time the line has been quiet ``filler_after_ms`` with none of the reply's audio out.
+
+        For an answer the clock starts at the caller's endpoint, so a slow STT
+        final counts as much as a slow LLM or TTS.
+        """
         fillers = list(self.phrases.fillers)
         quiet_since = reply.timing.endpoint_at if reply.timing is not None else self._clock()
         limit = self.config.filler_after_ms / 1000
-        first = True
-        while True:
-            wait = quiet_since + limit - self._clock() if first and fillers else None
-            try:
-                text = await feed.next(timeout=None if wait is None else max(0.0, wait))
-            except TimeoutError:
-                filler = fillers.pop(0)
-                if reply.timing is not None:
-                    reply.timing.filler = True
-                await self.speaker.say_cached(filler, reply.progress)
-                self.line.playout.reset()
-                quiet_since = self._clock()
-                continue
-            if text is None:
-                return
-            if first and reply.timing is not None:
-                reply.timing.first_text_at = self._clock()
-            first = False
-            yield text
+        while fillers:
+            await asyncio.sleep(max(0.0, quiet_since + limit - self._clock()))
+            filler = fillers.pop(0)
+            if not await self.speaker.interject(filler, reply.progress):
+                return  # the reply's own audio has begun
+            if reply.timing is not None:
+                reply.timing.filler = True
+            quiet_since = self._clock() + filler.seconds
+
+    async def _withdraw(self, reply: _Reply) -> None:
+        """Drop an answer still waiting for its transcripts (its caller turns stay unanswered)."""
+        if reply.progress.segments:
+            self.speaker.cut(self.config.barge_in.fade_ms)  # a filler is playing
+        await self._cancel(reply)
+        self._close_reply(reply, interrupted=True)
 
     async def _barge_in(self) -> None:
         reply = self._reply
@@ -391,6 +461,9 @@ class CallFlow:
             self._outcome = outcome.outcome
         if outcome.end_call:
             await self._end("secretary_ended", say_goodbye=not reply.progress.planned_text)
+            return
+        if self._reply is None and self._unanswered:
+            self._answer()  # a safety net: no caller turn is left unanswered once the line is free
 
     def _close_reply(self, reply: _Reply, *, interrupted: bool) -> None:
         self._reply = None
@@ -402,7 +475,8 @@ class CallFlow:
             reply.timing.first_tts_at = progress.first_tts_at
             reply.timing.first_audio_at = progress.first_audio_at
             reply.timing.interrupted = interrupted
-        self.dialogue.heard(planned, heard)
+        if reply.written:
+            self.dialogue.heard(planned, heard)
         if not planned:
             return
         source = reply.outcome.source if reply.kind == "answer" else reply.kind
@@ -423,8 +497,8 @@ class CallFlow:
         self.result.dialogue = "llm+scripted"
         apology = self.phrases.apology
 
-        async def ask(feed: TextFeed, outcome: ReplyOutcome) -> None:
-            await scripted.next_question(feed, outcome)
+        async def ask(reply: _Reply, feed: TextFeed) -> None:
+            await scripted.next_question(feed, reply.outcome)
 
         self._start_reply("apology", cached=apology, text=None if apology else _APOLOGY[self.persona.language], produce=ask)
 
@@ -445,8 +519,8 @@ class CallFlow:
         scripted = self.dialogue
         assert isinstance(scripted, ScriptedDialogue)
 
-        async def ask(feed: TextFeed, outcome: ReplyOutcome) -> None:
-            await scripted.next_question(feed, outcome)
+        async def ask(reply: _Reply, feed: TextFeed) -> None:
+            await scripted.next_question(feed, reply.outcome)
 
         self._start_reply("prompt", produce=ask)
 
@@ -455,8 +529,8 @@ class CallFlow:
             self._silence_prompted = True
             dialogue = self.dialogue
 
-            async def prompt(feed: TextFeed, outcome: ReplyOutcome) -> None:
-                await dialogue.prompt_after_silence(feed, outcome)
+            async def prompt(reply: _Reply, feed: TextFeed) -> None:
+                await dialogue.prompt_after_silence(feed, reply.outcome)
 
             self._start_reply("prompt", produce=prompt)
             return

@@ -5,8 +5,10 @@ When speech starts the listener reports ``CallerSpeechStarted`` at once (the
 call flow uses it for barge-in) and opens an STT stream fed with the audio
 from the speech onset (kept in a short history) onwards, so recognition runs
 while the caller is still talking. When the detector's silence window closes
-the stream ends and the STT final arrives as a ``CallerUtterance``. Sounds
-shorter than ``min_utterance_ms`` are dropped as ``CallerNoise``.
+the listener reports ``CallerStopped`` at once (the endpoint: the call flow
+starts its reply, and its filler clock, there), the stream ends and the STT
+final arrives later as a ``CallerUtterance`` with the same ``seq``. Sounds
+shorter than ``min_utterance_ms`` are dropped as ``CallerNoise`` instead.
 
 Times are call times: seconds of caller audio since the line came up.
 """
@@ -46,7 +48,18 @@ class CallerPartial:
 
 
 @dataclass(frozen=True)
+class CallerStopped:
+    """The endpoint: the caller's turn is over; its transcript follows as the ``CallerUtterance`` of the same seq."""
+
+    seq: int
+    start_s: float
+    end_s: float
+    endpoint_at: float  # monotonic: the silence window closed
+
+
+@dataclass(frozen=True)
 class CallerUtterance:
+    seq: int
     text: str
     start_s: float
     end_s: float
@@ -63,7 +76,7 @@ class CallerNoise:
     end_s: float
 
 
-ListenerEvent = CallerSpeechStarted | CallerPartial | CallerUtterance | CallerNoise
+ListenerEvent = CallerSpeechStarted | CallerPartial | CallerStopped | CallerUtterance | CallerNoise
 
 
 class CallerListener:
@@ -87,6 +100,7 @@ class CallerListener:
         self._position = 0  # samples received
         self._feed: asyncio.Queue[_FeedItem] | None = None
         self._utterance_start = 0.0
+        self._seq = 0  # utterances endpointed so far
 
     async def run(self, audio: AsyncIterator[np.ndarray]) -> None:
         """Listen until ``audio`` ends (the call's audio is gone); an utterance in progress is finished."""
@@ -134,7 +148,10 @@ class CallerListener:
             feed.put_nowait(_DISCARD)
             self._emit(CallerNoise(start_s=start, end_s=end))
             return
-        feed.put_nowait(_End(end, self._clock(), cut_by_hangup))
+        self._seq += 1
+        ending = _End(self._seq, end, self._clock(), cut_by_hangup)
+        self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at))
+        feed.put_nowait(ending)
 
     async def _transcribe(self, feed: asyncio.Queue[_FeedItem], start_s: float) -> None:
         discarded = False
@@ -178,7 +195,7 @@ class CallerListener:
             return
         text = final.text.strip() if final is not None else ""
         self._emit(CallerUtterance(
-            text=text, start_s=start_s, end_s=ending.end_s, endpoint_at=ending.endpoint_at, final_at=self._clock(),
+            seq=ending.seq, text=text, start_s=start_s, end_s=ending.end_s, endpoint_at=ending.endpoint_at, final_at=self._clock(),
             stt_s=final.processing_s if final is not None else 0.0, understood=understood,
             cut_by_hangup=ending.cut_by_hangup,
         ))
@@ -186,6 +203,7 @@ class CallerListener:
 
 @dataclass(frozen=True)
 class _End:
+    seq: int
     end_s: float
     endpoint_at: float
     cut_by_hangup: bool

@@ -2,7 +2,7 @@
 
 A ``Reply`` is started by the call flow and produces text chunks into a
 ``TextFeed`` (the speaker reads them while later ones are still being
-written). When the producer is done, ``Reply.outcome`` says whether the call
+written); the flow may put a phrase synthesized beforehand in it too. When the producer is done, ``Reply.outcome`` says whether the call
 should end and how it went. Both dialogues fill the same ``MessageSlots``, so
 the call record and the owner's notification look the same either way.
 """
@@ -14,30 +14,33 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from daemon.message_slots import MessageSlots
+from daemon.speech_cache import CachedSpeech
 
 
 class TextFeed:
-    """An async stream of text chunks with a producer that may run ahead of the reader."""
+    """An async stream of text chunks (or cached phrases) with a producer that may run ahead of the reader."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | CachedSpeech | None] = asyncio.Queue()
         self.closed = False
 
     def put(self, text: str) -> None:
         if not self.closed and text.strip():
             self._queue.put_nowait(text)
 
+    def put_speech(self, speech: CachedSpeech) -> None:
+        """A phrase synthesized beforehand: played as it is, without the TTS."""
+        if not self.closed:
+            self._queue.put_nowait(speech)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self._queue.put_nowait(None)
 
-    async def next(self, timeout: float | None = None) -> str | None:
-        """The next chunk; None at the end. Raises TimeoutError after ``timeout`` (the chunk is not lost)."""
-        if timeout is None:
-            return await self._queue.get()
-        async with asyncio.timeout(timeout):
-            return await self._queue.get()
+    async def next(self) -> str | CachedSpeech | None:
+        """The next chunk; None at the end."""
+        return await self._queue.get()
 
 
 @dataclass
@@ -54,6 +57,9 @@ class DialogueUnavailable(Exception):
 class Dialogue(Protocol):
     slots: MessageSlots
     kind: str
+
+    async def prepare(self) -> None:
+        """At the start of the call (the greeting is playing): get ready for the first reply."""
 
     async def respond(self, caller_text: str, feed: TextFeed, outcome: ReplyOutcome) -> None:
         """Write the reply to ``caller_text`` into ``feed`` (not closing it) and fill ``outcome``."""

@@ -7,6 +7,11 @@ the reply: the seconds of audio each chunk produced and the line's count of
 reply frames when the reply began, so that after a barge-in (the caller
 talks over the secretary: the line is cut, the reply task cancelled) the
 words the caller heard can be told from the words that were never played.
+
+While a reply is still being written (the STT, the LLM or the TTS is slow)
+the call flow may ``interject`` a cached filler: it goes out only if none of
+the reply's own audio has, and the reply's audio waits behind it. One lock
+keeps the two from ever feeding the line at the same time.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ReplyProgress:
     first_tts_at: float | None = None  # monotonic time the TTS delivered its first audio
     failed: list[str] = field(default_factory=list)  # chunks no TTS backend could speak
     finished: bool = False  # every chunk was played out to the end
+    started: bool = False  # the reply's own audio (not a filler) began, or the reply ended: no filler now
 
     @property
     def planned_text(self) -> str:
@@ -81,6 +87,7 @@ class Speaker:
         self.tts = tts
         self.voice = voice
         self._clock = clock
+        self._feeding = asyncio.Lock()  # the reply or a filler put before it: one feeds the line at a time
 
     def begin(self) -> ReplyProgress:
         progress = ReplyProgress(mark=self.line.audible_frames)
@@ -88,16 +95,37 @@ class Speaker:
         waiter.add_done_callback(lambda f: _note_first_audio(progress, f))
         return progress
 
-    async def say(self, texts: AsyncIterable[str], progress: ReplyProgress) -> None:
-        """Speak every chunk of ``texts``; returns once the line has played it all."""
+    async def say(self, pieces: AsyncIterable[str | CachedSpeech], progress: ReplyProgress) -> None:
+        """Speak every text chunk (or cached phrase) of ``pieces``; returns once the line has played it all."""
         playout = self.line.playout
         playout.reset()
-        async for text in texts:
+        async for piece in pieces:
             if progress.segments:
                 playout.new_segment()
-            seconds = await self._speak_chunk(text, progress)
+            if isinstance(piece, CachedSpeech):
+                text, seconds = piece.text, await self._play_cached(piece, progress)
+            else:
+                text, seconds = piece, await self._speak_chunk(piece, progress)
             progress.segments.append((text, seconds))
+        async with self._feeding:
+            progress.started = True
         await self._finish(progress)
+
+    async def interject(self, speech: CachedSpeech, progress: ReplyProgress) -> bool:
+        """Play a filler before the reply, if none of the reply's audio has gone out yet; False if too late.
+
+        The filler is played to its end (the line goes idle after it, not into
+        an underrun); reply audio that arrives meanwhile queues behind it.
+        """
+        async with self._feeding:
+            if progress.started:
+                return False
+            playout = self.line.playout
+            progress.segments.append((speech.text, speech.seconds))
+            progress.first_tts_at = progress.first_tts_at or self._clock()
+            played = await playout.feed(speech.samples, LINE_RATE) and await playout.end()
+            playout.reset()
+            return played
 
     async def say_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> None:
         """Play a pre-synthesized phrase (greeting, goodbye, filler)."""
@@ -112,6 +140,12 @@ class Speaker:
         """Barge-in: fade out what is playing, drop what is queued (cancel the reply task too)."""
         self.line.playout.cut(fade_ms)
 
+    async def _play_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> float:
+        async with self._feeding:
+            progress.started = True
+            progress.first_tts_at = progress.first_tts_at or self._clock()
+            return speech.seconds if await self.line.playout.feed(speech.samples, LINE_RATE) else 0.0
+
     async def _speak_chunk(self, text: str, progress: ReplyProgress) -> float:
         if self.tts is None:
             log.error("no TTS engine is loaded: a reply chunk goes unspoken", extra={"text": text[:80]})
@@ -122,10 +156,12 @@ class Speaker:
             chunks = self.tts.synthesize(self.voice.request(text), self.voice.backends)
             async with contextlib.aclosing(chunks) as stream:
                 async for chunk in stream:
-                    if progress.first_tts_at is None:
-                        progress.first_tts_at = self._clock()
-                    if not await self.line.playout.feed(chunk.samples, chunk.sample_rate):
-                        break
+                    async with self._feeding:
+                        progress.started = True
+                        if progress.first_tts_at is None:
+                            progress.first_tts_at = self._clock()
+                        if not await self.line.playout.feed(chunk.samples, chunk.sample_rate):
+                            break
                     seconds += chunk.duration_s
         except (ChainExhausted, RequestError) as exc:
             log.error("tts could not speak a reply chunk", extra={"text": text[:80], "error": str(exc)})
