@@ -92,6 +92,18 @@ class LlmDialogue:
     def chain(self) -> Sequence[str] | None:
         return self.persona.llm.chain
 
+    async def prepare(self) -> None:
+        """While the greeting plays: have a local model evaluate the call's prompt (persona, tools, greeting).
+
+        The previous call's summary or a Telegram chat left another prompt in
+        the model's cache; without this the first reply of every call would pay
+        the whole prompt's prefill before its first word.
+        """
+        started = time.monotonic()
+        primed = await self.llm.prime(self._request(), self.chain)
+        if primed is not None:
+            log.info("llm prompt primed", extra={"backend": primed, "ms": round((time.monotonic() - started) * 1000)})
+
     async def respond(self, caller_text: str, feed: TextFeed, outcome: ReplyOutcome) -> None:
         self.messages.append(ChatMessage("user", caller_text))
         await self._rounds(feed, outcome)
@@ -117,14 +129,17 @@ class LlmDialogue:
             if spoke or outcome.end_call:
                 return
 
-    async def _round(self, feed: TextFeed, outcome: ReplyOutcome) -> bool:
-        request = ChatRequest(
+    def _request(self) -> ChatRequest:
+        return ChatRequest(
             messages=tuple(self.messages),
             tools=(SAVE_MESSAGE, END_CALL),
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             persona=self.persona.llm.lora,
         )
+
+    async def _round(self, feed: TextFeed, outcome: ReplyOutcome) -> bool:
+        request = self._request()
         chunker = ReplyChunker(self.persona.language)
         tools = ToolCallAccumulator()
         said: list[str] = []

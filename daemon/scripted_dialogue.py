@@ -21,6 +21,9 @@ class ScriptedDialogue:
     def slots(self) -> MessageSlots:
         return self.policy.slots
 
+    async def prepare(self) -> None:
+        pass  # nothing to load: the policy is rules
+
     async def respond(self, caller_text: str, feed: TextFeed, outcome: ReplyOutcome) -> None:
         _deliver(self.policy.hear(caller_text), feed, outcome)
 

@@ -261,6 +261,13 @@ class FallbackChain(Generic[B]):
                 raise NoEligibleBackend(f"{self.engine}: no healthy backend can serve this request")
         return healthy[0]
 
+    def first_eligible(self, eligible: Callable[[B], bool] | None = None) -> B | None:
+        """The backend a request would be served by now (None: no healthy backend may serve it)."""
+        try:
+            return self._candidate([], [], eligible)
+        except ChainExhausted:
+            return None
+
     async def call(self, op: Callable[[B], Awaitable[R]]) -> R:
         """Run one request on the first healthy backend, failing over on error."""
         skipped: list[B] = []

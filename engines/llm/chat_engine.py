@@ -22,7 +22,9 @@ its generation.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 
 from engines.engine_status import EngineStatus
 from engines.chained_engine import ChainedEngine
@@ -30,6 +32,8 @@ from engines.fallback_chain import BackendSlot, FallbackChain, Progress
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage
 from engines.llm.reply_assembly import ChatReply, ToolCallAccumulator, collect_reply
 from engines.llm.reply_continuation import RepeatStripper, continuation_request
+
+log = logging.getLogger("secretary.engines.llm")
 
 
 class ChatEngine(ChainedEngine[LlmBackend]):
@@ -76,21 +80,11 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         Raises ``ChainExhausted`` when no backend could serve, and
         ``RequestError`` (no failover) when a backend rejected the request.
         """
-        allowed: frozenset[str] | None = None
-        if persona_chain is not None:
-            unknown = [label for label in persona_chain if label not in self.labels]
-            if unknown or not persona_chain:
-                raise ValueError(
-                    f"persona chain {list(persona_chain)} must name LLM backends of {list(self.labels)}"
-                )
-            allowed = frozenset(persona_chain)
         deadline = self.first_token_timeout_s if first_token_timeout_s is None else first_token_timeout_s
+        persona_may_use = self._persona_filter(persona_chain)
 
         def attempt(backend: LlmBackend, progress: Progress[ChatDelta]) -> AsyncIterator[ChatDelta]:
             return self._attempt(backend, request, progress)
-
-        def persona_may_use(backend: LlmBackend) -> bool:
-            return allowed is None or self._chain.label_of(backend) in allowed
 
         async with contextlib.aclosing(
             self._chain.stream(attempt, first_item_timeout_s=deadline, eligible=persona_may_use)
@@ -108,6 +102,36 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         """The whole reply (for summaries and other non-spoken uses)."""
         async with contextlib.aclosing(self.stream(request, persona_chain, first_token_timeout_s)) as deltas:
             return await collect_reply(deltas)
+
+    async def prime(self, request: ChatRequest, persona_chain: Sequence[str] | None = None) -> str | None:
+        """Have the backend that would serve ``request`` evaluate its prompt now, so the real request skips that.
+
+        Only a backend that keeps its last prompt (``caches_prompt``: llama.cpp,
+        vLLM) is primed, with one token to generate; a hosted API is never sent
+        a request for this. Returns the primed backend's label, or None. A
+        failure here is not the backend's failure: it is logged and ignored.
+        """
+        backend = self._chain.first_eligible(self._persona_filter(persona_chain))
+        if backend is None or not backend.caches_prompt:
+            return None
+        label = self._chain.label_of(backend)
+        try:
+            async with contextlib.aclosing(backend.stream_chat(replace(request, max_tokens=1))) as deltas:
+                async for _ in deltas:
+                    pass
+        except Exception as exc:  # noqa: BLE001 - priming is an optimisation; the real request will fail over
+            log.info("llm: priming %s failed: %s", label, exc)
+            return None
+        return label
+
+    def _persona_filter(self, persona_chain: Sequence[str] | None) -> Callable[[LlmBackend], bool]:
+        if persona_chain is None:
+            return lambda backend: True
+        unknown = [label for label in persona_chain if label not in self.labels]
+        if unknown or not persona_chain:
+            raise ValueError(f"persona chain {list(persona_chain)} must name LLM backends of {list(self.labels)}")
+        allowed = frozenset(persona_chain)
+        return lambda backend: self._chain.label_of(backend) in allowed
 
     async def _attempt(
         self,

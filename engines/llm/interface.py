@@ -158,6 +158,10 @@ class LlmBackend(EngineBackend):
     """A way to stream chat completions."""
 
     name = "llm"
+    # The backend keeps the prompt it last evaluated (llama.cpp's KV cache, vLLM's prefix cache), so a
+    # request sharing its beginning skips that prefill: worth priming with a call's prompt in advance.
+    # Hosted APIs bill every request: never primed.
+    caches_prompt: bool = False
 
     @abstractmethod
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:

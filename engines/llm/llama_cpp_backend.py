@@ -43,6 +43,7 @@ _WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=1, t
 
 class LlamaCppServerBackend(LlmBackend):
     name = "llama_cpp"
+    caches_prompt = True  # llama-cpp-python reuses the longest common prefix of the last prompt
 
     def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
         self._settings = settings
@@ -150,6 +151,7 @@ class LlamaCppServerBackend(LlmBackend):
 
 class LlamaCppInProcessBackend(LlmBackend):
     name = "llama_cpp"
+    caches_prompt = True
 
     def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
         self._settings = settings

@@ -27,6 +27,7 @@ _WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=4, t
 
 class VllmBackend(LlmBackend):
     name = "vllm"
+    caches_prompt = True  # automatic prefix caching (--enable-prefix-caching)
 
     def __init__(self, settings: VllmSettings, models_dir: Path) -> None:
         self._settings = settings

@@ -1,7 +1,7 @@
 """A stand-in for ``vllm serve`` (no GPU here): the same command line and the HTTP surface the box uses.
 
 Run as ``llm_fake_vllm.py serve MODEL --host H --port N --served-model-name S
---gpu-memory-utilization F --max-model-len L [--enable-lora --max-loras K
+--gpu-memory-utilization F --max-model-len L [--enable-prefix-caching] [--enable-lora --max-loras K
 --max-lora-rank R --lora-modules name=path ...] [extra args]``. It serves:
 
 - ``GET /health`` (200 once "loaded"), ``GET /v1/models`` (base + adapters);
@@ -40,6 +40,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--served-model-name", required=True)
     parser.add_argument("--gpu-memory-utilization", type=float, required=True)
     parser.add_argument("--max-model-len", type=int, required=True)
+    parser.add_argument("--enable-prefix-caching", action="store_true")
     parser.add_argument("--enable-lora", action="store_true")
     parser.add_argument("--max-loras", type=int, default=1)
     parser.add_argument("--max-lora-rank", type=int, default=16)

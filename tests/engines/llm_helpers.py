@@ -49,6 +49,7 @@ class Borrowed(LlmBackend):
     def __init__(self, inner: LlmBackend) -> None:
         self.inner = inner
         self.name = inner.name
+        self.caches_prompt = inner.caches_prompt
         self.requests: list[ChatRequest] = []
 
     @property

@@ -23,7 +23,8 @@ from engines.engine_status import EngineState, EngineStatus
 from engines.fallback_chain import BackendSlot
 from engines.llm.backend_factory import llm_slot
 from engines.llm.chat_engine import ChatEngine
-from engines.llm.interface import ChatMessage, ChatRequest, LlmBackend, ToolCall
+from engines.backend import BackendError
+from engines.llm.interface import ChatDelta, ChatMessage, ChatRequest, LlmBackend, ToolCall
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
 from engines.llm.openai_compatible_backend import OpenAiCompatibleBackend
 from engines.llm.reply_assembly import ReplyAssembler
@@ -252,3 +253,67 @@ async def test_continuation_strips_a_repeated_beginning_and_tool_calls_come_whol
     finally:
         await dying.stop()
         await repeating.stop()
+
+
+def long_prompt(topic: str) -> ChatRequest:
+    """A persona-sized prompt (~400 tokens): its prefill is what priming takes off the first reply."""
+    facts = "\n".join(f"- {topic} fact {i}: the office on floor {i} opens at {8 + i % 3} and closes at {17 + i % 2}." for i in range(15))
+    return ChatRequest(
+        messages=(ChatMessage("system", f"You answer the phone for {topic}.\nFacts you may share:\n{facts}"),
+                  ChatMessage("assistant", "Hello, how can I help?")),
+        max_tokens=8, temperature=0.0,
+    )
+
+
+async def first_text_s(engine: ChatEngine, request: ChatRequest) -> float:
+    started = time.monotonic()
+    async with contextlib.aclosing(engine.stream(request, first_token_timeout_s=60)) as deltas:
+        async for delta in deltas:
+            if delta.text:
+                return time.monotonic() - started
+    raise AssertionError("no text")
+
+
+async def test_priming_a_local_model_takes_the_prompt_prefill_off_the_first_reply(server: LlamaCppServerBackend) -> None:
+    local = Borrowed(server)
+    engine = ChatEngine([BackendSlot("local", lambda: local)], first_token_timeout_s=DEADLINE_S)
+    await engine.start()
+    try:
+        call = long_prompt("Acme")
+        asked = replace(call, messages=(*call.messages, ChatMessage("user", "When do you open?")))
+        await engine.prime(long_prompt("Other"))  # another prompt in the cache, as after a summary
+        cold = await first_text_s(engine, asked)
+        await engine.prime(long_prompt("Again"))
+        assert await engine.prime(call) == "local"
+        primed = await first_text_s(engine, asked)
+        assert local.requests[-2].max_tokens == 1 and local.requests[-2].messages == call.messages
+        print(f"first text: cold {cold * 1000:.0f} ms, primed {primed * 1000:.0f} ms")
+        assert cold > 2 * primed
+    finally:
+        await engine.close()
+
+
+async def test_a_hosted_backend_is_never_primed_and_a_failed_priming_is_no_failure(
+    server: LlamaCppServerBackend, standin: StandIn
+) -> None:
+    hosted = cloud(standin)
+    local = Borrowed(server)
+    engine = ChatEngine([BackendSlot("cloud", lambda: hosted), BackendSlot("local", lambda: local)],
+                        first_token_timeout_s=DEADLINE_S)
+    await engine.start()
+    try:
+        asked_before = len(standin.requests)
+        assert await engine.prime(COUNT) is None  # the cloud serves this persona: no request is spent on it
+        assert len(standin.requests) == asked_before
+        assert await engine.prime(COUNT, ["local"]) == "local"
+        assert local.requests[-1].max_tokens == 1
+
+        async def broken(request: object) -> AsyncIterator[ChatDelta]:
+            raise BackendError("the server went away")
+            yield ChatDelta()
+
+        local.stream_chat = broken  # type: ignore[method-assign,assignment]
+        assert await engine.prime(COUNT, ["local"]) is None
+        assert engine.status.state is EngineState.READY
+    finally:
+        await engine.close()

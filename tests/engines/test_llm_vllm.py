@@ -105,6 +105,7 @@ def test_command_line_from_settings(tmp_path: Path) -> None:
         "--served-model-name", "secretary",
         "--gpu-memory-utilization", "0.5",
         "--max-model-len", "4096",
+        "--enable-prefix-caching",
         "--enable-lora", "--max-loras", "3", "--max-lora-rank", "16",
         "--lora-modules", f"anna={tmp_path / 'loras' / 'anna'}", "boris=/abs/boris",
         "--quantization", "awq",
