@@ -36,6 +36,11 @@ class CallConfig(Section):
         550, ge=150, le=3000,
         json_schema_extra={"allowed": "caller silence that ends their turn (150..3000 ms)"},
     )
+    early_stt_ms: int = Field(
+        200, ge=0, le=3000,
+        json_schema_extra={"allowed": "with a whisper STT: start transcribing after this much caller silence, "
+                                      "before the turn ends (ms, below endpoint_silence_ms; 0: only at the end)"},
+    )
     min_utterance_ms: int = Field(
         250, ge=0, le=3000, json_schema_extra={"allowed": "shorter caller sounds are ignored as noise (ms)"}
     )
@@ -53,3 +58,14 @@ class CallConfig(Section):
         90.0, ge=0, le=3650, json_schema_extra={"allowed": "days to keep call records; 0 keeps them forever"}
     )
     record_audio: bool = True
+
+    @model_validator(mode="after")
+    def _check_early_stt(self) -> CallConfig:
+        if self.early_stt_ms >= self.endpoint_silence_ms and "early_stt_ms" not in self.model_fields_set:
+            object.__setattr__(self, "early_stt_ms", 0)  # a very short endpoint window leaves no room for it
+        elif self.early_stt_ms >= self.endpoint_silence_ms:
+            raise ValueError(
+                f"early_stt_ms ({self.early_stt_ms}) must be below endpoint_silence_ms ({self.endpoint_silence_ms}): "
+                "the early transcript is started inside the silence that ends the caller's turn"
+            )
+        return self

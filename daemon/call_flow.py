@@ -77,6 +77,7 @@ class TurnTiming:
     endpoint_at: float
     caller_text: str = ""
     final_at: float | None = None  # the (last) STT final the reply answers
+    stt_engine_s: float | None = None  # the STT's own decode time for it (it may have begun before the endpoint)
     first_text_at: float | None = None
     first_tts_at: float | None = None
     first_audio_at: float | None = None
@@ -92,6 +93,7 @@ class TurnTiming:
             "endpoint_ms": ms(self.endpoint_at, self.speech_end_at),
             "voice_to_voice_ms": ms(self.first_audio_at, self.speech_end_at),
             "stt_ms": ms(self.final_at, self.endpoint_at),
+            "stt_engine_ms": None if self.stt_engine_s is None else round(self.stt_engine_s * 1000, 1),
             "first_text_ms": ms(self.first_text_at, self.endpoint_at),
             "first_tts_ms": ms(self.first_tts_at, self.endpoint_at),
             "first_audio_ms": ms(self.first_audio_at, self.endpoint_at),
@@ -323,6 +325,7 @@ class CallFlow:
         assert timing is not None
         timing.caller_text = " ".join(h.text for h in heard if h.text)
         timing.final_at = max(h.final_at for h in heard)
+        timing.stt_engine_s = heard[-1].stt_s
         self.result.turns.append(timing)
         if not timing.caller_text:
             reply.outcome.source = "pardon"

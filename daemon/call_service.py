@@ -270,7 +270,10 @@ class CallService(Service):
             stt = engines["stt"]
 
             def listener(emit: Callable[[ListenerEvent], None]) -> CallerListener:
-                return CallerListener(detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms)
+                return CallerListener(
+                    detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms,
+                    early_stt_ms=cfg.call.early_stt_ms or None,
+                )
 
             def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:
                 writes.create_task(_logged(record.aadd_utterance(utterance), call_id), name="record-utterance")

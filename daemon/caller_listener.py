@@ -2,13 +2,23 @@
 
 Caller audio (16 kHz int16, 20 ms pieces) goes through a ``SpeechDetector``.
 When speech starts the listener reports ``CallerSpeechStarted`` at once (the
-call flow uses it for barge-in) and opens an STT stream fed with the audio
-from the speech onset (kept in a short history) onwards, so recognition runs
-while the caller is still talking. When the detector's silence window closes
-the listener reports ``CallerStopped`` at once (the endpoint: the call flow
-starts its reply, and its filler clock, there), the stream ends and the STT
-final arrives later as a ``CallerUtterance`` with the same ``seq``. Sounds
-shorter than ``min_utterance_ms`` are dropped as ``CallerNoise`` instead.
+call flow uses it for barge-in). When the detector's silence window closes it
+reports ``CallerStopped`` at once (the endpoint: the call flow starts its
+reply, and its filler clock, there); the transcript follows as the
+``CallerUtterance`` of the same ``seq``. Sounds shorter than
+``min_utterance_ms`` are ``CallerNoise`` instead, and are never transcribed.
+
+How the transcript is made depends on the STT backend:
+
+- a streaming recogniser (Vosk) hears the utterance live from its onset (kept
+  in a short history), with partials; its final comes right after the end;
+- a segment recogniser (whisper) reads the whole utterance and then decodes
+  it, which takes most of a second on a small CPU. So the listener does not
+  wait for the endpoint: once the caller has been quiet for ``early_stt_ms``
+  it starts decoding what they said so far. If they stay quiet until the
+  endpoint, that decode is the transcript, and it has had the rest of the
+  silence window to run; if they speak again it is dropped and the utterance
+  is decoded whole at the endpoint. Decodes run one at a time.
 
 Times are call times: seconds of caller audio since the line came up.
 """
@@ -88,6 +98,7 @@ class CallerListener:
         emit: Callable[[ListenerEvent], None],
         *,
         min_utterance_ms: int = 250,
+        early_stt_ms: int | None = 200,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detector = detector
@@ -95,12 +106,17 @@ class CallerListener:
         self.language = language
         self._emit = emit
         self._min_utterance_s = min_utterance_ms / 1000
+        self._early_s = None if early_stt_ms is None else early_stt_ms / 1000
         self._clock = clock
         self._history: deque[tuple[int, np.ndarray]] = deque()  # (first sample index, audio)
         self._position = 0  # samples received
-        self._feed: asyncio.Queue[_FeedItem] | None = None
+        self._feed: asyncio.Queue[_FeedItem] | None = None  # a streaming recogniser hears the utterance live
+        self._collected: list[np.ndarray] | None = None  # a segment recogniser gets it whole
+        self._early: _EarlyDecode | None = None
+        self._decoding = asyncio.Lock()  # one segment decode at a time: they share the CPU
         self._utterance_start = 0.0
         self._seq = 0  # utterances endpointed so far
+        self.decodes = 0  # segment decodes started (early ones included)
 
     async def run(self, audio: AsyncIterator[np.ndarray]) -> None:
         """Listen until ``audio`` ends (the call's audio is gone); an utterance in progress is finished."""
@@ -109,8 +125,11 @@ class CallerListener:
                 self._remember(chunk)
                 if self._feed is not None:
                     self._feed.put_nowait(chunk)
+                if self._collected is not None:
+                    self._collected.append(chunk)
                 for event in self.detector.feed(chunk):
                     self._on_vad(event, tasks)
+                self._maybe_decode_early(tasks)
             for event in self.detector.finish():
                 self._on_vad(event, tasks, cut_by_hangup=True)
 
@@ -134,6 +153,10 @@ class CallerListener:
         if isinstance(event, SpeechStarted):
             self._emit(CallerSpeechStarted(at_s=event.at_s, detected_at=self._clock()))
             self._utterance_start = event.at_s
+            self._early = None
+            if self.stt is not None and not self.stt.streams:
+                self._collected = self._since(event.at_s)
+                return
             feed: asyncio.Queue[_FeedItem] = asyncio.Queue()
             for part in self._since(event.at_s):
                 feed.put_nowait(part)
@@ -141,17 +164,72 @@ class CallerListener:
             tasks.create_task(self._transcribe(feed, event.at_s), name="stt-utterance")
             return
         feed, self._feed = self._feed, None
-        if feed is None:
-            return
+        collected, self._collected = self._collected, None
+        early, self._early = self._early, None
         start, end = self._utterance_start, event.at_s
+        if feed is None and collected is None:
+            return
         if event.speech_s < self._min_utterance_s and not cut_by_hangup:
-            feed.put_nowait(_DISCARD)
+            if feed is not None:
+                feed.put_nowait(_DISCARD)
             self._emit(CallerNoise(start_s=start, end_s=end))
             return
         self._seq += 1
         ending = _End(self._seq, end, self._clock(), cut_by_hangup)
         self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at))
-        feed.put_nowait(ending)
+        if feed is not None:
+            feed.put_nowait(ending)
+            return
+        assert collected is not None
+        if early is not None and early.voiced_until == self.detector.last_voiced_end_s and not cut_by_hangup:
+            decode = early.task  # the caller stayed quiet since it began: it heard everything
+        else:
+            decode = tasks.create_task(self._decode(collected), name="stt-utterance")
+        tasks.create_task(self._deliver(decode, start, ending), name="stt-final")
+
+    def _maybe_decode_early(self, tasks: asyncio.TaskGroup) -> None:
+        """Start decoding a segment recogniser's utterance once the caller has paused ``early_stt_ms``."""
+        if self._collected is None or self._early_s is None or not self.detector.in_speech:
+            return
+        if self.detector.quiet_s < self._early_s:
+            return
+        voiced_until = self.detector.last_voiced_end_s
+        if voiced_until - self._utterance_start < self._min_utterance_s:
+            return  # so far only a noise: it may never be transcribed
+        if self._early is not None and self._early.voiced_until == voiced_until:
+            return  # already decoding this pause
+        if self._early is not None and not self._early.task.done():
+            return  # the caller spoke again while the last one runs: the endpoint decodes it all
+        self._early = _EarlyDecode(voiced_until, tasks.create_task(self._decode(list(self._collected)), name="stt-early"))
+
+    async def _decode(self, audio: list[np.ndarray]) -> tuple[SttFinal | None, bool]:
+        """A segment recogniser's transcript of ``audio``: (final, understood)."""
+        assert self.stt is not None
+        async with self._decoding:
+            self.decodes += 1
+
+            async def chunks() -> AsyncIterator[np.ndarray]:
+                for chunk in audio:
+                    yield chunk
+
+            final: SttFinal | None = None
+            try:
+                async with contextlib.aclosing(self.stt.transcribe(chunks(), self.language)) as events:
+                    async for event in events:
+                        if isinstance(event, SttFinal):
+                            final = event
+            except (ChainExhausted, RequestError) as exc:
+                log.error("stt failed on a caller utterance", extra={"error": str(exc)})
+                return None, False
+            return final, True
+
+    async def _deliver(self, decode: asyncio.Task[tuple[SttFinal | None, bool]], start_s: float, ending: _End) -> None:
+        final, understood = await decode
+        self._emit(CallerUtterance(
+            seq=ending.seq, text=final.text.strip() if final is not None else "", start_s=start_s, end_s=ending.end_s,
+            endpoint_at=ending.endpoint_at, final_at=self._clock(), stt_s=final.processing_s if final is not None else 0.0,
+            understood=understood, cut_by_hangup=ending.cut_by_hangup,
+        ))
 
     async def _transcribe(self, feed: asyncio.Queue[_FeedItem], start_s: float) -> None:
         discarded = False
@@ -199,6 +277,12 @@ class CallerListener:
             stt_s=final.processing_s if final is not None else 0.0, understood=understood,
             cut_by_hangup=ending.cut_by_hangup,
         ))
+
+
+@dataclass(frozen=True)
+class _EarlyDecode:
+    voiced_until: float  # the detector's last voiced audio when it began (s): later speech makes it stale
+    task: asyncio.Task[tuple[SttFinal | None, bool]]
 
 
 @dataclass(frozen=True)

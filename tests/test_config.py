@@ -206,3 +206,12 @@ def test_llm_chain_must_name_defined_backends() -> None:
         "engines:\n  llm:\n    chain: [c]\n    backends:\n      c: {kind: openai_compatible, model: m}\n"
     )
     assert "base_url is required" in issues["engines.llm.backends.c"]
+
+
+def test_the_early_transcript_must_start_inside_the_endpoint_window() -> None:
+    [problem] = problems("box_id: b\ncall:\n  endpoint_silence_ms: 400\n  early_stt_ms: 400\n")
+    assert "early_stt_ms (400) must be below endpoint_silence_ms (400)" in problem and problem.startswith("call")
+    # left at its default, it steps aside for a very short window instead of failing the config
+    call = parse_config_text("box_id: b\ncall:\n  endpoint_silence_ms: 180\n", "test.yaml", {}).settings.call
+    assert call.early_stt_ms == 0
+    assert parse_config_text("box_id: b\n", "test.yaml", {}).settings.call.early_stt_ms == 200

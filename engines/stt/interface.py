@@ -63,6 +63,10 @@ SttEvent = SttPartial | SttFinal
 class SttBackend(EngineBackend):
     """One way to turn an utterance into text."""
 
+    # True: recognises while the audio arrives (partials, a final right after the end). False: reads
+    # the whole utterance, then decodes it (whisper): the caller's listener decides when to start.
+    streaming: bool = False
+
     @abstractmethod
     def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
         """Yield partials, then exactly one ``SttFinal``, for the 16 kHz int16 mono ``audio``.

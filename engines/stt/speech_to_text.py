@@ -26,6 +26,12 @@ from engines.stt.utterance_tape import UtteranceTape
 
 
 class SpeechToText(ChainedEngine[SttBackend]):
+    @property
+    def streams(self) -> bool:
+        """The backend that would serve now recognises while the audio arrives (no backend: False)."""
+        backend = self._chain.first_eligible()
+        return backend is not None and backend.streaming
+
     async def transcribe(self, audio_chunks: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
         """Partials, then one ``SttFinal``, for the utterance in ``audio_chunks`` (16 kHz int16 mono)."""
         tape = UtteranceTape(audio_chunks)

@@ -88,6 +88,7 @@ class _Step:
 
 class VoskBackend(SttBackend):
     name = "vosk"
+    streaming = True
 
     def __init__(self, settings: VoskSettings) -> None:
         self.settings = settings

@@ -102,6 +102,16 @@ class SpeechDetector:
         return self._state is _State.SPEECH
 
     @property
+    def quiet_s(self) -> float:
+        """In speech: how long the caller has been below ``end_threshold`` (0 while they talk)."""
+        return self._quiet / self._rate if self._state is _State.SPEECH else 0.0
+
+    @property
+    def last_voiced_end_s(self) -> float:
+        """The end of the last frame judged as speech (s); it moves on whenever the caller speaks."""
+        return self._last_voiced_end / self._rate
+
+    @property
     def position_s(self) -> float:
         """Seconds of audio the detector has judged (fed audio minus a partial frame)."""
         return self._position / self._rate
