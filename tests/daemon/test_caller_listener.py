@@ -48,16 +48,19 @@ class TimedRecogniser:
         self.decode_s = decode_s
         self.streams = streams
         self.heard_s: list[float] = []
+        self.given_s: list[float] = []  # all the audio a decode got, silence included
 
     async def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttFinal | SttPartial]:
-        loud = 0
+        loud = total = 0
         async for chunk in audio:
+            total += chunk.size
             loud += chunk.size if int(np.abs(chunk.astype(np.int32)).max(initial=0)) > 1000 else 0
             if self.streams and loud:
                 yield SttPartial(f"{loud / RATE:.1f} s so far")
         started = time.monotonic()
         await asyncio.sleep(self.decode_s)
         self.heard_s.append(round(loud / RATE, 1))
+        self.given_s.append(total / RATE)
         yield SttFinal(f"{loud / RATE:.1f} s of speech", language or "", 0.0, time.monotonic() - started, ())
 
 
@@ -101,6 +104,7 @@ async def test_whisper_decodes_during_the_silence_window_so_the_transcript_is_th
     assert isinstance(stopped, CallerStopped) and isinstance(heard, CallerUtterance)
     assert heard.seq == stopped.seq == 1 and heard.text == "1.0 s of speech"
     assert listener.decodes == 1
+    assert stt.given_s[0] < 1.05  # the speech, not the 200 ms of silence that set the decode off
     # begun 200 ms into the 550 ms window, the 250 ms decode was done before the endpoint
     assert heard.final_at - heard.endpoint_at < 0.06
     assert [type(e) for e in events] == [CallerSpeechStarted, CallerStopped, CallerUtterance]
@@ -113,6 +117,7 @@ async def test_without_the_early_decode_the_transcript_comes_a_decode_after_the_
     assert isinstance(heard, CallerUtterance) and heard.text == "1.0 s of speech"
     assert listener.decodes == 1
     assert heard.final_at - heard.endpoint_at >= 0.25
+    assert stt.given_s[0] < 1.05  # without the 550 ms of silence that ended the turn
 
 
 async def test_a_caller_who_pauses_and_goes_on_is_transcribed_whole() -> None:
