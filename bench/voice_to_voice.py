@@ -762,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-calls", type=int, default=0,
                         help="calls placed first and not counted (e.g. to warm the LLM's prompt cache; default 0)")
     parser.add_argument("--filler-after-ms", type=int, default=None,
-                        help="override call.filler_after_ms (200..2000; default: the config's, 1200)")
+                        help="override call.filler_after_ms (200..2000; default: the config's, 1000)")
     parser.add_argument("--llm-first-token-timeout-s", type=float, default=None,
                         help="override engines.llm.first_token_timeout_s (default: the config's, 3 s)")
     parser.add_argument("--whisper-threads", type=int, default=None,

@@ -47,7 +47,7 @@ class CallConfig(Section):
     barge_in: BargeInConfig = Field(default_factory=BargeInConfig)
     dtmf: DtmfConfig = Field(default_factory=DtmfConfig)
     filler_after_ms: int = Field(
-        1200, ge=200, le=2000,
+        1000, ge=200, le=2000,
         json_schema_extra={"allowed": "with no reply audio this long after the caller's turn, say a short filler (ms)"},
     )
     silence_prompt_s: float = Field(8.0, ge=2, le=120)

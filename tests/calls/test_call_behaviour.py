@@ -218,7 +218,7 @@ async def test_a_slow_llm_gets_a_filler_so_the_line_is_never_quiet_for_2_s(tmp_p
     window = secretary[start:start + 4 * 8000]
     frames = np.abs(window[: len(window) // 160 * 160].astype(np.int32)).reshape(-1, 160).max(axis=1)
     first_sound = int(np.flatnonzero(frames > 500)[0]) * 0.02
-    # endpoint (550 ms of silence) + filler_after_ms (1200) + the line's preroll: the filler does not
+    # endpoint (550 ms of silence) + filler_after_ms (1000) + the line's preroll: the filler does not
     # wait for the STT final, which alone may take ~1.5 s on a loaded 2-core machine
     assert first_sound < 2.0
 
