@@ -149,12 +149,7 @@ class _Reply:
     task: asyncio.Task[None] | None = None
     interruptible: bool = True
     answers: list[_CallerTurn] = field(default_factory=list)  # an answer: the caller turns it answers
-    written: bool = True  # the dialogue has begun the reply (an answer: once the transcripts are in)
-
-    @property
-    def waiting(self) -> bool:
-        """An answer still waiting for its transcripts, with nothing of it on the line (a filler aside)."""
-        return not self.written
+    written: bool = True  # the dialogue has begun the reply (False: an answer still waiting for its transcripts)
 
 
 _Produce = Callable[["_Reply", TextFeed], Awaitable[None]]
@@ -268,7 +263,7 @@ class CallFlow:
             case CallerSpeechStarted():
                 self._caller_speaking = True
                 reply = self._reply
-                if reply is not None and reply.waiting and not reply.progress.segments:
+                if reply is not None and not reply.written and not reply.progress.segments:
                     await self._withdraw(reply)  # the caller goes on: answer all of it once they stop
                 elif reply is not None and reply.interruptible and self.config.barge_in.enabled:
                     await self._barge_in()
@@ -279,7 +274,7 @@ class CallFlow:
                 if self._ending is None:
                     self._unanswered.append(_CallerTurn(event, asyncio.get_running_loop().create_future()))
                     reply = self._reply
-                    if reply is not None and reply.waiting:
+                    if reply is not None and not reply.written:
                         await self._withdraw(reply)
                     elif reply is not None and reply.interruptible:
                         await self._barge_in()
