@@ -18,7 +18,9 @@ How the transcript is made depends on the STT backend:
   it starts decoding what they said so far. If they stay quiet until the
   endpoint, that decode is the transcript, and it has had the rest of the
   silence window to run; if they speak again it is dropped and the utterance
-  is decoded whole at the endpoint. Decodes run one at a time.
+  is decoded whole at the endpoint. Decodes run one at a time. Whisper gets
+  the silence after the words too: cut right after the last word, it drops
+  words (whisper-base turned a Russian sentence into "и").
 
 Times are call times: seconds of caller audio since the line came up.
 """
@@ -184,7 +186,7 @@ class CallerListener:
         if early is not None and early.voiced_until == self.detector.last_voiced_end_s and not cut_by_hangup:
             decode = early.task  # the caller stayed quiet since it began: it heard everything
         else:
-            decode = tasks.create_task(self._decode(_first(collected, end - start)), name="stt-utterance")
+            decode = tasks.create_task(self._decode(collected), name="stt-utterance")
         tasks.create_task(self._deliver(decode, start, ending), name="stt-final")
 
     def _maybe_decode_early(self, tasks: asyncio.TaskGroup) -> None:
@@ -200,8 +202,7 @@ class CallerListener:
             return  # already decoding this pause
         if self._early is not None and not self._early.task.done():
             return  # the caller spoke again while the last one runs: the endpoint decodes it all
-        spoken = _first(self._collected, voiced_until + self.detector.settings.speech_pad_ms / 1000 - self._utterance_start)
-        self._early = _EarlyDecode(voiced_until, tasks.create_task(self._decode(spoken), name="stt-early"))
+        self._early = _EarlyDecode(voiced_until, tasks.create_task(self._decode(list(self._collected)), name="stt-early"))
 
     async def _decode(self, audio: list[np.ndarray]) -> tuple[SttFinal | None, bool]:
         """A segment recogniser's transcript of ``audio``: (final, understood)."""
@@ -278,18 +279,6 @@ class CallerListener:
             stt_s=final.processing_s if final is not None else 0.0, understood=understood,
             cut_by_hangup=ending.cut_by_hangup,
         ))
-
-
-def _first(chunks: list[np.ndarray], seconds: float) -> list[np.ndarray]:
-    """The first ``seconds`` of ``chunks``: the utterance without the silence that ended it (less to decode)."""
-    left = max(0, int(round(seconds * STT_RATE)))
-    kept: list[np.ndarray] = []
-    for chunk in chunks:
-        if left <= 0:
-            break
-        kept.append(chunk[:left])
-        left -= min(left, chunk.size)
-    return kept
 
 
 @dataclass(frozen=True)

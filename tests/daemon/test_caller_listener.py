@@ -104,7 +104,8 @@ async def test_whisper_decodes_during_the_silence_window_so_the_transcript_is_th
     assert isinstance(stopped, CallerStopped) and isinstance(heard, CallerUtterance)
     assert heard.seq == stopped.seq == 1 and heard.text == "1.0 s of speech"
     assert listener.decodes == 1
-    assert stt.given_s[0] < 1.05  # the speech, not the 200 ms of silence that set the decode off
+    # with the silence that set it off: whisper drops a last word that ends right at the end of its audio
+    assert stt.given_s[0] >= 1.0 + 0.2
     # begun 200 ms into the 550 ms window, the 250 ms decode was done before the endpoint
     assert heard.final_at - heard.endpoint_at < 0.06
     assert [type(e) for e in events] == [CallerSpeechStarted, CallerStopped, CallerUtterance]
@@ -117,7 +118,7 @@ async def test_without_the_early_decode_the_transcript_comes_a_decode_after_the_
     assert isinstance(heard, CallerUtterance) and heard.text == "1.0 s of speech"
     assert listener.decodes == 1
     assert heard.final_at - heard.endpoint_at >= 0.25
-    assert stt.given_s[0] < 1.05  # without the 550 ms of silence that ended the turn
+    assert stt.given_s[0] >= 1.0 + 0.5  # the silence that ended the turn included
 
 
 async def test_a_caller_who_pauses_and_goes_on_is_transcribed_whole() -> None:
