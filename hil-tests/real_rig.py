@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from box_bus import BoxBus
@@ -170,7 +169,6 @@ class RealRig(Rig):
             sim_pin=env.tester_pin,
         ))
         self.tester = EventLog(self.modem.subscribe())
-        self._stack = contextlib.AsyncExitStack()
 
     @property
     def box_number(self) -> str:
@@ -189,30 +187,20 @@ class RealRig(Rig):
             return "SECRETARY_HIL_TESTER_NUMBER is not set and the tester's SIM does not report its number (AT+CNUM)"
         return None
 
-    async def __aenter__(self) -> RealRig:
-        try:
-            env = self.env
-            base = f"{env.box_prefix}/{env.box_id}"
-            self.box_events = await self._stack.enter_async_context(
-                BoxBus(env.box_mqtt, base, password=env.box_mqtt_password))
-            await self.box_events.wait_state("status", lambda s: s == "online", timeout=10)
-            self.tester.start()
-            self._stack.push_async_callback(self.tester.stop)
-            await self._stack.enter_async_context(self.modem)
-            state = await self.modem.wait_connected(TESTER_CONNECT_TIMEOUT_S)
-            if not state.registered:
-                await self.tester.wait_for(lambda e: isinstance(e, ModemStateChanged) and e.state.registered,
-                                           timeout=TESTER_CONNECT_TIMEOUT_S)
-            self._stack.push_async_callback(self.settle)
-        except BaseException:
-            await self._stack.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._stack.aclose()
+    async def _start(self) -> None:
+        env = self.env
+        base = f"{env.box_prefix}/{env.box_id}"
+        self.box_events = await self._stack.enter_async_context(
+            BoxBus(env.box_mqtt, base, password=env.box_mqtt_password))
+        await self.box_events.wait_state("status", lambda s: s == "online", timeout=10)
+        self.tester.start()
+        self._stack.push_async_callback(self.tester.stop)
+        await self._stack.enter_async_context(self.modem)
+        state = await self.modem.wait_connected(TESTER_CONNECT_TIMEOUT_S)
+        if not state.registered:
+            await self.tester.wait_for(lambda e: isinstance(e, ModemStateChanged) and e.state.registered,
+                                       timeout=TESTER_CONNECT_TIMEOUT_S)
+        self._stack.push_async_callback(self.settle)
 
     # -- calls ----------------------------------------------------------------------
     async def _place_call(self, mark: int, timeout: float) -> RealCall:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from box_bus import BoxBus
 from rig_audio import (
@@ -241,6 +241,7 @@ class Rig(ABC):
 
     def __init__(self) -> None:
         self._calls: list[RigCall] = []
+        self._stack = contextlib.AsyncExitStack()  # what ``_start`` set up, undone in reverse on exit
 
     @property
     @abstractmethod
@@ -252,13 +253,22 @@ class Rig(ABC):
     def tester_number(self) -> str | None:
         """The tester's own number (None if the rig does not know it)."""
 
-    @abstractmethod
-    async def __aenter__(self) -> Rig: ...
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
 
-    @abstractmethod
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    ) -> None:
+        await self._stack.aclose()
+
+    @abstractmethod
+    async def _start(self) -> None:
+        """Bring the rig up, pushing every clean-up onto ``self._stack``."""
 
     @abstractmethod
     async def _place_call(self, mark: int, timeout: float) -> RigCall:

@@ -25,7 +25,6 @@ import contextlib
 import struct
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
@@ -148,7 +147,6 @@ class SimRig(Rig):
         self.uplink = UplinkTail(self.data_dir / "run" / "simulator-uplink.wav")
         self.app: SecretaryApp | None = None
         self._box_number: str | None = None
-        self._stack = contextlib.AsyncExitStack()
 
     @property
     def box_number(self) -> str:
@@ -158,19 +156,6 @@ class SimRig(Rig):
     @property
     def tester_number(self) -> str:
         return TESTER_NUMBER
-
-    async def __aenter__(self) -> SimRig:
-        try:
-            await self._start()
-        except BaseException:
-            await self._stack.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._stack.aclose()
 
     async def _start(self) -> None:
         broker_dir = self.workdir / "mosquitto"
