@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,6 +23,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, timeout_s: float, exited: Callable[[], str]) -> bool:
+    """Wait until a just-started broker accepts connections on loopback ``port``; False on timeout.
+
+    Raises ``BrokerUnavailable`` with ``exited()`` (what the process said) if it exits first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BrokerUnavailable(exited())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
 
 class MosquittoBroker:
@@ -53,18 +71,15 @@ class MosquittoBroker:
         self.process = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise BrokerUnavailable(f"mosquitto exited with {self.process.returncode}: {err.strip()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise BrokerUnavailable(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
+        process = self.process
+
+        def exited() -> str:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            return f"mosquitto exited with {process.returncode}: {err.strip()}"
+
+        if not wait_listening(process, self.port, timeout_s, exited):
+            self.stop()
+            raise BrokerUnavailable(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
 
     def stop(self, graceful: bool = False) -> None:
         """Stop the broker: SIGKILL by default, SIGTERM (saves persistence) if graceful."""

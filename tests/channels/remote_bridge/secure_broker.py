@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker, free_port
+from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker, free_port, wait_listening
 
 
 def _run(*args: str, cwd: Path) -> None:
@@ -59,17 +57,10 @@ class SecureBroker:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([self.binary, "-c", str(self.workdir / "mosquitto.conf")],
                                             stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BrokerUnavailable(f"mosquitto exited: {self.log.read_text(errors='replace')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise BrokerUnavailable(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
+        if not wait_listening(self.process, self.port, timeout_s,
+                              lambda: f"mosquitto exited: {self.log.read_text(errors='replace')}"):
+            self.stop()
+            raise BrokerUnavailable(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
