@@ -190,6 +190,7 @@ async def test_a_slow_stt_final_gets_a_filler_timed_from_the_endpoint() -> None:
     assert timing.first_audio_at is not None and timing.final_at is not None
     assert timing.first_audio_at - timing.endpoint_at < 0.4 + 0.15  # the filler: not behind the STT final
     assert timing.final_at - timing.endpoint_at > 0.9
+    assert timing.stt_engine_s == 0.1 and timing.as_dict()["stt_engine_ms"] == 100.0  # the STT's own decode time
     assert played.dialogue.asked == ["My name is John."]
     assert [t.caller_text for t in played.result.turns] == ["My name is John."]
     # the dialogue got ready (an LLM primes its prompt) as the call began, not at the first turn

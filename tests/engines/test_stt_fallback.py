@@ -32,6 +32,7 @@ class DiesMidUtterance(SttBackend):
     """Hears ``hear_chunks`` chunks, reports a partial, then dies (or just stops, without a final)."""
 
     name = "dies-mid-utterance"
+    streaming = True  # it hears the audio live, with partials
 
     def __init__(self, hear_chunks: int, *, raise_error: bool = True) -> None:
         self.hear_chunks = hear_chunks
@@ -104,7 +105,9 @@ async def test_a_backend_failing_mid_utterance_lets_the_next_hear_all_of_it(mode
     try:
         pcm = samples.speech(samples.APPOINTMENT)
         source = first.line = LineSource(pcm)
+        assert stt.streams is True  # the call's listener would give this backend the live audio
         events = [e async for e in stt.transcribe(source(), "en")]
+        assert stt.streams is False  # whisper serves now: the listener collects, then asks for a decode
 
         assert first.heard_samples == 60 * FRAME
         assert first.line_finished_at_failure is False, "the failure should come while the caller still speaks"
