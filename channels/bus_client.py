@@ -6,7 +6,8 @@ persistent session, so QoS 1 events published while the channel was away
 subscribed topics reach ``on_message`` in broker order; retained state is also
 kept in ``state`` (by topic suffix, e.g. ``modem/state``). ``request`` sends a
 ``cmd/<verb>`` with a response topic and correlation data and waits for the
-reply; a streaming command's partial replies go to ``on_partial``.
+reply; a streaming command's partial replies go to ``on_partial``. ``run``
+stops when cancelled even if aiomqtt swallowed the cancellation (3.11).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from channels.firm_cancel import cancelled_firmly
 from config.schema import MqttConfig
 
 log = logging.getLogger("secretary.channels.bus")
@@ -89,6 +91,9 @@ class ChannelBus:
 
     async def run(self, on_connected: Callable[[], None] | None = None) -> None:
         """Stay connected forever; cancel to stop."""
+        await cancelled_firmly(self._stay_connected(on_connected), name=f"bus-{self.client_id}")
+
+    async def _stay_connected(self, on_connected: Callable[[], None] | None) -> None:
         failures = 0
         while True:
             try:

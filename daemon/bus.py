@@ -5,7 +5,9 @@ message goes to the outbox, and ``BusConnection`` (a supervised service)
 delivers it when the broker is there. ``BusConnection`` owns the broker
 connection: last will ``offline`` on ``status``, ``online`` on every connect,
 all retained state republished after a reconnect, ``cmd/#`` dispatched with
-MQTT v5 request/response, ``offline`` published on a clean stop.
+MQTT v5 request/response, ``offline`` published on a clean stop. A stop
+always stops it, even one aiomqtt swallowed (Python 3.11's ``wait_for``):
+see ``channels/firm_cancel.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
 from config.schema import MqttConfig
 from daemon.bus_outbox import OutboundMessage, Outbox
 from daemon.commands import CommandHandler, CommandRouter, StreamingHandler
@@ -109,6 +112,7 @@ class BusConnection(Service):
         async with asyncio.TaskGroup() as handlers:
             self._handlers = handlers
             while True:
+                raise_if_cancel_lost()  # a stop that landed as a connection attempt failed
                 try:
                     async with self._client() as client:
                         failures = 0
@@ -133,6 +137,7 @@ class BusConnection(Service):
         status.ready(f"connected to {self.config.host}:{self.config.port}")
         log.info("mqtt connected", extra={"broker": f"{self.config.host}:{self.config.port}", "queued": len(self.bus.outbox)})
         try:
+            raise_if_cancel_lost()  # a stop that landed as the broker answered above
             await _first_failure(self._send_loop(client), self._receive_loop(client))
         except asyncio.CancelledError:
             await self._goodbye(client)
@@ -212,13 +217,11 @@ async def _deliver(client: aiomqtt.Client, message: OutboundMessage, timeout: fl
 
 
 async def _first_failure(*coroutines: Awaitable[None]) -> None:
-    """Run coroutines together; when one ends or fails, cancel the rest and re-raise."""
+    """Run coroutines together; when one ends or fails (or this is cancelled), stop the rest and re-raise."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_firmly(tasks)

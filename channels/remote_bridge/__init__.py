@@ -4,6 +4,6 @@
 ``bridge.py``) is the channel. Beside it: ``remote_client.py`` (the remote
 connection: TLS, credentials, last will), ``outbox.py`` (what waits for the
 remote broker), ``topics.py`` (topic filters), ``ha_discovery.py`` (the
-discovery messages), ``last_call.py`` (the "last caller" state) and
-``firm_cancel.py`` (stopping aiomqtt loops reliably on Python 3.11).
+discovery messages) and ``last_call.py`` (the "last caller" state). Its
+aiomqtt loops stop through ``channels/firm_cancel.py`` (reliably on 3.11).
 """

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import aiomqtt
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
-from channels.remote_bridge.firm_cancel import cancelled_firmly
+from channels.firm_cancel import cancelled_firmly
 from channels.remote_bridge.ha_discovery import (
     PAYLOAD_PRESS,
     DiscoveryContext,
@@ -129,8 +129,7 @@ class RemoteBridge:
         self._report()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
-            tasks.create_task(cancelled_firmly(self.bus.run(on_connected=self._on_local_connected),
-                                               name="remote-local-bus"))
+            tasks.create_task(self.bus.run(on_connected=self._on_local_connected), name="remote-local-bus")
             tasks.create_task(self._watch_local(), name="remote-local-watch")
             tasks.create_task(cancelled_firmly(self._remote_loop(), name="remote-broker"))
 
