@@ -31,6 +31,18 @@ class RestartPolicy:
         return min(self.initial_s * (2 ** max(failures - 1, 0)), self.max_s)
 
 
+def awaiting(task: asyncio.Task[object]) -> str:
+    """Where a task waits: its chain of awaits, innermost first (``file:line function``)."""
+    where: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return " <- ".join(reversed(where))
+
+
 class _Slot:
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -157,7 +169,8 @@ class Supervisor:
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=self.stop_timeout_s)
         if not done:
-            log.error("service did not stop in time", extra={"service": slot.service.name, "timeout_s": self.stop_timeout_s})
+            log.error("service did not stop in time", extra={"service": slot.service.name, "timeout_s": self.stop_timeout_s,
+                                                            "waiting_in": awaiting(task)})
         elif not task.cancelled() and task.exception() is not None:
             log.error("service failed while stopping", exc_info=task.exception(), extra={"service": slot.service.name})
         slot.task = None

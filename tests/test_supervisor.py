@@ -116,7 +116,7 @@ async def test_stop_in_reverse_order_and_reports_stopped() -> None:
     assert all(r.state is ServiceState.STOPPED for r in sup.reports().values())
 
 
-async def test_stubborn_service_does_not_hang_stop() -> None:
+async def test_stubborn_service_does_not_hang_stop(caplog: pytest.LogCaptureFixture) -> None:
     log: list[str] = []
     sup = Supervisor(RestartPolicy(), stop_timeout_s=0.2)
     sup.add(Steady("bus", log))
@@ -130,6 +130,11 @@ async def test_stubborn_service_does_not_hang_stop() -> None:
         await asyncio.sleep(0.01)
     assert time.monotonic() - started < 1.0, "the stubborn service held up the others"
     await asyncio.wait_for(runner, 5)
+    # ...and says where it was stuck, so the hang can be found from the log alone
+    stuck = [r for r in caplog.records if r.getMessage() == "service did not stop in time"]
+    assert [r.service for r in stuck] == ["stubborn"]  # type: ignore[attr-defined]
+    innermost, service, runner = stuck[0].waiting_in.split(" <- ")  # type: ignore[attr-defined]
+    assert innermost.endswith(" sleep") and service == "test_supervisor.py:56 run" and runner.endswith(" _runner")
 
 
 async def test_replace_restarts_one_service() -> None:
