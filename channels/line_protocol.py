@@ -135,14 +135,16 @@ async def open_line(
     Raises ConnectionError when the daemon is not there or refuses the call.
     """
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_unix_connection(str(path))
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"the daemon's line socket {path} is not answering: {exc}") from exc
     connection = LineConnection(reader, writer)
     try:
         writer.write(encode_json(HELLO, {"call_id": call_id, "caller": caller, "channel": channel, "persona": persona}))
         await writer.drain()
-        first = await asyncio.wait_for(read_message(reader), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            first = await read_message(reader)
         if first is None or first[0] != EVENT:
             raise ConnectionError("the daemon closed the line without an answer")
         ready = decode_json(first[1])

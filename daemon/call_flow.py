@@ -225,7 +225,8 @@ class CallFlow:
                 deadline = self._silence_deadline() if self._ending is not None else min(self._silence_deadline(), max_end)
                 timeout = None if deadline == float("inf") else max(0.0, deadline - self._clock())
                 try:
-                    event = await asyncio.wait_for(self._events.get(), timeout)
+                    async with asyncio.timeout(timeout):
+                        event = await self._events.get()
                 except TimeoutError:
                     if self._clock() >= max_end and self._ending is None:
                         await self._end("max_duration")

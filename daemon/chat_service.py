@@ -121,7 +121,8 @@ class ChatService(Service):
         service = self._engine_service("tts")
         if service is not None and service.engine is None:  # just started: wait for the voice rather than refuse
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(service.wait_loaded(), SPEAK_LOAD_WAIT_S)
+                async with asyncio.timeout(SPEAK_LOAD_WAIT_S):
+                    await service.wait_loaded()
         path = await self._speak(text.strip(), persona, None)
         tts = self._engine("tts")
         backend = tts.status.backend if tts is not None else None

@@ -88,7 +88,8 @@ class CommandRouter:
                 call = handler(args, emit if emit is not None else _drop)  # type: ignore[call-arg]
             else:
                 call = handler(args)  # type: ignore[call-arg]
-            result = await asyncio.wait_for(call, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                result = await call
         except CommandError as exc:
             return error_reply(exc.code, exc.message)
         except TimeoutError:

@@ -13,6 +13,7 @@ printed comes off the bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -87,10 +88,9 @@ class BusView:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     async def command(self, verb: str, args: dict[str, Any], timeout: float = 10.0) -> Any:
         correlation = uuid.uuid4().bytes

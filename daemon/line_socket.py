@@ -76,7 +76,8 @@ class LineSocketService(Service):
             await writer.drain()
 
         try:
-            first = await asyncio.wait_for(lp.read_message(reader), HELLO_TIMEOUT_S)
+            async with asyncio.timeout(HELLO_TIMEOUT_S):
+                first = await lp.read_message(reader)
         except TimeoutError:
             return await refuse("no hello within 5 s")
         if first is None:

@@ -81,7 +81,8 @@ class Handoffs:
             except (BusUnavailable, TimeoutError) as exc:
                 log.warning("voicemail hand-off waits for the box", extra={"error": str(exc), "retry_s": delay})
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.bus.connected.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self.bus.connected.wait()
                 await asyncio.sleep(min(delay, RETRY_INITIAL_S))
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue

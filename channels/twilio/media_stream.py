@@ -276,7 +276,8 @@ class StreamBridge:
         if self.ended is not None and not self._hung_up and not self.ws.closed:
             await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": FINAL_MARK}})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._last_audio_played.wait(), LAST_AUDIO_TIMEOUT_S)
+                async with asyncio.timeout(LAST_AUDIO_TIMEOUT_S):
+                    await self._last_audio_played.wait()
         await self.ws.close()  # Twilio goes on with the <Connect> action
 
     async def _reply_audio(self, pcm: bytes) -> None:

@@ -43,7 +43,8 @@ class Subscription:
     async def next(self, timeout: float) -> RelayEvent | None:
         """The next change, or None if nothing changed within ``timeout``; FellBehind if this page was dropped."""
         try:
-            event = await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                event = await self.queue.get()
         except TimeoutError:
             return None
         if event is None:

@@ -96,7 +96,8 @@ async def close_serial_transport(
     if lost.done():
         return
     try:
-        await asyncio.wait_for(asyncio.shield(lost), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(lost)
     except TimeoutError:
         log.warning("serial transport did not report connection_lost within %.1f s", timeout_s)
 
@@ -148,7 +149,8 @@ class SerialPortProtocol(asyncio.Protocol):
         if not transport.is_closing():
             transport.close()
         try:
-            await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._lost)
         except TimeoutError:
             self.connection_lost(None)
 
