@@ -11,7 +11,9 @@ usage. Behind it a ``FallbackChain`` serves from the first healthy backend:
   original messages plus the partial reply and an instruction to continue,
   and a repeated beginning is stripped (``reply_continuation``);
 - tool calls are collected whole and delivered at the end, so a failover
-  never leaves the caller with half a call's arguments.
+  never leaves the caller with half a call's arguments;
+- a request longer than a backend's context window goes to it without its
+  oldest turns (``context_fit``).
 
 ``persona_chain`` names the backends (by their labels) a persona may use;
 they serve in the engine's chain order. Closing the stream (the caller
@@ -29,6 +31,7 @@ from dataclasses import replace
 from engines.engine_status import EngineStatus
 from engines.chained_engine import ChainedEngine
 from engines.fallback_chain import BackendSlot, FallbackChain, Progress
+from engines.llm.context_fit import Fitted, fit_context
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage
 from engines.llm.reply_assembly import ChatReply, ToolCallAccumulator, collect_reply
 from engines.llm.reply_continuation import RepeatStripper, continuation_request
@@ -124,6 +127,18 @@ class ChatEngine(ChainedEngine[LlmBackend]):
             return None
         return label
 
+    def fit(self, request: ChatRequest, persona_chain: Sequence[str] | None = None, *, fill: float = 1.0) -> Fitted:
+        """``request`` as it fits the window of the backend that would serve it now (see ``context_fit``)."""
+        backend = self._chain.first_eligible(self._persona_filter(persona_chain))
+        return fit_context(request, backend, fill=fill) if backend is not None else Fitted(request, 0)
+
+    def _fitted(self, request: ChatRequest, backend: LlmBackend) -> ChatRequest:
+        fitted = fit_context(request, backend)
+        if fitted.trimmed:
+            log.info("llm: %s: the oldest %d messages left out to fit its %s-token context (prompt now %d)",
+                     self._chain.label_of(backend), fitted.dropped_messages, backend.context_window, fitted.prompt_tokens)
+        return fitted.request
+
     def _persona_filter(self, persona_chain: Sequence[str] | None) -> Callable[[LlmBackend], bool]:
         if persona_chain is None:
             return lambda backend: True
@@ -142,6 +157,7 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         """One backend's part of the reply (continuing what earlier backends delivered)."""
         said = "".join(d.text for d in progress.delivered)
         pieces = sum(1 for d in progress.delivered if d.text)
+        request = self._fitted(request, backend)
         stripper = RepeatStripper(said)
         tools = ToolCallAccumulator()
         finish_reason: str | None = None

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from engines.backend import EngineBackend
+from engines.llm.token_counter import estimate_tokens
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
@@ -162,6 +163,20 @@ class LlmBackend(EngineBackend):
     # request sharing its beginning skips that prefill: worth priming with a call's prompt in advance.
     # Hosted APIs bill every request: never primed.
     caches_prompt: bool = False
+
+    @property
+    def context_window(self) -> int | None:
+        """Tokens the model's context holds, prompt and reply together; None: large or unknown (never fitted)."""
+        return None
+
+    @property
+    def default_reply_tokens(self) -> int:
+        """The reply's token budget when a request names none."""
+        return 256
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this model's vocabulary (here an estimate; a backend with its vocabulary counts)."""
+        return estimate_tokens(text)
 
     @abstractmethod
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:

@@ -35,6 +35,7 @@ from engines.llm.openai_chat_client import OpenAiChatClient
 from engines.llm.openai_wire import OpenAiChunkParser, openai_message, openai_tool
 from engines.llm.server_process import ServerCommand, ServerProcess
 from engines.llm.settings import LlamaCppSettings
+from engines.llm.token_counter import GgufTokenCounter, estimate_tokens
 from engines.thread_stream import iterate_in_thread
 
 _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
@@ -52,10 +53,23 @@ class LlamaCppServerBackend(LlmBackend):
         self._session: aiohttp.ClientSession | None = None
         self._process: ServerProcess | None = None
         self._client: OpenAiChatClient | None = None
+        self._counter: GgufTokenCounter | None = None
 
     @property
     def model(self) -> str:
         return self._path.name if self._path else self._settings.model
+
+    @property
+    def context_window(self) -> int:
+        return self._settings.n_ctx
+
+    @property
+    def default_reply_tokens(self) -> int:
+        return self._settings.default_max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        counter = self._counter
+        return counter.count(text) if counter is not None else estimate_tokens(text)
 
     @property
     def process(self) -> ServerProcess | None:
@@ -84,6 +98,8 @@ class LlamaCppServerBackend(LlmBackend):
         )
         try:
             await self._process.start()
+            if importlib.util.find_spec("llama_cpp") is not None:  # else (another python serves): estimated counts
+                self._counter = await asyncio.to_thread(GgufTokenCounter, self._path)
         except BaseException:
             await self.close()
             raise
@@ -140,7 +156,10 @@ class LlamaCppServerBackend(LlmBackend):
     async def close(self) -> None:
         process, self._process = self._process, None
         session, self._session = self._session, None
+        counter, self._counter = self._counter, None
         self._client = None
+        if counter is not None:
+            counter.close()
         try:
             if process is not None:
                 await process.stop()
@@ -159,16 +178,30 @@ class LlamaCppInProcessBackend(LlmBackend):
         self._path: Path | None = None
         self._llama: Any = None
         self._busy = threading.Lock()
+        self._counter: GgufTokenCounter | None = None
 
     @property
     def model(self) -> str:
         return self._path.name if self._path else self._settings.model
+
+    @property
+    def context_window(self) -> int:
+        return self._settings.n_ctx
+
+    @property
+    def default_reply_tokens(self) -> int:
+        return self._settings.default_max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        counter = self._counter  # its own vocabulary: counting never waits for a generation holding the model
+        return counter.count(text) if counter is not None else estimate_tokens(text)
 
     async def load(self) -> None:
         self._path = resolve_gguf(self._settings.model, self._models_dir)
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendUnavailable("llama.cpp in-process needs llama-cpp-python (pip install llama-cpp-python)")
         self._llama = await asyncio.to_thread(self._load_model, self._path)
+        self._counter = await asyncio.to_thread(GgufTokenCounter, self._path)
 
     def _load_model(self, path: Path) -> Any:
         import llama_cpp
@@ -238,6 +271,9 @@ class LlamaCppInProcessBackend(LlmBackend):
         yield parser.final_delta()
 
     async def close(self) -> None:
+        counter, self._counter = self._counter, None
+        if counter is not None:
+            counter.close()
         llama, self._llama = self._llama, None
         if llama is None:
             return

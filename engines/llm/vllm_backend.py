@@ -44,6 +44,14 @@ class VllmBackend(LlmBackend):
         return self._settings.served_name
 
     @property
+    def context_window(self) -> int:
+        return self._settings.max_model_len  # counted by the estimate: the tokenizer lives in vLLM's process
+
+    @property
+    def default_reply_tokens(self) -> int:
+        return self._settings.default_max_tokens
+
+    @property
     def process(self) -> VllmProcess | None:
         return self._process
 

@@ -56,6 +56,17 @@ class Borrowed(LlmBackend):
     def model(self) -> str:
         return self.inner.model
 
+    @property
+    def context_window(self) -> int | None:
+        return self.inner.context_window
+
+    @property
+    def default_reply_tokens(self) -> int:
+        return self.inner.default_reply_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
     async def load(self) -> None:
         pass
 
