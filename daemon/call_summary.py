@@ -3,14 +3,16 @@
 With a conversational LLM the summary is written by it from the transcript
 (bounded by a timeout); otherwise, or when that fails, it is composed from
 the message slots, which both dialogues fill. Either way it is one short
-paragraph in the persona's language.
+paragraph in the persona's language. A transcript too long for the model's
+context window loses lines from its middle: how the call began (who, why)
+and how it ended (what was agreed) stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from daemon.call_record import Utterance
 from daemon.message_slots import MessageSlots
@@ -72,14 +74,24 @@ async def llm_summary(
     if not any(u.role == "caller" for u in utterances):
         return None
     known = ", ".join(f"{k}: {v}" for k, v in slots.as_dict().items() if v)
-    request = ChatRequest(
-        messages=(
-            ChatMessage("system", _INSTRUCTION.get(language, _INSTRUCTION["en"])),
-            ChatMessage("user", transcript_text(utterances) + (f"\n\nMessage fields: {known}" if known else "")),
-        ),
-        max_tokens=120,
-        temperature=0.2,
-    )
+    lines = transcript_text(utterances).split("\n")
+
+    def request_leaving_out(middle: int) -> ChatRequest:
+        kept = lines
+        if middle:
+            start = (len(lines) - middle) // 2
+            kept = [*lines[:start], f"[... {middle} lines of the call left out ...]", *lines[start + middle:]]
+        transcript = "\n".join(kept)
+        return ChatRequest(
+            messages=(
+                ChatMessage("system", _INSTRUCTION.get(language, _INSTRUCTION["en"])),
+                ChatMessage("user", transcript + (f"\n\nMessage fields: {known}" if known else "")),
+            ),
+            max_tokens=120,
+            temperature=0.2,
+        )
+
+    request = await asyncio.to_thread(_fitting, request_leaving_out, len(lines), llm, chain)
     try:
         async with asyncio.timeout(timeout_s):
             reply = await llm.complete(request, chain)
@@ -88,3 +100,20 @@ async def llm_summary(
         return None
     text = reply.text.strip()
     return text or None
+
+
+def _fitting(
+    leaving_out: Callable[[int], ChatRequest], lines: int, llm: ChatEngine, chain: Sequence[str] | None,
+) -> ChatRequest:
+    """The request with the fewest middle lines left out that fits the serving model (first and last line stay)."""
+    if llm.fit(leaving_out(0), chain).fits:
+        return leaving_out(0)
+    low, high = 1, max(lines - 2, 1)  # binary search: leaving out ``high`` lines is assumed to fit
+    while low < high:
+        middle = (low + high) // 2
+        if llm.fit(leaving_out(middle), chain).fits:
+            high = middle
+        else:
+            low = middle + 1
+    log.info("call transcript shortened for the summary", extra={"lines": lines, "left_out": high})
+    return leaving_out(high)

@@ -7,6 +7,11 @@ the scripted policy fills) and ``end_call`` ends the call after the reply is
 spoken. A reply that is only a tool call gets one more round so the caller
 hears something. When every backend fails, ``DialogueUnavailable`` tells the
 call flow to apologise and continue with the scripted policy.
+
+A call that outgrows the model's context window leaves out its oldest turns
+(``context_fit``), down to ``HISTORY_FILL`` of the window so the next turns
+reuse the same prompt; what the caller told so far stays, as a note of the
+message slots after the persona's prompt.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ END_CALL = ToolSpec(
     parameters={"type": "object", "properties": {"reason": {"type": "string"}}},
 )
 SILENCE_PROMPT = {"en": "(the caller has been silent for a while)", "ru": "(звонящий давно молчит)"}
+HISTORY_FILL = 0.6  # a trimmed call keeps this share of the model's window
+SLOT_LABELS = {"name": "name", "reason": "reason", "callback_number": "callback number"}
 
 
 def system_prompt(persona: PersonaConfig, caller: str | None, now: float | None = None) -> str:
@@ -138,8 +145,26 @@ class LlmDialogue:
             persona=self.persona.llm.lora,
         )
 
+    def _fit_history(self) -> ChatRequest:
+        """The request for this round; a history too long for the serving model loses its oldest turns for good."""
+        fitted = self.llm.fit(self._request(), self.chain, fill=HISTORY_FILL)
+        if not fitted.trimmed:
+            return fitted.request
+        kept = [m for m in fitted.request.messages if m.role != "system"]
+        self.messages = [self.messages[0], *self._earlier_note(), *kept]
+        log.info("llm history trimmed", extra={"dropped_messages": fitted.dropped_messages, "kept_messages": len(kept),
+                                               "prompt_tokens": fitted.prompt_tokens})
+        return self._request()
+
+    def _earlier_note(self) -> list[ChatMessage]:
+        known = {slot: value for slot, value in self.slots.as_dict().items() if value}
+        if not known:
+            return []
+        told = "; ".join(f"{SLOT_LABELS.get(slot, slot)}: {value}" for slot, value in known.items())
+        return [ChatMessage("system", f"Earlier in this call (no longer shown) the caller gave: {told}.")]
+
     async def _round(self, feed: TextFeed, outcome: ReplyOutcome) -> bool:
-        request = self._request()
+        request = self._fit_history()
         chunker = ReplyChunker(self.persona.language)
         tools = ToolCallAccumulator()
         said: list[str] = []
