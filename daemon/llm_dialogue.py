@@ -9,8 +9,8 @@ hears something. When every backend fails, ``DialogueUnavailable`` tells the
 call flow to apologise and continue with the scripted policy.
 
 A call that outgrows the model's context window leaves out its oldest turns
-(``context_fit``), down to ``HISTORY_FILL`` of the window so the next turns
-reuse the same prompt; what the caller told so far stays, as a note of the
+(``context_fit``), down to ``HISTORY_FILL`` of the room the conversation has,
+so the next turns reuse the same prompt; what the caller told so far stays, as a note of the
 message slots after the persona's prompt.
 """
 
@@ -52,7 +52,7 @@ END_CALL = ToolSpec(
     parameters={"type": "object", "properties": {"reason": {"type": "string"}}},
 )
 SILENCE_PROMPT = {"en": "(the caller has been silent for a while)", "ru": "(звонящий давно молчит)"}
-HISTORY_FILL = 0.6  # a trimmed call keeps this share of the model's window
+HISTORY_FILL = 0.6  # a trimmed call keeps this share of the room its conversation has in the window
 SLOT_LABELS = {"name": "name", "reason": "reason", "callback_number": "callback number"}
 
 

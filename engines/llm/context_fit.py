@@ -9,10 +9,11 @@ turns from the oldest on. A turn starts at a user message and takes with it
 the replies and tool results that followed, so a tool call never loses its
 result. The leading system messages and the newest turn always stay.
 
-``fill`` below 1 trims further than needed, down to that share of the
-window: a conversation that keeps its trimmed history (``LlmDialogue``)
-then grows for several turns on the same prefix, which a model that caches
-its prompt evaluates only once.
+``fill`` below 1 trims further than needed, down to that share of the room
+the conversation has (the window less the reply, the system messages and the
+tools): a conversation that keeps its trimmed history (``LlmDialogue``) then
+grows for several turns on the same prefix, which a model that caches its
+prompt evaluates only once.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def fit_context(request: ChatRequest, backend: LlmBackend, *, fill: float = 1.0)
     while head < len(messages) and messages[head].role == "system":
         head += 1
     starts = [i for i in range(head + 1, len(messages)) if messages[i].role == "user"]  # where a later turn begins
-    target = budget * fill
+    kept_always = total - sum(sizes[head:])  # the overhead, the tools and the system messages
+    target = kept_always + (budget - kept_always) * fill
     cut = head
     for start in starts:
         if total <= target:

@@ -122,8 +122,11 @@ def test_a_tool_call_never_loses_its_result(vocab: GgufTokenCounter) -> None:
 
 def test_fill_trims_further_so_the_next_turns_keep_the_same_prefix(vocab: GgufTokenCounter) -> None:
     backend = Window(vocab, 900)
-    fitted = fit_context(call(14), backend, fill=0.6)
-    assert fitted.trimmed and fitted.prompt_tokens <= (900 - 80) * 0.6
+    request = call(14)
+    fitted = fit_context(request, backend, fill=0.6)
+    prompt_and_tools = fixed_tokens(request, backend) + message_tokens(request.messages[0], backend)
+    conversation = fitted.prompt_tokens - prompt_and_tools
+    assert fitted.trimmed and 0 < conversation <= (900 - 80 - prompt_and_tools) * 0.6  # a share of the room it has
     # The trimmed history grows by one turn and still fits without trimming again.
     grown = list(fitted.request.messages) + [ChatMessage("user", RU), ChatMessage("assistant", "Записала.")]
     again = fit_context(ChatRequest(messages=tuple(grown), tools=(TOOL,), max_tokens=80), backend, fill=0.6)
