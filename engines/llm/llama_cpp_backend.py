@@ -42,7 +42,9 @@ _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlett
 _WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=1, temperature=0.0)
 
 
-class LlamaCppServerBackend(LlmBackend):
+class _GgufBackend(LlmBackend):
+    """What both llama.cpp backends share: a GGUF file, its window, reply budget and vocabulary."""
+
     name = "llama_cpp"
     caches_prompt = True  # llama-cpp-python reuses the longest common prefix of the last prompt
 
@@ -50,9 +52,7 @@ class LlamaCppServerBackend(LlmBackend):
         self._settings = settings
         self._models_dir = models_dir
         self._path: Path | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._process: ServerProcess | None = None
-        self._client: OpenAiChatClient | None = None
+        # Its own vocabulary: counting never waits for a generation holding the model (None: estimated).
         self._counter: GgufTokenCounter | None = None
 
     @property
@@ -70,6 +70,14 @@ class LlamaCppServerBackend(LlmBackend):
     def count_tokens(self, text: str) -> int:
         counter = self._counter
         return counter.count(text) if counter is not None else estimate_tokens(text)
+
+
+class LlamaCppServerBackend(_GgufBackend):
+    def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
+        super().__init__(settings, models_dir)
+        self._session: aiohttp.ClientSession | None = None
+        self._process: ServerProcess | None = None
+        self._client: OpenAiChatClient | None = None
 
     @property
     def process(self) -> ServerProcess | None:
@@ -168,33 +176,11 @@ class LlamaCppServerBackend(LlmBackend):
                 await session.close()
 
 
-class LlamaCppInProcessBackend(LlmBackend):
-    name = "llama_cpp"
-    caches_prompt = True
-
+class LlamaCppInProcessBackend(_GgufBackend):
     def __init__(self, settings: LlamaCppSettings, models_dir: Path) -> None:
-        self._settings = settings
-        self._models_dir = models_dir
-        self._path: Path | None = None
+        super().__init__(settings, models_dir)
         self._llama: Any = None
         self._busy = threading.Lock()
-        self._counter: GgufTokenCounter | None = None
-
-    @property
-    def model(self) -> str:
-        return self._path.name if self._path else self._settings.model
-
-    @property
-    def context_window(self) -> int:
-        return self._settings.n_ctx
-
-    @property
-    def default_reply_tokens(self) -> int:
-        return self._settings.default_max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        counter = self._counter  # its own vocabulary: counting never waits for a generation holding the model
-        return counter.count(text) if counter is not None else estimate_tokens(text)
 
     async def load(self) -> None:
         self._path = resolve_gguf(self._settings.model, self._models_dir)
