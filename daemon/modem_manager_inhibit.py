@@ -10,6 +10,11 @@ ports and unexports the modem. The inhibition is bound to the caller's bus
 connection: it lasts until the caller uninhibits or leaves the bus (also by
 crashing), so the inhibitor keeps one dedicated connection open while it holds.
 
+ModemManager keeps its inhibitions in memory: when it restarts (an upgrade,
+a crash) or starts after secretaryd (boot order), it would probe the modem
+again. ``keep_off`` watches its bus name and inhibits again each time a new
+ModemManager appears.
+
 Nothing here raises because ModemManager is absent: no system bus, nobody
 owning ``org.freedesktop.ModemManager1``, or a refusal all come back as an
 :class:`InhibitResult` that says what happened in words.
@@ -17,15 +22,16 @@ owning ``org.freedesktop.ModemManager1``, or a refusal all come back as an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
-from dbus_fast import DBusError
+from dbus_fast import DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from daemon.system_dbus import (
@@ -269,6 +275,58 @@ class ModemManagerInhibitor:
         bus, self._bus = self._bus, None
         if bus is not None:
             await close_bus(bus)
+
+    async def keep_off(self, usb_sysfs_path: str, report: Callable[[InhibitResult], None]) -> None:
+        """Inhibit now, and again whenever a ModemManager appears on the bus; until cancelled, then release.
+
+        ``report`` hears every attempt's result. Without a system bus there is
+        nothing to watch: it reports that once and returns.
+        """
+        conn = await connect_bus(self._bus_address, timeout_s=self._connect_timeout_s)
+        if conn.bus is None:
+            report(InhibitResult(False, f"cannot reach ModemManager: {conn.reason}"))
+            return
+        watch = conn.bus
+        appeared = asyncio.Event()
+
+        def on_signal(msg: Message) -> bool:
+            if (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
+                    and msg.body and msg.body[0] == MM_BUS_NAME and msg.body[2]):
+                appeared.set()
+            return False
+
+        watch.add_message_handler(on_signal)
+        try:
+            watching = True
+            try:
+                await call_method(
+                    watch, destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+                    body=[f"type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                          f"member='NameOwnerChanged',arg0='{MM_BUS_NAME}'"],
+                    timeout_s=self._call_timeout_s,
+                )
+            except (TimeoutError, ConnectionError, DBusError) as exc:
+                watching = False
+                log.warning("cannot watch for ModemManager restarts; inhibiting once", extra={"error": str(exc)})
+            while True:
+                appeared.clear()
+                report(await self.inhibit(usb_sysfs_path))
+                if not watching:
+                    await asyncio.get_running_loop().create_future()  # hold what we have until cancelled
+                await appeared.wait()
+                log.info("ModemManager (re)started: inhibiting the modem again", extra={"uid": self._uid})
+                await self._forget()
+        finally:
+            try:
+                await self.release()
+            finally:
+                await close_bus(watch)
+
+    async def _forget(self) -> None:
+        """The ModemManager that granted our inhibition has gone: it holds nothing for us any more."""
+        self._uid, self._target, self._result = None, None, None
+        await self._drop_bus()
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,7 @@ from config.schema import ModemConfig
 from daemon.blocked_numbers import BlockedNumbers
 from daemon.bus import Bus
 from daemon.commands import CommandError
-from daemon.modem_manager_inhibit import ModemManagerInhibitor
+from daemon.modem_manager_inhibit import InhibitResult, ModemManagerInhibitor
 from daemon.service import Service, ServiceStatus
 from drivers.sim7600.call_model import CallDirection
 from drivers.sim7600.call_state import CallControlError
@@ -108,6 +108,7 @@ class ModemService(Service):
             self.bus.publish_state("call/state", modem.call.contract_payload())
             status.degraded(f"looking for the modem ({at_port}, {audio_port})")
             async with asyncio.TaskGroup() as tasks:
+                keeping: tuple[str, asyncio.Task[None]] | None = None  # the USB device kept from ModemManager
                 while True:
                     event = await events.get()
                     if event is None:
@@ -116,7 +117,14 @@ class ModemService(Service):
                     if self.relay is not None:
                         self.relay.publish(event)
                     if inhibitor is not None and isinstance(event, ModemConnected) and event.ports.usb_path:
-                        tasks.create_task(_inhibit(inhibitor, event.ports.usb_path), name="modem-manager-inhibit")
+                        usb_path = event.ports.usb_path
+                        if keeping is not None and (keeping[0] != usb_path or keeping[1].done()):
+                            keeping[1].cancel()  # releases the other device's inhibition
+                            await asyncio.wait({keeping[1]})
+                            keeping = None
+                        if keeping is None:
+                            keeping = (usb_path, tasks.create_task(
+                                inhibitor.keep_off(usb_path, _report_inhibition), name="modem-manager-inhibit"))
 
     async def _start_simulator(self, stack: contextlib.AsyncExitStack) -> tuple[str, str]:
         from drivers.sim7600.simulator import SimulatedModem, SimulatorConfig  # simulator mode only
@@ -321,17 +329,11 @@ class ModemService(Service):
             self.modem.set_blocked_numbers(self._blocked_numbers())
 
 
-async def _inhibit(inhibitor: ModemManagerInhibitor, usb_path: str) -> None:
-    """Ask ModemManager (if it runs) to leave this modem alone; the udev rule already asks it to ignore it."""
-    if inhibitor.held and inhibitor.uid is not None and inhibitor.uid.endswith(usb_path):
-        return
-    if inhibitor.held:
-        await inhibitor.release()
-    result = await inhibitor.inhibit(usb_path)
+def _report_inhibition(result: InhibitResult) -> None:
+    """How keeping ModemManager off the modem went (the udev rule already asks it to ignore the modem)."""
     if result.inhibited:
         log.info("ModemManager inhibited on the modem", extra={"uid": result.uid})
     elif result.modem_manager_running:
         log.warning("ModemManager runs and could not be inhibited", extra={"detail": result.detail})
     else:
         log.debug("ModemManager not inhibited", extra={"detail": result.detail})
-

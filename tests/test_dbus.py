@@ -14,6 +14,7 @@ annotation is how it knows a method returns nothing.
 
 import asyncio
 import collections
+import contextlib
 import os
 import select
 import signal
@@ -680,3 +681,63 @@ async def test_unit_states_respects_the_timeout(private_bus: str, systemd: Syste
 
 async def test_unit_states_empty_list() -> None:
     assert await unit_states([], bus_address="unix:path=/nonexistent") == {}
+
+
+# ------------------------------------------------------------------ keeping it off across ModemManager restarts
+
+
+async def test_keep_off_inhibits_again_when_modem_manager_restarts(private_bus: str) -> None:
+    first = ModemManagerStandIn()
+    await first.start(private_bus)
+    results: list[InhibitResult] = []
+    keeper = asyncio.create_task(ModemManagerInhibitor(private_bus).keep_off(MODEM_DEVICE, results.append))
+    try:
+        await _until(lambda: len(results) == 1)
+        assert results[0].inhibited and first.calls == [(MODEM_DEVICE, True)]
+        await first.stop()  # ModemManager goes (an upgrade, a crash): its inhibitions go with it
+        second = ModemManagerStandIn()
+        await second.start(private_bus)  # ...and a new one would probe the modem again
+        try:
+            await _until(lambda: len(results) == 2)
+            assert results[1].inhibited, results[1].detail
+            assert second.calls == [(MODEM_DEVICE, True)] and set(second.holders) == {MODEM_DEVICE}
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            assert second.calls == [(MODEM_DEVICE, True), (MODEM_DEVICE, False)] and second.holders == {}
+            await second.stop()
+    finally:
+        keeper.cancel()
+        await first.stop()
+
+
+async def test_keep_off_inhibits_a_modem_manager_that_starts_after_us(private_bus: str) -> None:
+    results: list[InhibitResult] = []
+    keeper = asyncio.create_task(ModemManagerInhibitor(private_bus).keep_off(MODEM_DEVICE, results.append))
+    late = ModemManagerStandIn()
+    try:
+        await _until(lambda: len(results) == 1)
+        assert not results[0].inhibited and results[0].modem_manager_running is False
+        await late.start(private_bus)  # boot order: ModemManager comes up after secretaryd
+        await _until(lambda: len(results) == 2)
+        assert results[1].inhibited and late.calls == [(MODEM_DEVICE, True)]
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await late.stop()
+    assert late.holders == {}  # released on the way out
+
+
+async def test_keep_off_without_a_bus_reports_once_and_returns(tmp_path: Path) -> None:
+    results: list[InhibitResult] = []
+    async with asyncio.timeout(5):
+        await ModemManagerInhibitor(f"unix:path={tmp_path}/no-bus").keep_off(MODEM_DEVICE, results.append)
+    assert len(results) == 1 and not results[0].inhibited and "cannot reach ModemManager" in results[0].detail
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
