@@ -9,9 +9,9 @@ hears something. When every backend fails, ``DialogueUnavailable`` tells the
 call flow to apologise and continue with the scripted policy.
 
 A call that outgrows the model's context window leaves out its oldest turns
-(``context_fit``), down to ``HISTORY_FILL`` of the room the conversation has,
-so the next turns reuse the same prompt; what the caller told so far stays, as a note of the
-message slots after the persona's prompt.
+(``context_fit``), down to ``HISTORY_FILL`` of the room the conversation
+has, so the next turns reuse the same prompt; what the caller told so far
+stays, as a note of the message slots after the persona's prompt.
 """
 
 from __future__ import annotations
