@@ -13,7 +13,9 @@ usage. Behind it a ``FallbackChain`` serves from the first healthy backend:
 - tool calls are collected whole and delivered at the end, so a failover
   never leaves the caller with half a call's arguments;
 - a request longer than a backend's context window goes to it without its
-  oldest turns (``context_fit``).
+  oldest turns (``context_fit``); one that does not fit even so is not sent
+  to that backend at all (a local server would drop it and restart), and
+  when no backend can take it ``ContextTooLong`` says so.
 
 ``persona_chain`` names the backends (by their labels) a persona may use;
 they serve in the engine's chain order. Closing the stream (the caller
@@ -30,13 +32,17 @@ from dataclasses import replace
 
 from engines.engine_status import EngineStatus
 from engines.chained_engine import ChainedEngine
-from engines.fallback_chain import BackendSlot, FallbackChain, Progress
+from engines.fallback_chain import BackendSlot, FallbackChain, NoEligibleBackend, Progress
 from engines.llm.context_fit import Fitted, fit_context
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage
 from engines.llm.reply_assembly import ChatReply, ToolCallAccumulator, collect_reply
 from engines.llm.reply_continuation import RepeatStripper, continuation_request
 
 log = logging.getLogger("secretary.engines.llm")
+
+
+class ContextTooLong(NoEligibleBackend):
+    """No backend this request may use can hold it, even without its older turns (a message too long)."""
 
 
 class ChatEngine(ChainedEngine[LlmBackend]):
@@ -86,15 +92,28 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         deadline = self.first_token_timeout_s if first_token_timeout_s is None else first_token_timeout_s
         persona_may_use = self._persona_filter(persona_chain)
 
+        def may_serve(backend: LlmBackend) -> bool:
+            return persona_may_use(backend) and fit_context(request, backend).fits
+
         def attempt(backend: LlmBackend, progress: Progress[ChatDelta]) -> AsyncIterator[ChatDelta]:
             return self._attempt(backend, request, progress)
 
-        async with contextlib.aclosing(
-            self._chain.stream(attempt, first_item_timeout_s=deadline, eligible=persona_may_use)
-        ) as deltas:
-            async for delta in deltas:
-                if not delta.empty:
-                    yield delta
+        try:
+            async with contextlib.aclosing(
+                self._chain.stream(attempt, first_item_timeout_s=deadline, eligible=may_serve)
+            ) as deltas:
+                async for delta in deltas:
+                    if not delta.empty:
+                        yield delta
+        except NoEligibleBackend as exc:
+            too_small = self._chain.first_eligible(persona_may_use)
+            fitted = fit_context(request, too_small) if too_small is not None else None
+            if too_small is None or fitted is None or fitted.fits:
+                raise  # not for its length: the ones it fitted were passed over for other reasons
+            raise ContextTooLong(
+                f"llm: the request is too long for {self.label_of(too_small)}'s {too_small.context_window}-token "
+                f"context: {fitted.prompt_tokens} tokens even without its older turns, room for {fitted.budget}"
+            ) from exc
 
     async def complete(
         self,

@@ -14,15 +14,18 @@ import pytest
 import pytest_asyncio
 
 from engines.backend import BackendError
-from engines.fallback_chain import BackendSlot
-from engines.llm.chat_engine import ChatEngine
+from engines.fallback_chain import BackendSlot, RequestError
+from engines.llm.chat_engine import ChatEngine, ContextTooLong
 from engines.llm.context_fit import fit_context, fixed_tokens, message_tokens
 from engines.llm.gguf_model import resolve_gguf
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.llm.openai_wire import openai_message
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+from engines.llm.openai_compatible_backend import OpenAiCompatibleBackend
 from engines.llm.reply_assembly import collect_reply
+from engines.llm.settings import OpenAiCompatibleSettings
 from tests.engines.llm_helpers import LLAMA, Borrowed
+from tests.engines.llm_standins import StandIn, openai_text_stream, sse_reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -79,6 +82,44 @@ async def test_the_engine_sends_it_without_its_oldest_turns_and_gets_an_answer(s
     assert len(sent) < len(long_call().messages)
     assert sent[0].role == "system" and sent[-1].content == "Say OK." and sent[1].role == "user"
     assert server.process is not None and server.process.pid == pid  # the server was never overrun and restarted
+
+
+async def test_a_message_too_long_for_any_window_is_refused_without_sending_it(server: LlamaCppServerBackend) -> None:
+    pid = server.process.pid if server.process else None
+    borrowed = Borrowed(server)
+    engine = ChatEngine([BackendSlot("local", lambda: borrowed)], first_token_timeout_s=30)
+    await engine.start()
+    huge = ChatRequest(messages=(ChatMessage("system", "Be brief."), ChatMessage("user", LINE * 12)), max_tokens=8)
+    try:
+        with pytest.raises(ContextTooLong, match=r"too long for local's 512-token context: \d+ tokens .* room for 504"):
+            await collect_reply(engine.stream(huge))
+        assert isinstance(ContextTooLong("x"), RequestError)  # callers treat it as a request that cannot be served
+    finally:
+        await engine.close()
+    assert borrowed.requests == []  # never sent: the server would have dropped it and restarted
+    assert server.process is not None and server.process.pid == pid
+
+
+async def test_a_message_too_long_for_the_local_window_goes_to_a_larger_model(server: LlamaCppServerBackend) -> None:
+    cloud_server = StandIn()
+    cloud_server.reply = sse_reply(openai_text_stream(["A big model read it all."]))
+    await cloud_server.start()
+    local = Borrowed(server)
+    cloud = OpenAiCompatibleBackend(OpenAiCompatibleSettings(
+        provider="custom", base_url=cloud_server.url + "/v1", model="standin-model", idle_timeout_s=5))
+    engine = ChatEngine([BackendSlot("local", lambda: local), BackendSlot("cloud", lambda: cloud)], first_token_timeout_s=30)
+    await engine.start()
+    try:
+        huge = ChatRequest(messages=(ChatMessage("user", LINE * 12),), max_tokens=8)
+        reply = await collect_reply(engine.stream(huge))
+        short = await collect_reply(engine.stream(long_call(0)))
+    finally:
+        await engine.close()
+        await cloud_server.stop()
+    assert reply.text == "A big model read it all."
+    assert local.requests == [long_call(0)]  # only the short one went to the small local model
+    assert [r.path for r in cloud_server.requests if r.path.endswith("/chat/completions")] == ["/v1/chat/completions"]
+    assert short.text
 
 
 async def test_unfitted_the_same_request_brings_the_server_down(server: LlamaCppServerBackend) -> None:
