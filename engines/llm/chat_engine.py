@@ -91,12 +91,18 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         """
         deadline = self.first_token_timeout_s if first_token_timeout_s is None else first_token_timeout_s
         persona_may_use = self._persona_filter(persona_chain)
+        fits: dict[int, Fitted] = {}  # by backend: counted once per request, whether it is asked or used
+
+        def fitted_for(backend: LlmBackend) -> Fitted:
+            if id(backend) not in fits:
+                fits[id(backend)] = fit_context(request, backend)
+            return fits[id(backend)]
 
         def may_serve(backend: LlmBackend) -> bool:
-            return persona_may_use(backend) and fit_context(request, backend).fits
+            return persona_may_use(backend) and fitted_for(backend).fits
 
         def attempt(backend: LlmBackend, progress: Progress[ChatDelta]) -> AsyncIterator[ChatDelta]:
-            return self._attempt(backend, request, progress)
+            return self._attempt(backend, self._logged(fitted_for(backend), backend), progress)
 
         try:
             async with contextlib.aclosing(
@@ -107,7 +113,7 @@ class ChatEngine(ChainedEngine[LlmBackend]):
                         yield delta
         except NoEligibleBackend as exc:
             too_small = self._chain.first_eligible(persona_may_use)
-            fitted = fit_context(request, too_small) if too_small is not None else None
+            fitted = fitted_for(too_small) if too_small is not None else None
             if too_small is None or fitted is None or fitted.fits:
                 raise  # not for its length: the ones it fitted were passed over for other reasons
             raise ContextTooLong(
@@ -151,8 +157,7 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         backend = self._chain.first_eligible(self._persona_filter(persona_chain))
         return fit_context(request, backend, fill=fill) if backend is not None else Fitted(request, 0)
 
-    def _fitted(self, request: ChatRequest, backend: LlmBackend) -> ChatRequest:
-        fitted = fit_context(request, backend)
+    def _logged(self, fitted: Fitted, backend: LlmBackend) -> ChatRequest:
         if fitted.trimmed:
             log.info("llm: %s: the oldest %d messages left out to fit its %s-token context (prompt now %d)",
                      self._chain.label_of(backend), fitted.dropped_messages, backend.context_window, fitted.prompt_tokens)
@@ -173,10 +178,9 @@ class ChatEngine(ChainedEngine[LlmBackend]):
         request: ChatRequest,
         progress: Progress[ChatDelta],
     ) -> AsyncIterator[ChatDelta]:
-        """One backend's part of the reply (continuing what earlier backends delivered)."""
+        """One backend's part of the reply (continuing what earlier backends delivered); ``request`` fits it."""
         said = "".join(d.text for d in progress.delivered)
         pieces = sum(1 for d in progress.delivered if d.text)
-        request = self._fitted(request, backend)
         stripper = RepeatStripper(said)
         tools = ToolCallAccumulator()
         finish_reason: str | None = None
