@@ -165,22 +165,22 @@ class CallerListener:
             self._feed = feed
             tasks.create_task(self._transcribe(feed, event.at_s), name="stt-utterance")
             return
-        feed, self._feed = self._feed, None
+        live, self._feed = self._feed, None
         collected, self._collected = self._collected, None
         early, self._early = self._early, None
         start, end = self._utterance_start, event.at_s
-        if feed is None and collected is None:
+        if live is None and collected is None:
             return
         if event.speech_s < self._min_utterance_s and not cut_by_hangup:
-            if feed is not None:
-                feed.put_nowait(_DISCARD)
+            if live is not None:
+                live.put_nowait(_DISCARD)
             self._emit(CallerNoise(start_s=start, end_s=end))
             return
         self._seq += 1
         ending = _End(self._seq, end, self._clock(), cut_by_hangup)
         self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at))
-        if feed is not None:
-            feed.put_nowait(ending)
+        if live is not None:
+            live.put_nowait(ending)
             return
         assert collected is not None
         if early is not None and early.voiced_until == self.detector.last_voiced_end_s and not cut_by_hangup:
@@ -227,6 +227,9 @@ class CallerListener:
 
     async def _deliver(self, decode: asyncio.Task[tuple[SttFinal | None, bool]], start_s: float, ending: _End) -> None:
         final, understood = await decode
+        self._emit_utterance(ending, start_s, final, understood)
+
+    def _emit_utterance(self, ending: _End, start_s: float, final: SttFinal | None, understood: bool) -> None:
         self._emit(CallerUtterance(
             seq=ending.seq, text=final.text.strip() if final is not None else "", start_s=start_s, end_s=ending.end_s,
             endpoint_at=ending.endpoint_at, final_at=self._clock(), stt_s=final.processing_s if final is not None else 0.0,
@@ -273,12 +276,7 @@ class CallerListener:
                 pass
         if discarded or ending is None:
             return
-        text = final.text.strip() if final is not None else ""
-        self._emit(CallerUtterance(
-            seq=ending.seq, text=text, start_s=start_s, end_s=ending.end_s, endpoint_at=ending.endpoint_at, final_at=self._clock(),
-            stt_s=final.processing_s if final is not None else 0.0, understood=understood,
-            cut_by_hangup=ending.cut_by_hangup,
-        ))
+        self._emit_utterance(ending, start_s, final, understood)
 
 
 @dataclass(frozen=True)
