@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
-from dbus_fast import DBusError, Message, MessageType
+from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 
 from daemon.system_dbus import (
@@ -45,6 +45,7 @@ from daemon.system_dbus import (
     connect_bus,
     get_managed_objects,
     name_has_owner,
+    watch_name_owner,
 )
 
 log = logging.getLogger("secretary.modem")
@@ -286,42 +287,23 @@ class ModemManagerInhibitor:
         if conn.bus is None:
             report(InhibitResult(False, f"cannot reach ModemManager: {conn.reason}"))
             return
-        watch = conn.bus
         appeared = asyncio.Event()
-
-        def on_signal(msg: Message) -> bool:
-            if (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
-                    and msg.body and msg.body[0] == MM_BUS_NAME and msg.body[2]):
-                appeared.set()
-            return False
-
-        watch.add_message_handler(on_signal)
         try:
-            watching = True
             try:
-                await call_method(
-                    watch, destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus", member="AddMatch", signature="s",
-                    body=[f"type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                          f"member='NameOwnerChanged',arg0='{MM_BUS_NAME}'"],
-                    timeout_s=self._call_timeout_s,
-                )
+                await watch_name_owner(conn.bus, MM_BUS_NAME, lambda owner: appeared.set(), self._call_timeout_s)
             except (TimeoutError, ConnectionError, DBusError) as exc:
-                watching = False
                 log.warning("cannot watch for ModemManager restarts; inhibiting once", extra={"error": str(exc)})
             while True:
                 appeared.clear()
                 report(await self.inhibit(usb_sysfs_path))
-                if not watching:
-                    await asyncio.get_running_loop().create_future()  # hold what we have until cancelled
-                await appeared.wait()
+                await appeared.wait()  # without the watch: held until cancelled
                 log.info("ModemManager (re)started: inhibiting the modem again", extra={"uid": self._uid})
                 await self._forget()
         finally:
             try:
                 await self.release()
             finally:
-                await close_bus(watch)
+                await close_bus(conn.bus)
 
     async def _forget(self) -> None:
         """The ModemManager that granted our inhibition has gone: it holds nothing for us any more."""

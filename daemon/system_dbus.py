@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -180,6 +180,28 @@ async def name_has_owner(bus: MessageBus, name: str, timeout_s: float = CALL_TIM
         member="NameHasOwner", signature="s", body=[name], timeout_s=timeout_s,
     )
     return bool(body[0])
+
+
+async def watch_name_owner(
+    bus: MessageBus, name: str, on_owner: Callable[[str], None], timeout_s: float = CALL_TIMEOUT_S
+) -> None:
+    """Call ``on_owner(unique_name)`` each time ``name`` gets a new owner (a service (re)starting).
+
+    Raises like :func:`call_method` when the bus refuses the match rule.
+    """
+
+    def on_signal(msg: Message) -> bool:
+        if (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
+                and msg.sender == DBUS_NAME and len(msg.body) == 3 and msg.body[0] == name and msg.body[2]):
+            on_owner(msg.body[2])
+        return False  # observe only
+
+    bus.add_message_handler(on_signal)
+    await call_method(
+        bus, destination=DBUS_NAME, path=DBUS_PATH, interface=DBUS_NAME, member="AddMatch", signature="s",
+        body=[f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged',arg0='{name}'"],
+        timeout_s=timeout_s,
+    )
 
 
 async def get_property(
