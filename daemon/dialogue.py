@@ -2,8 +2,9 @@
 
 A ``Reply`` is started by the call flow and produces text chunks into a
 ``TextFeed`` (the speaker reads them while later ones are still being
-written); the flow may put a phrase synthesized beforehand in it too. When the producer is done, ``Reply.outcome`` says whether the call
-should end and how it went. Both dialogues fill the same ``MessageSlots``, so
+written); the flow may put a phrase synthesized beforehand in it too. When
+the producer is done, ``Reply.outcome`` says whether the call should end and
+how it went. Both dialogues fill the same ``MessageSlots``, so
 the call record and the owner's notification look the same either way.
 """
 

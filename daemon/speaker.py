@@ -128,7 +128,7 @@ class Speaker:
             return played
 
     async def say_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> None:
-        """Play a pre-synthesized phrase (greeting, goodbye, filler)."""
+        """Play a pre-synthesized phrase as a whole reply (greeting, goodbye); fillers go through ``interject``."""
         playout = self.line.playout
         playout.reset()
         progress.segments.append((speech.text, speech.seconds))
