@@ -7,7 +7,7 @@ with call recording and the inbound capture chain ticking alongside), once idle
 and once while ``--load-threads`` threads run real inference in a loop, then
 with those threads at nice +10, then with the loop thread SCHED_FIFO (if
 allowed) set up the way the daemon does it for ``audio.realtime_priority``
-(``daemon.loop_priority``: executor workers and threads the loop starts stay
+(``daemon.runtime.loop_priority``: executor workers and threads the loop starts stay
 SCHED_OTHER). ``--load stt`` (the default): each load thread transcribes the
 bundled English caller recordings (8 kHz, 3.6 to 6 s each, upsampled to 16 kHz)
 one after the other with faster-whisper, the packaged whisper-base int8 on CPU
@@ -304,7 +304,7 @@ async def _once(pcm: np.ndarray) -> Any:
 
 def caller_speech_16k() -> list[np.ndarray]:
     """The bundled English caller lines (real speech, 8 kHz) at 16 kHz int16, as the line capture makes them."""
-    from daemon.demo_caller import caller_script
+    from daemon.tools.demo_caller import caller_script
 
     clips: list[np.ndarray] = []
     for line in caller_script("en"):
@@ -452,7 +452,7 @@ def report_paced(label: str, r: dict[str, Any]) -> None:
 
 async def paced_run_realtime(seconds: float, workdir: Path, priority: int) -> dict[str, Any]:
     """``paced_run`` with the loop thread set up as the daemon does for ``audio.realtime_priority``."""
-    from daemon.loop_priority import apply_loop_priority
+    from daemon.runtime.loop_priority import apply_loop_priority
 
     realtime = apply_loop_priority(priority)
     try:

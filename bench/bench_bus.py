@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiomqtt  # noqa: E402
 
 from config.schema import MqttConfig  # noqa: E402
-from daemon.bus import NO_DELAY, Bus, BusConnection, request_properties  # noqa: E402
-from daemon.mosquitto_broker import MosquittoBroker  # noqa: E402
-from daemon.supervisor import RestartPolicy, Supervisor  # noqa: E402
-from daemon.topics import Topics  # noqa: E402
+from daemon.bus.connection import NO_DELAY, Bus, BusConnection, request_properties  # noqa: E402
+from daemon.tools.private_broker import MosquittoBroker  # noqa: E402
+from daemon.runtime.supervisor import RestartPolicy, Supervisor  # noqa: E402
+from daemon.bus.topics import Topics  # noqa: E402
 
 EVENTS = 2000
 REQUESTS = 500

@@ -31,7 +31,7 @@ conversational so the persona's ``dialogue: auto`` picks the LLM (its replies
 are poor: the point is the timing of its first chunk).
 
 After the calls, the engines are built again from the same config (as
-``daemon/engine_wiring.py`` does) and each stage is timed alone on the same
+``daemon/engine_host/engine_wiring.py`` does) and each stage is timed alone on the same
 inputs, ``--repeats`` times, median per input: STT (the caller line
 upsampled to 16 kHz, end of audio -> SttFinal; each run after an idle gap as
 long as the line, which is the state the engine is in when a caller stops
@@ -79,24 +79,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.schema import SecretaryConfig  # noqa: E402
-from daemon.call_flow import FILLERS, TurnTiming  # noqa: E402
-from daemon.call_line import STT_RATE  # noqa: E402
-from daemon.demo_caller import CallerLine, caller_script  # noqa: E402
-from daemon.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
-from daemon.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
-from daemon.persona_voice import PersonaVoice  # noqa: E402
-from daemon.reply_chunker import ReplyChunker  # noqa: E402
+from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
+from daemon.call.line import STT_RATE  # noqa: E402
+from daemon.tools.demo_caller import CallerLine, caller_script  # noqa: E402
+from daemon.engine_host.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
+from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
+from daemon.voices.persona_voice import PersonaVoice  # noqa: E402
+from daemon.dialogue.reply_chunker import ReplyChunker  # noqa: E402
 from drivers.audio import StreamResampler, read_wav  # noqa: E402
 from drivers.audio.pcm import float_to_int16  # noqa: E402
 from engines.chained_engine import ChainedEngine  # noqa: E402
 from engines.engine_status import EngineState  # noqa: E402
 from engines.fallback_chain import ChainExhausted, FallbackChain, RequestError  # noqa: E402
-from engines.llm.chat_engine import ChatEngine  # noqa: E402
+from engines.llm.llm_engine import LlmEngine  # noqa: E402
 from engines.llm.interface import ChatMessage, ChatRequest  # noqa: E402
 from engines.stt.interface import SttFinal  # noqa: E402
-from engines.stt.speech_to_text import SpeechToText  # noqa: E402
+from engines.stt.stt_engine import SttEngine  # noqa: E402
 from engines.tts.sentences import split_sentences  # noqa: E402
-from engines.tts.speech_synthesizer import SpeechSynthesizer  # noqa: E402
+from engines.tts.tts_engine import TtsEngine  # noqa: E402
 from tests.calls.call_harness import CALLER, CallBox, box_config, call_box  # noqa: E402
 
 LANGUAGE = "en"
@@ -352,9 +352,9 @@ async def run_calls(config: SecretaryConfig, calls: int, warmup_calls: int) -> C
 
 @dataclass
 class Engines:
-    stt: SpeechToText
-    tts: SpeechSynthesizer
-    llm: ChatEngine | None
+    stt: SttEngine
+    tts: TtsEngine
+    llm: LlmEngine | None
 
     def all(self) -> list[ChainedEngine[Any]]:
         return [e for e in (self.stt, self.tts, self.llm) if e is not None]
@@ -366,9 +366,9 @@ async def isolated_engines(config: SecretaryConfig, llm: bool) -> AsyncIterator[
     section = config.engines
     models_dir = models_dir_of(section, config.data_dir)
     engines = Engines(
-        stt=SpeechToText(FallbackChain("stt", stt_slots(section.stt, models_dir))),
-        tts=SpeechSynthesizer(tts_slots(section.tts, models_dir)),
-        llm=ChatEngine(llm_slots(section.llm, models_dir), first_token_timeout_s=section.llm.first_token_timeout_s)
+        stt=SttEngine(FallbackChain("stt", stt_slots(section.stt, models_dir))),
+        tts=TtsEngine(tts_slots(section.tts, models_dir)),
+        llm=LlmEngine(llm_slots(section.llm, models_dir), first_token_timeout_s=section.llm.first_token_timeout_s)
         if llm else None,
     )
     try:
@@ -389,7 +389,7 @@ def line_audio_16k(wav: Path) -> np.ndarray:
     return float_to_int16(np.concatenate([resampler.process(samples), resampler.flush()]))
 
 
-async def stt_once(stt: SpeechToText, pcm: np.ndarray) -> tuple[float, str]:
+async def stt_once(stt: SttEngine, pcm: np.ndarray) -> tuple[float, str]:
     """(ms from the last audio chunk handed over to SttFinal, the text)."""
     handed_over: list[float] = []
 
@@ -407,7 +407,7 @@ async def stt_once(stt: SpeechToText, pcm: np.ndarray) -> tuple[float, str]:
     return (done - handed_over[0]) * 1000, final.text.strip() if final else ""
 
 
-async def tts_once(tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> float:
+async def tts_once(tts: TtsEngine, voice: PersonaVoice, text: str) -> float:
     """ms to the first audio chunk (the whole text is still synthesized, as in a call)."""
     started = time.monotonic()
     first: float | None = None
@@ -417,7 +417,7 @@ async def tts_once(tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> fl
     return float("nan") if first is None else (first - started) * 1000
 
 
-async def llm_once(llm: ChatEngine, request: ChatRequest, chain: list[str] | None) -> tuple[float, float]:
+async def llm_once(llm: LlmEngine, request: ChatRequest, chain: list[str] | None) -> tuple[float, float]:
     """(ms to the first text delta, ms to the first chunk the reply chunker releases); NaN: none.
 
     The first-token deadline is lifted (the call's is ``first_token_timeout_s``) so a slow start is measured.

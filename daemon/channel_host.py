@@ -9,7 +9,7 @@ from channels.telegram.channel import TelegramChannel
 from channels.twilio.twilio_channel import TwilioChannel
 from channels.widget.widget_channel import WidgetChannel
 from config.schema import SecretaryConfig
-from daemon.service import Service, ServiceStatus
+from daemon.runtime.service import Service, ServiceStatus
 
 
 class TelegramService(Service):

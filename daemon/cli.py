@@ -23,13 +23,13 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from daemon.demo import run_demo
+    from daemon.tools.demo import run_demo
 
     return asyncio.run(run_demo(data_dir=args.data_dir, language=args.lang))
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from daemon.doctor import run_doctor
+    from daemon.tools.doctor import run_doctor
 
     return asyncio.run(run_doctor(args.config))
 
@@ -71,7 +71,7 @@ def _vllm_serve(args: argparse.Namespace) -> int:
     import os
 
     from config.engines_schema import VllmConfig
-    from daemon.engine_wiring import llm_settings, models_dir_of
+    from daemon.engine_host.engine_wiring import llm_settings, models_dir_of
     from engines.llm.vllm_process import vllm_command
 
     try:

@@ -24,7 +24,7 @@ def package_version() -> str:
 async def serve(loaded: LoadedConfig, config_path: Path | None) -> None:
     """Run the app on this event loop, whose thread also runs the line clock."""
     from daemon.app import SecretaryApp  # the whole box: imported only to run it (--version stays light)
-    from daemon.loop_priority import apply_loop_priority
+    from daemon.runtime.loop_priority import apply_loop_priority
 
     apply_loop_priority(loaded.settings.audio.realtime_priority)
     await SecretaryApp(loaded, config_path=config_path).run()
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         print(f"fix these and check again with: secretary config check {args.config}", file=sys.stderr)
         return 2
-    from daemon.logging_setup import configure_logging
+    from daemon.runtime.logging_setup import configure_logging
 
     configure_logging(loaded.settings.log)
     try:

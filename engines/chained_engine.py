@@ -1,6 +1,6 @@
 """The lifecycle every engine facade shares: it is its fallback chain's.
 
-SpeechToText, SpeechSynthesizer, ChatEngine and VoiceActivity each add their
+SttEngine, TtsEngine, LlmEngine and VadEngine each add their
 own way of serving a request; loading, recovery, closing and the status they
 report are the chain's, so they inherit them from here.
 """

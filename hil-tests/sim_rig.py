@@ -32,8 +32,8 @@ import yaml
 from box_bus import BoxBus
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.systemd_notify import SystemdNotifier
 from rig import Rig, RigCall, RigTiming
 from rig_audio import FRAME_S
 

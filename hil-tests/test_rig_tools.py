@@ -14,8 +14,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from box_bus import BoxBus, BoxCommandError
-from daemon.demo_caller import caller_script
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.demo_caller import caller_script
+from daemon.tools.private_broker import MosquittoBroker
 from drivers.sim7600.simulator.call_audio import UplinkRecorder
 from real_rig import MissingEnv, RealRigEnv
 from rig import Said, same_number

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -61,3 +61,100 @@ def test_no_asyncio_wait_for() -> None:
                         a.name == "wait_for" for a in node.names):
                     wrong.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not wrong, "use `async with asyncio.timeout(t): await x` instead of asyncio.wait_for:\n" + "\n".join(wrong)
+
+
+# The daemon's rooms, lowest first: a room may import only the rooms before it (daemon/__init__.py).
+DAEMON_LAYERS = (
+    "daemon.runtime", "daemon.bus", "daemon.engine_host", "daemon.modem", "daemon.records", "daemon.voices",
+    "daemon.dialogue", "daemon.call", "daemon.web", "daemon.composition", "daemon.tools", "daemon.entry",
+)
+# The top-level modules: the composition root sits under the owner's tools, the entry points over them.
+DAEMON_TOP = {"daemon.app": "daemon.composition", "daemon.channel_host": "daemon.composition",
+              "daemon.main": "daemon.entry", "daemon.cli": "daemon.entry", "daemon": "daemon.composition"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _product_graph() -> dict[str, set[str]]:
+    """Every product module and the product modules it imports (at any depth: lazy and TYPE_CHECKING too)."""
+    paths = {_module_name(p): p for package in PACKAGES for p in _modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                candidates = [f"{base}.{alias.name}" for alias in node.names]  # a submodule, or a name in base
+            else:
+                continue
+            for candidate in candidates:
+                while candidate and candidate not in paths:  # a name imported from a module -> the module
+                    candidate = candidate.rpartition(".")[0]
+                if candidate and candidate != name:
+                    targets.add(candidate)
+        graph[name] = targets
+    return graph
+
+
+def _room(module: str) -> str | None:
+    if not module.startswith("daemon"):
+        return None
+    if module in DAEMON_TOP:
+        return DAEMON_TOP[module]
+    return next(room for room in DAEMON_LAYERS if module == room or module.startswith(room + "."))
+
+
+def test_daemon_rooms_import_only_rooms_below() -> None:
+    wrong = []
+    for module, targets in _product_graph().items():
+        room = _room(module)
+        for target in targets:
+            other = _room(target)
+            if room and other and DAEMON_LAYERS.index(other) > DAEMON_LAYERS.index(room):
+                wrong.append(f"{module} ({room}) imports {target} ({other})")
+    assert not wrong, "a room imports a room above it:\n" + "\n".join(sorted(wrong))
+
+
+def test_daemon_top_holds_only_entry_points_and_the_composition_root() -> None:
+    top = sorted(p.name for p in (REPO / "daemon").glob("*.py"))
+    assert len(top) <= 5, top
+    assert all(f"daemon.{name[:-3]}" in DAEMON_TOP or name == "__init__.py" for name in top), top
+
+
+def test_rooms_stay_small_and_say_what_they_do() -> None:
+    for init in (REPO / "daemon").rglob("__init__.py"):
+        room = init.parent
+        modules = [p for p in room.glob("*.py") if p.name != "__init__.py"]
+        if room != REPO / "daemon":
+            assert len(modules) <= 10, f"{room.relative_to(REPO)} has {len(modules)} modules: split it"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        assert len(doc) > 80, f"{init.relative_to(REPO)} needs a docstring: what the room does and its path"
+
+
+def test_product_import_graph_has_no_cycle() -> None:
+    graph = _product_graph()
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    cycles: list[str] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]) if target in path else target)
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

@@ -27,10 +27,10 @@ from paho.mqtt.properties import Properties
 
 from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
 from config.schema import MqttConfig
-from daemon.bus_outbox import OutboundMessage, Outbox
-from daemon.commands import CommandHandler, CommandRouter, StreamingHandler
-from daemon.service import Service, ServiceStatus
-from daemon.topics import Topics
+from daemon.bus.outbox import OutboundMessage, Outbox
+from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler
+from daemon.runtime.service import Service, ServiceStatus
+from daemon.bus.topics import Topics
 
 log = logging.getLogger("secretary.bus")
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 
 from config.call_schema import CallConfig
 from config.persona_schema import PersonaConfig
-from daemon.call_line import CallLine
-from daemon.call_record import Utterance
-from daemon.caller_listener import (
+from daemon.call.line import CallLine
+from daemon.records.call_record import Utterance
+from daemon.call.listener import (
     CallerListener,
     CallerNoise,
     CallerPartial,
@@ -46,11 +46,11 @@ from daemon.caller_listener import (
     CallerUtterance,
     ListenerEvent,
 )
-from daemon.dialogue import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
-from daemon.message_slots import MessageSlots
-from daemon.scripted_dialogue import ScriptedDialogue
-from daemon.speaker import ReplyProgress, Speaker
-from daemon.speech_cache import CachedSpeech
+from daemon.dialogue.interface import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.dialogue.scripted_dialogue import ScriptedDialogue
+from daemon.call.speaker import ReplyProgress, Speaker
+from daemon.voices.phrase_cache import CachedSpeech
 from engines.vad.speech_detector import SpeechDetector
 
 log = logging.getLogger("secretary.call")

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.call_line import STT_RATE
+from daemon.call.line import STT_RATE
 from engines.fallback_chain import ChainExhausted, RequestError
 from engines.stt.interface import SttFinal, SttPartial
-from engines.stt.speech_to_text import SpeechToText
+from engines.stt.stt_engine import SttEngine
 from engines.vad.speech_detector import SpeechDetector, SpeechEnded, SpeechStarted
 
 log = logging.getLogger("secretary.call")
@@ -95,7 +95,7 @@ class CallerListener:
     def __init__(
         self,
         detector: SpeechDetector,
-        stt: SpeechToText | None,
+        stt: SttEngine | None,
         language: str,
         emit: Callable[[ListenerEvent], None],
         *,

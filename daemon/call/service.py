@@ -27,30 +27,30 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from config.schema import SecretaryConfig
-from daemon.bus import Bus
-from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
-from daemon.call_index import CallIndex, CallSummaryRow
-from daemon.call_line import STT_RATE, CallLine, LineSession
-from daemon.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
-from daemon.call_retention import run_retention
-from daemon.call_summary import llm_summary, slots_summary
-from daemon.caller_listener import CallerListener, ListenerEvent
-from daemon.commands import CommandError
-from daemon.dialogue import Dialogue
-from daemon.llm_dialogue import LlmDialogue
-from daemon.persona_voice import PersonaVoice
-from daemon.scripted_dialogue import ScriptedDialogue
-from daemon.service import Service, ServiceStatus
-from daemon.speaker import Speaker
-from daemon.speech_cache import CachedSpeech, SpeechCache
+from daemon.bus.connection import Bus
+from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
+from daemon.records.call_index import CallIndex, CallSummaryRow
+from daemon.call.line import STT_RATE, CallLine, LineSession
+from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
+from daemon.records.retention import run_retention
+from daemon.dialogue.call_summary import llm_summary, slots_summary
+from daemon.call.listener import CallerListener, ListenerEvent
+from daemon.bus.commands import CommandError
+from daemon.dialogue.interface import Dialogue
+from daemon.dialogue.llm_dialogue import LlmDialogue
+from daemon.voices.persona_voice import PersonaVoice
+from daemon.dialogue.scripted_dialogue import ScriptedDialogue
+from daemon.runtime.service import Service, ServiceStatus
+from daemon.call.speaker import Speaker
+from daemon.voices.phrase_cache import CachedSpeech, SpeechCache
 from drivers.audio import CallRecorder
 from drivers.sim7600 import CallAnswered, CallDirection, CallDtmf, CallEnded, ModemEvent, PcmSession, Sim7600Modem
 from drivers.sim7600.event_hub import EventHub
 from engines.engine_status import EngineState
-from engines.llm.chat_engine import ChatEngine
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.llm.llm_engine import LlmEngine
+from engines.tts.tts_engine import TtsEngine
 from engines.vad.speech_detector import SpeechDetector
-from engines.vad.voice_activity import VoiceActivity
+from engines.vad.vad_engine import VadEngine
 
 log = logging.getLogger("secretary.call")
 
@@ -153,7 +153,7 @@ class CallService(Service):
             status.ready(f"answering as {self.persona_name}")
             return
 
-    async def _phrases(self, tts: SpeechSynthesizer | None, persona: Any, *, synthesize: bool) -> CallPhrases:
+    async def _phrases(self, tts: TtsEngine | None, persona: Any, *, synthesize: bool) -> CallPhrases:
         voice = PersonaVoice.of(persona)
         texts = phrase_texts(persona)
 
@@ -375,7 +375,7 @@ class CallService(Service):
 
     async def _finish(
         self, record: CallRecord, call_dir: Path, result: CallResult, persona: Any, caller: str | None,
-        started: float, llm: ChatEngine | None,
+        started: float, llm: LlmEngine | None,
     ) -> None:
         summary = None
         if llm is not None and self._conversational_chain(persona) and result.dialogue != "scripted":
@@ -471,7 +471,7 @@ class CallService(Service):
         names = persona.llm.chain if persona.llm.chain is not None else list(self.config.engines.llm.chain)
         return any(backends[name].is_conversational for name in names if name in backends)
 
-    def _dialogue(self, persona: Any, caller: str | None, llm: ChatEngine | None) -> Dialogue:
+    def _dialogue(self, persona: Any, caller: str | None, llm: LlmEngine | None) -> Dialogue:
         mode = persona.dialogue
         usable = llm is not None and llm.status.state is not EngineState.FAILED
         if mode == "llm" or (mode == "auto" and usable and self._conversational_chain(persona)):
@@ -480,7 +480,7 @@ class CallService(Service):
                 return LlmDialogue(llm, persona, caller, max_tokens=settings.max_tokens, temperature=settings.temperature)
         return ScriptedDialogue(persona, caller)
 
-    def _detector(self, vad: VoiceActivity | None) -> SpeechDetector:
+    def _detector(self, vad: VadEngine | None) -> SpeechDetector:
         if vad is None:
             raise RuntimeError("no VAD engine is loaded: the call cannot be heard")
         base = vad.detector

@@ -23,12 +23,12 @@ import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
-from daemon.call_line import CallLine
-from daemon.persona_voice import PersonaVoice
-from daemon.speech_cache import CachedSpeech
+from daemon.call.line import CallLine
+from daemon.voices.persona_voice import PersonaVoice
+from daemon.voices.phrase_cache import CachedSpeech
 from drivers.audio import FRAME_MS, LINE_RATE
 from engines.fallback_chain import ChainExhausted, RequestError
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.tts.tts_engine import TtsEngine
 
 log = logging.getLogger("secretary.call")
 
@@ -79,7 +79,7 @@ class Speaker:
     def __init__(
         self,
         line: CallLine,
-        tts: SpeechSynthesizer | None,
+        tts: TtsEngine | None,
         voice: PersonaVoice,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -14,10 +14,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from daemon.call_record import Utterance
-from daemon.message_slots import MessageSlots
+from daemon.records.call_record import Utterance
+from daemon.dialogue.message_slots import MessageSlots
 from engines.fallback_chain import BackendError, RequestError
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import ChatMessage, ChatRequest
 
 log = logging.getLogger("secretary.call")
@@ -63,7 +63,7 @@ def transcript_text(utterances: Sequence[Utterance]) -> str:
 
 
 async def llm_summary(
-    llm: ChatEngine,
+    llm: LlmEngine,
     chain: Sequence[str] | None,
     utterances: Sequence[Utterance],
     slots: MessageSlots,
@@ -103,7 +103,7 @@ async def llm_summary(
 
 
 def _fitting(
-    leaving_out: Callable[[int], ChatRequest], lines: int, llm: ChatEngine, chain: Sequence[str] | None,
+    leaving_out: Callable[[int], ChatRequest], lines: int, llm: LlmEngine, chain: Sequence[str] | None,
 ) -> ChatRequest:
     """The request with the fewest middle lines left out that fits the serving model (first and last line stay)."""
     if llm.fit(leaving_out(0), chain).fits:

@@ -32,10 +32,10 @@ import numpy as np
 
 from config.persona_schema import PersonaConfig
 from config.schema import SecretaryConfig
-from daemon.commands import CommandError, Emit
-from daemon.llm_dialogue import LANGUAGE_NAMES
-from daemon.persona_voice import PersonaVoice, spoken_at_rate
-from daemon.service import Service, ServiceStatus
+from daemon.bus.commands import CommandError, Emit
+from daemon.dialogue.llm_dialogue import LANGUAGE_NAMES
+from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
+from daemon.runtime.service import Service, ServiceStatus
 from drivers.audio import StreamingWavWriter, read_wav
 from drivers.audio.pcm import float_to_int16
 from engines.engine_status import EngineState

@@ -14,8 +14,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from daemon.message_slots import MessageSlots
-from daemon.speech_cache import CachedSpeech
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.voices.phrase_cache import CachedSpeech
 
 
 class TextFeed:

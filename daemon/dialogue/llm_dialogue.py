@@ -22,11 +22,11 @@ import time
 from collections.abc import Sequence
 
 from config.persona_schema import PersonaConfig
-from daemon.dialogue import DialogueUnavailable, ReplyOutcome, TextFeed
-from daemon.message_slots import MessageSlots
-from daemon.reply_chunker import ReplyChunker
+from daemon.dialogue.interface import DialogueUnavailable, ReplyOutcome, TextFeed
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.dialogue.reply_chunker import ReplyChunker
 from engines.fallback_chain import ChainExhausted, RequestError
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from engines.llm.reply_assembly import ToolCallAccumulator
 
@@ -77,7 +77,7 @@ class LlmDialogue:
 
     def __init__(
         self,
-        llm: ChatEngine,
+        llm: LlmEngine,
         persona: PersonaConfig,
         caller: str | None,
         *,

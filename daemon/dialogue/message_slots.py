@@ -1,6 +1,6 @@
 """The message a caller leaves, and the pure-text helpers that fill it from speech-to-text results.
 
-The scripted take-a-message policy (daemon/take_message_policy.py) and the LLM tool call fill the
+The scripted take-a-message policy (daemon/dialogue/take_message_policy.py) and the LLM tool call fill the
 same `MessageSlots`. Everything here is deterministic string work on STT output: whisper-base
 varies case and punctuation, writes numbers as digits or words, and sometimes mis-hears, so the
 parsers are tolerant and say `None` rather than guess when nothing fits.

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from config.persona_schema import PersonaConfig
-from daemon.dialogue import ReplyOutcome, TextFeed
-from daemon.message_slots import MessageSlots
-from daemon.take_message_policy import PolicyTurn, TakeMessagePolicy
+from daemon.dialogue.interface import ReplyOutcome, TextFeed
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.dialogue.take_message_policy import PolicyTurn, TakeMessagePolicy
 from engines.tts.sentences import split_sentences
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.message_slots import (
+from daemon.dialogue.message_slots import (
     MIN_PHONE_DIGITS,
     SLOT_NAMES,
     MessageSlots,

@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from daemon.bus import Bus
-from daemon.service import Service, ServiceStatus
+from daemon.bus.connection import Bus
+from daemon.runtime.service import Service, ServiceStatus
 from engines.engine_status import EngineState, EngineStatus
 
 log = logging.getLogger("secretary.engines")
 
 
 class Engine(Protocol):
-    """What every engine facade (SpeechToText, SpeechSynthesizer, ChatEngine, ...) offers its owner."""
+    """What every engine facade (SttEngine, TtsEngine, LlmEngine, ...) offers its owner."""
 
     @property
     def status(self) -> EngineStatus: ...

@@ -25,27 +25,27 @@ from config.engines_schema import (
     VadConfig,
     VllmConfig,
 )
-from daemon.bus import Bus
-from daemon.engine_service import ChainTiming, EngineService, StatusSink
+from daemon.bus.connection import Bus
+from daemon.engine_host.engine_service import ChainTiming, EngineService, StatusSink
 from engines.fallback_chain import BackendSlot, FallbackChain
 from engines.llm.backend_factory import build_llm_backend
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import LlmBackend
 from engines.llm.settings import AnthropicSettings, LlamaCppSettings, OpenAiCompatibleSettings, VllmSettings
 from engines.stt.backend_factory import build_stt_backend
 from engines.stt.faster_whisper_backend import FasterWhisperSettings
 from engines.stt.interface import SttBackend
-from engines.stt.speech_to_text import SpeechToText
+from engines.stt.stt_engine import SttEngine
 from engines.stt.vosk_backend import VoskSettings
 from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import TtsBackend
 from engines.tts.settings import EspeakSettings, PiperSettings, WorkerSettings, XttsSettings
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.tts.tts_engine import TtsEngine
 from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.silero_backend import SileroSettings
 from engines.vad.speech_detector import DetectorSettings
-from engines.vad.voice_activity import VoiceActivity
+from engines.vad.vad_engine import VadEngine
 from engines.vad.webrtc_backend import WebRtcSettings
 
 
@@ -196,24 +196,24 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
     return [
         EngineService(
             "vad", bus,
-            lambda on_status: VoiceActivity(chain("vad", vad_slots(vad), on_status), detector_settings(vad)),
+            lambda on_status: VadEngine(chain("vad", vad_slots(vad), on_status), detector_settings(vad)),
             config=(vad, timing), load_gate=gate,
         ),
         EngineService(
             "stt", bus,
-            lambda on_status: SpeechToText(chain("stt", stt_slots(stt, models_dir), on_status)),
+            lambda on_status: SttEngine(chain("stt", stt_slots(stt, models_dir), on_status)),
             config=(stt, models_dir, timing), load_gate=gate,
         ),
         EngineService(
             "llm", bus,
-            lambda on_status: ChatEngine(
+            lambda on_status: LlmEngine(
                 llm_slots(llm, models_dir), on_status, first_token_timeout_s=llm.first_token_timeout_s, **retry
             ),
             config=(llm, models_dir, timing), load_gate=gate,
         ),
         EngineService(
             "tts", bus,
-            lambda on_status: SpeechSynthesizer(tts_slots(tts, models_dir), on_status=on_status, **retry),
+            lambda on_status: TtsEngine(tts_slots(tts, models_dir), on_status=on_status, **retry),
             config=(tts, models_dir, timing), load_gate=gate,
         ),
     ]

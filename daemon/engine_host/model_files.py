@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.engines_schema import EnginesConfig, LlamaCppConfig, VllmConfig
-from daemon.engine_wiring import models_dir_of
+from daemon.engine_host.engine_wiring import models_dir_of
 from engines.backend import BackendUnavailable
 from engines.llm.gguf_model import resolve_gguf
 from engines.stt.packaged_whisper import check_whisper_model

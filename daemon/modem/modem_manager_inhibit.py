@@ -34,7 +34,7 @@ from typing import Any, Final, Self
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 
-from daemon.system_dbus import (
+from daemon.runtime.system_dbus import (
     CALL_TIMEOUT_S,
     CONNECT_TIMEOUT_S,
     ERROR_ACCESS_DENIED,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import ModemConfig
-from daemon.blocked_numbers import BlockedNumbers
-from daemon.bus import Bus
-from daemon.commands import CommandError
-from daemon.modem_manager_inhibit import InhibitResult, ModemManagerInhibitor
-from daemon.service import Service, ServiceStatus
+from daemon.modem.blocked_numbers import BlockedNumbers
+from daemon.bus.connection import Bus
+from daemon.bus.commands import CommandError
+from daemon.modem.modem_manager_inhibit import InhibitResult, ModemManagerInhibitor
+from daemon.runtime.service import Service, ServiceStatus
 from drivers.sim7600.call_model import CallDirection
 from drivers.sim7600.call_state import CallControlError
 from drivers.sim7600.event_hub import EventHub

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from daemon.call_record import IN_PROGRESS, CallRecordHeader
+from daemon.records.call_record import IN_PROGRESS, CallRecordHeader
 
 T = TypeVar("T")
 

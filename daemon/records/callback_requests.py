@@ -15,9 +15,9 @@ import secrets
 import time
 from typing import Any
 
-from daemon.bus import Bus
-from daemon.commands import CommandError
-from daemon.service import Service, ServiceStatus
+from daemon.bus.connection import Bus
+from daemon.bus.commands import CommandError
+from daemon.runtime.service import Service, ServiceStatus
 
 log = logging.getLogger("secretary.callbacks")
 _DIGITS = re.compile(r"^\+?[0-9]{5,20}$")

@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.call_index import CallIndex
-from daemon.call_record import (
+from daemon.records.call_index import CallIndex
+from daemon.records.call_record import (
     IN_PROGRESS,
     INTERRUPTED,
     TRANSCRIPT_JSON,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.service import Service, ServiceReport, ServiceState, ServiceStatus
+from daemon.runtime.service import Service, ServiceReport, ServiceState, ServiceStatus
 
 log = logging.getLogger("secretary.supervisor")
 

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 
-from daemon.service import Service, ServiceStatus
+from daemon.runtime.service import Service, ServiceStatus
 
 log = logging.getLogger("secretary.systemd")
 

@@ -18,7 +18,7 @@ from typing import Final
 from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
 
-from daemon.system_dbus import CONNECT_TIMEOUT_S, call_method, get_property, name_has_owner, open_bus
+from daemon.runtime.system_dbus import CONNECT_TIMEOUT_S, call_method, get_property, name_has_owner, open_bus
 
 log = logging.getLogger("secretary.systemd")
 

@@ -26,11 +26,11 @@ import yaml
 
 from config.loader import bundled_config_text, parse_config_text
 from daemon.app import SecretaryApp
-from daemon.bus import NO_DELAY, request_properties
-from daemon.demo_caller import caller_script
-from daemon.logging_setup import configure_logging
-from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker
-from daemon.systemd_notify import SystemdNotifier
+from daemon.bus.connection import NO_DELAY, request_properties
+from daemon.tools.demo_caller import caller_script
+from daemon.runtime.logging_setup import configure_logging
+from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
+from daemon.runtime.systemd_notify import SystemdNotifier
 
 DEMO_CALLER = "+79161234567"
 

@@ -22,9 +22,9 @@ import aiomqtt
 from config.errors import ConfigError
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.loader import LoadedConfig, load_config
-from daemon.model_files import model_checks
-from daemon.system_dbus import close_bus, connect_bus, get_property
-from daemon.systemd_units import BOX_UNITS, unit_states
+from daemon.engine_host.model_files import model_checks
+from daemon.runtime.system_dbus import close_bus, connect_bus, get_property
+from daemon.runtime.systemd_units import BOX_UNITS, unit_states
 from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3

@@ -11,7 +11,7 @@ import numpy as np
 from config.persona_schema import PersonaConfig
 from drivers.audio import StreamResampler
 from engines.tts.interface import SynthesisRequest
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.tts.tts_engine import TtsEngine
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class PersonaVoice:
 
 
 async def spoken_at_rate(
-    tts: SpeechSynthesizer, voice: PersonaVoice, text: str, rate: int, backends: tuple[str, ...] | None = None,
+    tts: TtsEngine, voice: PersonaVoice, text: str, rate: int, backends: tuple[str, ...] | None = None,
 ) -> AsyncIterator[np.ndarray]:
     """``text`` in ``voice`` as float32 chunks at ``rate``, whatever rate each TTS backend produces."""
     resampler: StreamResampler | None = None

@@ -21,8 +21,8 @@ import numpy as np
 from drivers.audio import LINE_RATE, read_wav
 from drivers.audio.pcm import float_to_int16
 from drivers.audio.wav_io import StreamingWavWriter
-from daemon.persona_voice import PersonaVoice, spoken_at_rate
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
+from engines.tts.tts_engine import TtsEngine
 
 log = logging.getLogger("secretary.call")
 
@@ -54,7 +54,7 @@ class SpeechCache:
     def get(self, voice: PersonaVoice, text: str) -> CachedSpeech | None:
         return self._memory.get(self.key(voice, text))
 
-    async def ensure(self, tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> CachedSpeech:
+    async def ensure(self, tts: TtsEngine, voice: PersonaVoice, text: str) -> CachedSpeech:
         """The phrase at line rate: from memory, from disk, or synthesized now."""
         key = self.key(voice, text)
         async with self._lock:
@@ -67,7 +67,7 @@ class SpeechCache:
             self._memory[key] = cached
             return cached
 
-    async def _synthesize(self, tts: SpeechSynthesizer, voice: PersonaVoice, text: str) -> CachedSpeech:
+    async def _synthesize(self, tts: TtsEngine, voice: PersonaVoice, text: str) -> CachedSpeech:
         parts = [part async for part in spoken_at_rate(tts, voice, text, LINE_RATE)]
         if not parts:
             raise ValueError(f"the TTS produced no audio for {text!r}")

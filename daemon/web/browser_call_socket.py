@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
-from daemon.stream_line import StreamLineSession
+from daemon.call.stream_line import StreamLineSession
 
 log = logging.getLogger("secretary.web")
 

@@ -8,7 +8,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from daemon.web import calls_page, config_page, login_page, status_page, test_call_page, voices_page
+from daemon.web.pages import browser_call_page, calls_page, config_page, login_page, status_page, voices_page
 from daemon.web.auth import auth_middleware, csrf_middleware
 from daemon.web.web_context import CONTEXT, WebContext
 

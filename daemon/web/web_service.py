@@ -19,9 +19,9 @@ from aiohttp import web
 
 from channels.bus_client import ChannelBus
 from config.schema import SecretaryConfig
-from daemon.call_index import CallIndex
-from daemon.service import Service, ServiceStatus
-from daemon.voice_samples import VoiceLibrary
+from daemon.records.call_index import CallIndex
+from daemon.runtime.service import Service, ServiceStatus
+from daemon.voices.samples import VoiceLibrary
 from daemon.web.auth import LoginLimiter, PasswordStore, SessionStore
 from daemon.web.metrics import BoxMetrics
 from daemon.web.status_relay import SUBSCRIPTIONS, StatusRelay

@@ -46,7 +46,7 @@ def vllm_command(settings: VllmSettings, models_dir: Path, port: int) -> ServerC
         "--served-model-name", settings.served_name,
         "--gpu-memory-utilization", f"{settings.gpu_memory_utilization:g}",
         "--max-model-len", str(settings.max_model_len),
-        "--enable-prefix-caching",  # a call's prompt is primed while the greeting plays (ChatEngine.prime)
+        "--enable-prefix-caching",  # a call's prompt is primed while the greeting plays (LlmEngine.prime)
     ]
     if settings.enable_lora:
         argv += ["--enable-lora", "--max-loras", str(settings.max_loras), "--max-lora-rank", str(settings.max_lora_rank)]

@@ -21,12 +21,12 @@ import yaml
 
 from config.loader import parse_config_text
 from config.schema import SecretaryConfig
-from daemon.bus import Bus
-from daemon.call_service import CallService
-from daemon.engine_wiring import engine_services
-from daemon.modem_service import ModemService
-from daemon.supervisor import RestartPolicy, Supervisor
-from daemon.topics import Topics
+from daemon.bus.connection import Bus
+from daemon.call.service import CallService
+from daemon.engine_host.engine_wiring import engine_services
+from daemon.modem.modem_service import ModemService
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.bus.topics import Topics
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 

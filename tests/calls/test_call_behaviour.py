@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from daemon.demo_caller import caller_script
+from daemon.tools.demo_caller import caller_script
 from drivers.audio import read_wav
 from tests.engines.llm_standins import StandIn, open_sse, openai_chunk, openai_text_stream
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import secretaryd_command, write_config
 from tests.support.mqtt_watch import MqttWatch
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.demo_caller import caller_script
+from daemon.tools.demo_caller import caller_script
 from drivers.audio import read_wav
 
 from .call_harness import CALLER, box_config, call_box

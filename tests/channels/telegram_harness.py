@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import SecretaryConfig
-from daemon.bus import Bus, BusConnection
-from daemon.call_service import CallService
-from daemon.callback_requests import CallbackRequests
-from daemon.channel_services import TelegramService
-from daemon.chat_service import ChatService
-from daemon.engine_wiring import engine_services
-from daemon.modem_service import ModemService
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.service import ServiceState
-from daemon.supervisor import RestartPolicy, Supervisor
-from daemon.topics import Topics
+from daemon.bus.connection import Bus, BusConnection
+from daemon.call.service import CallService
+from daemon.records.callback_requests import CallbackRequests
+from daemon.channel_host import TelegramService
+from daemon.dialogue.chat_service import ChatService
+from daemon.engine_host.engine_wiring import engine_services
+from daemon.modem.modem_service import ModemService
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.service import ServiceState
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.bus.topics import Topics
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 from tests.calls.call_harness import box_config

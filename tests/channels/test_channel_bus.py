@@ -7,7 +7,7 @@ import random
 
 from channels.bus_client import ChannelBus
 from config.schema import MqttConfig
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 
 
 async def test_a_stop_during_connect_or_subscribe_always_ends(broker: MosquittoBroker) -> None:

@@ -14,8 +14,8 @@ from aiohttp import web
 from channels.bus_client import ChannelBus, CommandFailed
 from channels.telegram.outbox import NotificationOutbox
 from channels.telegram.voice_notes import pcm_to_voice_note, voice_note_to_pcm
-from daemon.demo_caller import caller_script
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.demo_caller import caller_script
+from daemon.tools.private_broker import MosquittoBroker
 from drivers.audio import read_wav
 from tests.calls.call_harness import cloud_llm
 from tests.engines.llm_standins import StandIn, open_sse, openai_text_stream

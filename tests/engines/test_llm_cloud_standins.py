@@ -20,7 +20,7 @@ from engines.engine_status import EngineState
 from engines.fallback_chain import BackendSlot, ChainExhausted, RequestError
 from engines.llm.anthropic_messages_backend import AnthropicMessagesBackend
 from engines.llm.backend_factory import build_llm_backend, llm_slot
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.http_errors import LlmAuthError, LlmHttpError, LlmProtocolError, LlmRequestError, LlmTimeout
 from engines.llm.interface import ChatMessage, ChatRequest, LlmBackend, ToolCall, ToolSpec
 from engines.llm.openai_compatible_backend import PRESETS, OpenAiCompatibleBackend
@@ -222,12 +222,12 @@ async def test_presets_and_missing_key(monkeypatch: pytest.MonkeyPatch, models_d
 # -- failover through the chat engine ---------------------------------------------
 
 
-async def two_standin_engine(first: StandIn, second: StandIn) -> ChatEngine:
+async def two_standin_engine(first: StandIn, second: StandIn) -> LlmEngine:
     slots: list[BackendSlot[LlmBackend]] = [
         BackendSlot("cloud-a", lambda: openai_backend(first)),
         BackendSlot("cloud-b", lambda: anthropic_backend(second)),
     ]
-    engine = ChatEngine(slots, first_token_timeout_s=2.0, retry_initial_s=60)
+    engine = LlmEngine(slots, first_token_timeout_s=2.0, retry_initial_s=60)
     await engine.start()
     return engine
 
@@ -274,7 +274,7 @@ async def test_request_errors_do_not_fail_over(standin: StandIn, key: str) -> No
 
 async def test_every_backend_failing_is_chain_exhausted(standin: StandIn, key: str) -> None:
     standin.reply = openai_error(503, "down", "server_error")
-    engine = ChatEngine([llm_slot("only", "openai_compatible", OpenAiCompatibleSettings(
+    engine = LlmEngine([llm_slot("only", "openai_compatible", OpenAiCompatibleSettings(
         provider="custom", base_url=standin.url + "/v1", model="m"), Path("/nonexistent"))], retry_initial_s=60)
     await engine.start()
     with pytest.raises(ChainExhausted, match="HTTP 503"):

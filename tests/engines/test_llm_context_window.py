@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from engines.backend import BackendError
 from engines.fallback_chain import BackendSlot, RequestError
-from engines.llm.chat_engine import ChatEngine, ContextTooLong
+from engines.llm.llm_engine import LlmEngine, ContextTooLong
 from engines.llm.context_fit import fit_context, fixed_tokens, message_tokens
 from engines.llm.gguf_model import resolve_gguf
 from engines.llm.interface import ChatMessage, ChatRequest
@@ -71,7 +71,7 @@ async def test_our_count_is_the_models_own_plus_a_small_margin(server: LlamaCppS
 async def test_the_engine_sends_it_without_its_oldest_turns_and_gets_an_answer(server: LlamaCppServerBackend) -> None:
     pid = server.process.pid if server.process else None
     borrowed = Borrowed(server)
-    engine = ChatEngine([BackendSlot("local", lambda: borrowed)], first_token_timeout_s=30)
+    engine = LlmEngine([BackendSlot("local", lambda: borrowed)], first_token_timeout_s=30)
     await engine.start()
     try:
         reply = await collect_reply(engine.stream(long_call()))
@@ -87,7 +87,7 @@ async def test_the_engine_sends_it_without_its_oldest_turns_and_gets_an_answer(s
 async def test_a_message_too_long_for_any_window_is_refused_without_sending_it(server: LlamaCppServerBackend) -> None:
     pid = server.process.pid if server.process else None
     borrowed = Borrowed(server)
-    engine = ChatEngine([BackendSlot("local", lambda: borrowed)], first_token_timeout_s=30)
+    engine = LlmEngine([BackendSlot("local", lambda: borrowed)], first_token_timeout_s=30)
     await engine.start()
     huge = ChatRequest(messages=(ChatMessage("system", "Be brief."), ChatMessage("user", LINE * 12)), max_tokens=8)
     try:
@@ -107,7 +107,7 @@ async def test_a_message_too_long_for_the_local_window_goes_to_a_larger_model(se
     local = Borrowed(server)
     cloud = OpenAiCompatibleBackend(OpenAiCompatibleSettings(
         provider="custom", base_url=cloud_server.url + "/v1", model="standin-model", idle_timeout_s=5))
-    engine = ChatEngine([BackendSlot("local", lambda: local), BackendSlot("cloud", lambda: cloud)], first_token_timeout_s=30)
+    engine = LlmEngine([BackendSlot("local", lambda: local), BackendSlot("cloud", lambda: cloud)], first_token_timeout_s=30)
     await engine.start()
     try:
         huge = ChatRequest(messages=(ChatMessage("user", LINE * 12),), max_tokens=8)

@@ -1,4 +1,4 @@
-"""SpeechToText over a fallback chain: a backend failing at load or mid-utterance, the next hears it all.
+"""SttEngine over a fallback chain: a backend failing at load or mid-utterance, the next hears it all.
 
 The second backend is always the real faster-whisper on real speech; the
 first is either a real backend that cannot load or a backend that dies (or
@@ -21,7 +21,7 @@ from engines.fallback_chain import BackendSlot, FallbackChain, RequestError
 from engines.stt.backend_factory import STT_SETTINGS, build_stt_backend
 from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings
 from engines.stt.interface import SttBackend, SttEvent, SttFinal, SttPartial
-from engines.stt.speech_to_text import SpeechToText
+from engines.stt.stt_engine import SttEngine
 from engines.stt.vosk_backend import VoskBackend, VoskSettings
 from tests.engines import speech_samples as samples
 
@@ -84,7 +84,7 @@ def whisper_slot(models_dir: Path) -> BackendSlot[SttBackend]:
 
 async def test_a_backend_that_cannot_load_hands_over_to_the_next(models_dir: Path, tmp_path: Path) -> None:
     missing = VoskSettings(model=str(tmp_path / "vosk-model-ru"), language="ru")
-    stt = SpeechToText(FallbackChain("stt", [BackendSlot("vosk", lambda: build_stt_backend("vosk", missing, models_dir)), whisper_slot(models_dir)]))
+    stt = SttEngine(FallbackChain("stt", [BackendSlot("vosk", lambda: build_stt_backend("vosk", missing, models_dir)), whisper_slot(models_dir)]))
     status = await stt.start()
     try:
         assert status.state is EngineState.DEGRADED and status.backend == "faster-whisper"
@@ -100,7 +100,7 @@ async def test_a_backend_that_cannot_load_hands_over_to_the_next(models_dir: Pat
 @pytest.mark.parametrize("raise_error", [True, False], ids=["dies", "ends-without-final"])
 async def test_a_backend_failing_mid_utterance_lets_the_next_hear_all_of_it(models_dir: Path, raise_error: bool) -> None:
     first = DiesMidUtterance(hear_chunks=60, raise_error=raise_error)  # 1.2 s of a 5.8 s utterance
-    stt = SpeechToText(FallbackChain("stt", [BackendSlot("first", lambda: first), whisper_slot(models_dir)]))
+    stt = SttEngine(FallbackChain("stt", [BackendSlot("first", lambda: first), whisper_slot(models_dir)]))
     await stt.start()
     try:
         pcm = samples.speech(samples.APPOINTMENT)
@@ -126,7 +126,7 @@ async def test_a_backend_failing_mid_utterance_lets_the_next_hear_all_of_it(mode
 
 
 async def test_bad_audio_and_a_failing_line_do_not_fail_over(models_dir: Path) -> None:
-    stt = SpeechToText(FallbackChain("stt", [whisper_slot(models_dir), BackendSlot("never", lambda: DiesMidUtterance(1))]))
+    stt = SttEngine(FallbackChain("stt", [whisper_slot(models_dir), BackendSlot("never", lambda: DiesMidUtterance(1))]))
     await stt.start()
     try:
         with pytest.raises(RequestError, match="int16"):
@@ -144,7 +144,7 @@ async def test_bad_audio_and_a_failing_line_do_not_fail_over(models_dir: Path) -
 
 
 async def test_cancelling_the_consumer_stops_the_tape_and_the_backend(models_dir: Path) -> None:
-    stt = SpeechToText(FallbackChain("stt", [whisper_slot(models_dir)]))
+    stt = SttEngine(FallbackChain("stt", [whisper_slot(models_dir)]))
     await stt.start()
     try:
         source = LineSource(samples.speech(samples.APPOINTMENT), pace_s=0.02)  # live pace

@@ -19,7 +19,7 @@ from engines.fallback_chain import BackendSlot, RequestError
 from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend
 from engines.tts.settings import PiperSettings, WorkerSettings
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.tts.tts_engine import TtsEngine
 from engines.tts.worker_client import WorkerTtsBackend
 
 SENTENCES = [
@@ -119,7 +119,7 @@ async def test_chain_fails_over_mid_stream_without_repeating_words(tmp_path: Pat
         worker_holder.append(backend)
         return backend
 
-    synthesizer = SpeechSynthesizer(
+    synthesizer = TtsEngine(
         [BackendSlot("piper-worker", build_worker), BackendSlot("piper", lambda: build_tts_backend("piper", PiperSettings(), tmp_path))],
         on_status=statuses.append,
         retry_initial_s=60,

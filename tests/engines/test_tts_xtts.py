@@ -31,7 +31,7 @@ from engines.fallback_chain import BackendSlot, RequestError
 from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import SynthesisRequest, TtsBackend
 from engines.tts.settings import EspeakSettings, PiperSettings, WorkerSettings, XttsSettings
-from engines.tts.speech_synthesizer import SpeechSynthesizer
+from engines.tts.tts_engine import TtsEngine
 from engines.tts.xtts_backend import XttsBackend
 
 
@@ -45,7 +45,7 @@ async def test_chain_serves_piper_and_says_why_when_xtts_cannot_load(tmp_path: P
         BackendSlot("piper", lambda: build_tts_backend("piper", PiperSettings(), tmp_path)),
         BackendSlot("espeak", lambda: build_tts_backend("espeak", EspeakSettings(), tmp_path)),
     ]
-    synthesizer = SpeechSynthesizer(slots, retry_initial_s=60)
+    synthesizer = TtsEngine(slots, retry_initial_s=60)
     status = await synthesizer.start()
     try:
         assert status.state is EngineState.DEGRADED and status.backend == "piper"

@@ -11,7 +11,7 @@ def secretaryd_command(config: Path) -> list[str]:
 
 
 # Daemon-lifecycle tests need every engine service up, not the heavy models:
-# the lightest real backend of each engine (tests/test_engine_services.py runs
+# the lightest real backend of each engine (tests/daemon/engine_host/test_engine_services.py runs
 # the default CPU stack). The LLM points at a closed port: it loads without a
 # probe and would fail over at the first request.
 LIGHT_ENGINES = (

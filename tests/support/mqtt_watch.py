@@ -14,7 +14,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daemon.bus import NO_DELAY, request_properties
+from daemon.bus.connection import NO_DELAY, request_properties
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.web.test_call_socket import serve_test_call
+from daemon.web.browser_call_socket import serve_test_call
 from daemon.web.web_context import context, render
 from drivers.sim7600.call_model import new_call_id
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
-from daemon.call_record import is_valid_call_id, read_utterances
+from daemon.records.call_record import is_valid_call_id, read_utterances
 from daemon.web.web_context import context, redirect, render, session_of
 
 routes = web.RouteTableDef()

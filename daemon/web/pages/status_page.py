@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.systemd_units import BOX_UNITS, unit_states
+from daemon.runtime.systemd_units import BOX_UNITS, unit_states
 from daemon.web.status_relay import FellBehind
 from daemon.web.web_context import context, render
 

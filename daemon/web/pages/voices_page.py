@@ -12,9 +12,9 @@ from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
 from config.errors import ConfigError
-from daemon.voice_samples import MAX_UPLOAD_BYTES, SampleRejected, VoiceLibrary
+from daemon.voices.samples import MAX_UPLOAD_BYTES, SampleRejected, VoiceLibrary
 from daemon.web.config_editor import ConfigEditor
-from daemon.web.config_page import apply_by_reload
+from daemon.web.pages.config_page import apply_by_reload
 from daemon.web.web_context import context, redirect, render, session_of
 
 log = logging.getLogger("secretary.web")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 from drivers.sim7600.fields import split_params, to_int
+from drivers.sim7600.simulator.module_host import ModuleHost
 from drivers.sim7600.simulator.sim_state import SentSms, SimCallStat
-
-if TYPE_CHECKING:
-    from drivers.sim7600.simulator.sim_modem import SimulatedModem
 
 Mode = Literal["exec", "read", "test", "set"]
 
@@ -30,7 +28,7 @@ _DTMF: Final = frozenset("0123456789*#ABCD")
 
 
 class SimCommands:
-    def __init__(self, modem: SimulatedModem) -> None:
+    def __init__(self, modem: ModuleHost) -> None:
         self.m = modem
 
     # ------------------------------------------------------------ replies

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker, free_port, wait_listening
+from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker, free_port, wait_listening
 
 
 def _run(*args: str, cwd: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from daemon.mosquitto_broker import free_port
+from daemon.tools.private_broker import free_port
 
 
 class TcpGate:

@@ -11,7 +11,7 @@ import aiomqtt
 import pytest
 
 from channels.remote_bridge.bridge import RemoteBridge
-from daemon.mosquitto_broker import BrokerUnavailable, MosquittoBroker
+from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
 from tests.channels.remote_bridge.bridge_harness import BASE, bridge_config, local_publisher, running
 from tests.channels.remote_bridge.secure_broker import SecureBroker
 

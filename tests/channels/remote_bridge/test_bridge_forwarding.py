@@ -15,8 +15,8 @@ import pytest
 
 import channels.remote_bridge.bridge as bridge_module
 from channels.remote_bridge.bridge import RemoteBridge
-from daemon.bus import request_properties
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.bus.connection import request_properties
+from daemon.tools.private_broker import MosquittoBroker
 from tests.channels.remote_bridge.bridge_harness import BASE, bridge_config, local_publisher, running
 from tests.channels.remote_bridge.tcp_gate import TcpGate
 from tests.support.mqtt_watch import MqttWatch, Seen

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 from tests.channels.twilio.twilio_box import (
     ACCOUNT_SID,
     BASE,

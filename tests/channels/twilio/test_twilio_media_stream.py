@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.demo_caller import RECORDINGS_DIR
+from daemon.tools.private_broker import MosquittoBroker
 from tests.channels.twilio.twilio_box import (
     ACCOUNT_SID,
     BASE,
@@ -25,7 +26,7 @@ from tests.channels.twilio.twilio_client import TwilioStandIn, dtmf, is_speech, 
 from tests.support.mqtt_watch import MqttWatch
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-CALLER_WAV = Path(__file__).resolve().parents[3] / "daemon" / "demo_caller" / "en" / "01_introduction.wav"
+CALLER_WAV = RECORDINGS_DIR / "en" / "01_introduction.wav"
 GULYA_GREETING = "Здравствуйте! Вы позвонили в офис Алекса Моргана, меня зовут Гуля. Чем могу помочь?"
 
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 from tests.channels.twilio.twilio_box import ACCOUNT_SID, CALLER, LIDIA_NUMBER, PUBLIC_URL, TOKEN, TOKEN_ENV, twilio_box
 from tests.channels.twilio.twilio_client import TwilioStandIn, new_sid
 

@@ -25,7 +25,7 @@ from channels import line_protocol as lp
 from channels.twilio.twilio_channel import TwilioChannel
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.systemd_notify import SystemdNotifier
+from daemon.runtime.systemd_notify import SystemdNotifier
 from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 
 TOKEN = "0123456789abcdef0123456789abcdef"

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from channels.widget.widget_channel import WidgetChannel
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 from tests.calls.call_harness import cloud_llm
 from tests.channels.widget.callback_desk import callback_desk
 from tests.channels.widget.widget_harness import (
@@ -29,7 +29,7 @@ from tests.channels.widget.widget_harness import (
     widget_config,
 )
 from tests.engines.llm_standins import StandIn
-from tests.web.web_daemon import free_port
+from tests.daemon.web.web_daemon import free_port
 
 pytestmark = pytest.mark.timeout(120)
 OTHER_SITE = "https://evil.example"

@@ -25,15 +25,15 @@ from aiohttp import web
 
 from channels.widget.widget_channel import WidgetChannel
 from config.schema import SecretaryConfig
-from daemon.bus import Bus, BusConnection
-from daemon.chat_service import ChatService
-from daemon.engine_wiring import engine_services
-from daemon.service import ServiceState
-from daemon.supervisor import RestartPolicy, Supervisor
-from daemon.topics import Topics
+from daemon.bus.connection import Bus, BusConnection
+from daemon.dialogue.chat_service import ChatService
+from daemon.engine_host.engine_wiring import engine_services
+from daemon.runtime.service import ServiceState
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.bus.topics import Topics
 from tests.calls.call_harness import box_config
 from tests.engines.llm_standins import open_sse, openai_text_stream
-from tests.web.web_daemon import free_port
+from tests.daemon.web.web_daemon import free_port
 
 SITE = "https://example.com"
 ANSWER = ("Hello! ", "Alex is out until five.")

@@ -13,11 +13,11 @@ import pytest
 from config.loader import load_config
 from config.schema import MqttConfig
 from daemon.app import SecretaryApp
-from daemon.bus import Bus, BusConnection
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.supervisor import RestartPolicy, Supervisor
-from daemon.systemd_notify import SystemdNotifier
-from daemon.topics import Topics
+from daemon.bus.connection import Bus, BusConnection
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.bus.topics import Topics
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
 
@@ -124,7 +124,7 @@ async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, bro
     async def dial(args: dict[str, object]) -> dict[str, object]:
         calls.append(args)
         if "number" not in args:
-            from daemon.commands import CommandError
+            from daemon.bus.commands import CommandError
 
             raise CommandError("invalid", "number is required")
         return {"dialing": args["number"]}

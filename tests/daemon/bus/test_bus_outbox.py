@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.bus_outbox import OutboundMessage, Outbox
+from daemon.bus.outbox import OutboundMessage, Outbox
 
 
 def drain(outbox: Outbox) -> list[tuple[str, bytes]]:

@@ -22,22 +22,22 @@ import pytest
 
 from config.call_schema import CallConfig
 from config.loader import bundled_config_text, parse_config_text
-from daemon.call_flow import CallFlow, CallPhrases, CallResult, TurnTiming
-from daemon.call_line import CallLine
-from daemon.call_record import Utterance
-from daemon.caller_listener import (
+from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming
+from daemon.call.line import CallLine
+from daemon.records.call_record import Utterance
+from daemon.call.listener import (
     CallerNoise,
     CallerSpeechStarted,
     CallerStopped,
     CallerUtterance,
     ListenerEvent,
 )
-from daemon.dialogue import ReplyOutcome, TextFeed
-from daemon.message_slots import MessageSlots
-from daemon.persona_voice import PersonaVoice
-from daemon.speaker import Speaker
-from daemon.speech_cache import CachedSpeech
-from daemon.stream_line import StreamLineSession
+from daemon.dialogue.interface import ReplyOutcome, TextFeed
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.voices.persona_voice import PersonaVoice
+from daemon.call.speaker import Speaker
+from daemon.voices.phrase_cache import CachedSpeech
+from daemon.call.stream_line import StreamLineSession
 from engines.tts.interface import AudioChunk
 
 PERSONA = parse_config_text(bundled_config_text(), "default").settings.personas["lidia"]

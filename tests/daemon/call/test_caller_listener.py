@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from daemon.caller_listener import (
+from daemon.call.listener import (
     CallerListener,
     CallerNoise,
     CallerSpeechStarted,

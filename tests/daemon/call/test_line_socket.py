@@ -14,14 +14,15 @@ import pytest
 from channels import line_protocol as lp
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.systemd_notify import SystemdNotifier
+from daemon.tools.demo_caller import RECORDINGS_DIR
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.systemd_notify import SystemdNotifier
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
 
 pytestmark = pytest.mark.slow
 BASE = "secretary/test-box"
-CALLER_WAV = Path(__file__).resolve().parents[2] / "daemon" / "demo_caller" / "en" / "01_introduction.wav"
+CALLER_WAV = RECORDINGS_DIR / "en" / "01_introduction.wav"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from daemon.stream_line import FRAME_BYTES, StreamLineSession
+from daemon.call.stream_line import FRAME_BYTES, StreamLineSession
 
 
 def ramp(count: int, start: int = 0) -> bytes:

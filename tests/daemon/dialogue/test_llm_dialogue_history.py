@@ -14,13 +14,13 @@ import pytest
 import pytest_asyncio
 
 from config.persona_schema import bundled_personas
-from daemon.call_record import Utterance
-from daemon.call_summary import llm_summary, transcript_text
-from daemon.dialogue import ReplyOutcome, TextFeed
-from daemon.llm_dialogue import HISTORY_FILL, LlmDialogue
-from daemon.message_slots import MessageSlots
+from daemon.records.call_record import Utterance
+from daemon.dialogue.call_summary import llm_summary, transcript_text
+from daemon.dialogue.interface import ReplyOutcome, TextFeed
+from daemon.dialogue.llm_dialogue import HISTORY_FILL, LlmDialogue
+from daemon.dialogue.message_slots import MessageSlots
 from engines.fallback_chain import BackendSlot
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
 from tests.engines.llm_helpers import LLAMA, Borrowed
 
@@ -49,14 +49,14 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Borr
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def engine(server: Borrowed) -> AsyncIterator[ChatEngine]:
-    chat = ChatEngine([BackendSlot("local", lambda: server)], first_token_timeout_s=60)
+async def engine(server: Borrowed) -> AsyncIterator[LlmEngine]:
+    chat = LlmEngine([BackendSlot("local", lambda: server)], first_token_timeout_s=60)
     await chat.start()
     yield chat
     await chat.close()
 
 
-async def test_a_long_russian_call_keeps_its_prompt_its_slots_and_a_stable_prefix(engine: ChatEngine) -> None:
+async def test_a_long_russian_call_keeps_its_prompt_its_slots_and_a_stable_prefix(engine: LlmEngine) -> None:
     persona = bundled_personas()["gulya"]
     slots = MessageSlots(name="Иван Петров", callback_number="89161234567")
     dialogue = LlmDialogue(engine, persona, "+79161234567", max_tokens=REPLY_TOKENS, temperature=0.0, slots=slots)
@@ -81,7 +81,7 @@ async def test_a_long_russian_call_keeps_its_prompt_its_slots_and_a_stable_prefi
 
 
 
-async def test_a_long_calls_summary_leaves_out_the_middle_and_is_written(engine: ChatEngine, server: Borrowed) -> None:
+async def test_a_long_calls_summary_leaves_out_the_middle_and_is_written(engine: LlmEngine, server: Borrowed) -> None:
     utterances = [Utterance("secretary", "Алло, секретарь Гуля слушает.", 0.0, 2.0)]
     for n in range(40):
         utterances.append(Utterance("caller", f"{n}. {CALLER[n % len(CALLER)]}", 3.0 + 6 * n, 6.0 + 6 * n))

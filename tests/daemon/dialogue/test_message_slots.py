@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon.message_slots import (
+from daemon.dialogue.message_slots import (
     SLOT_NAMES,
     MessageSlots,
     check_language,

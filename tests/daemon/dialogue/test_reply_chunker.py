@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.reply_chunker import ReplyChunker, is_emoji
+from daemon.dialogue.reply_chunker import ReplyChunker, is_emoji
 
 MARKUP = "*_`#"
 EMOJI = ("😊", "👍", "📞", "☎️", "✅", "👋🏻")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.message_slots import MessageSlots
-from daemon.take_message_policy import (
+from daemon.dialogue.message_slots import MessageSlots
+from daemon.dialogue.take_message_policy import (
     DECLINED,
     IN_PROGRESS,
     MESSAGE_TAKEN,

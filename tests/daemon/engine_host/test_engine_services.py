@@ -14,12 +14,12 @@ import samplerate
 
 from config.loader import parse_config_text
 from config.schema import SecretaryConfig
-from daemon.bus import Bus, BusConnection
-from daemon.engine_service import EngineService
-from daemon.engine_wiring import engine_services
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.supervisor import RestartPolicy, Supervisor
-from daemon.topics import Topics
+from daemon.bus.connection import Bus, BusConnection
+from daemon.engine_host.engine_service import EngineService
+from daemon.engine_host.engine_wiring import engine_services
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.bus.topics import Topics
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.stt.interface import SttFinal
 from engines.tts.interface import SynthesisRequest

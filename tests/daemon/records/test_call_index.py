@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from daemon import call_index
-from daemon.call_index import MIGRATIONS, CallIndex, CallSummaryRow, IndexVersionError, migrate, schema_version
-from daemon.call_record import CallRecordHeader
+from daemon.records import call_index
+from daemon.records.call_index import MIGRATIONS, CallIndex, CallSummaryRow, IndexVersionError, migrate, schema_version
+from daemon.records.call_record import CallRecordHeader
 
 T0 = 1_732_000_000.0
 

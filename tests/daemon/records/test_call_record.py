@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from daemon import call_record
-from daemon.call_record import (
+from daemon.records import call_record
+from daemon.records.call_record import (
     TRANSCRIPT_JSON,
     TRANSCRIPT_TXT,
     CallRecord,
@@ -30,7 +30,7 @@ from daemon.call_record import (
     is_valid_call_id,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STARTED = 1732451696.25  # 2024-11-24 12:34:56.250 UTC
 CALL_ID = "20241124T123456Z-1a2b3c"
 
@@ -115,7 +115,7 @@ CRASH_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from daemon.call_record import CallRecord, CallRecordHeader, Utterance
+    from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance
     r = CallRecord(Path(sys.argv[1]), CallRecordHeader("crash-1", "+7999", "anna", "ru", 1700000000.0))
     for i in range(3):
         r.add_utterance(Utterance("caller", f"фраза {i}", i * 2.0, i * 2.0 + 1.5))

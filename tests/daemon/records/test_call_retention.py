@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon import call_retention
-from daemon.call_index import CallIndex
-from daemon.call_record import TRANSCRIPT_JSON, TRANSCRIPT_TXT, CallRecord, CallRecordHeader, Utterance
-from daemon.call_retention import SweepResult, recover_interrupted, run_retention, sweep
+from daemon.records import retention as call_retention
+from daemon.records.call_index import CallIndex
+from daemon.records.call_record import TRANSCRIPT_JSON, TRANSCRIPT_TXT, CallRecord, CallRecordHeader, Utterance
+from daemon.records.retention import SweepResult, recover_interrupted, run_retention, sweep
 from drivers.audio import CallRecorder
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DAY = 86400.0
 NOW = 1_732_000_000.0
 
@@ -117,8 +117,8 @@ CRASHING_CALL = textwrap.dedent(
     import os, signal, sys
     import numpy as np
     from pathlib import Path
-    from daemon.call_index import CallIndex
-    from daemon.call_record import CallRecord, CallRecordHeader, Utterance
+    from daemon.records.call_index import CallIndex
+    from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance
     from drivers.audio import CallRecorder
     calls, call_id = Path(sys.argv[1]), sys.argv[2]
     index = CallIndex(Path(sys.argv[3]))

@@ -30,7 +30,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusBool, DBusObjectPath, DBusStr
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
-from daemon.modem_manager_inhibit import (
+from daemon.modem.modem_manager_inhibit import (
     MM_BUS_NAME,
     MM_ERROR_IN_PROGRESS,
     MM_ERROR_NOT_FOUND,
@@ -41,16 +41,16 @@ from daemon.modem_manager_inhibit import (
     ModemManagerInhibitor,
     hold_modem_from_modem_manager,
 )
-from daemon.system_dbus import (
+from daemon.runtime.system_dbus import (
     DEFAULT_SYSTEM_BUS_ADDRESS,
     close_bus,
     connect_bus,
     get_managed_objects,
     system_bus_address,
 )
-from daemon.systemd_units import ERROR_NO_SUCH_UNIT, NOT_LOADED, UnitState, unit_states
+from daemon.runtime.systemd_units import ERROR_NO_SUCH_UNIT, NOT_LOADED, UnitState, unit_states
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 DBUS_DAEMON = "/usr/bin/dbus-daemon"
 #: The SIM7600's USB device as ModemManager reports it (Device = physdev sysfs path).
 MODEM_DEVICE = "/sys/devices/platform/secretary-test-xhci/usb9/9-1/9-1.3"
@@ -522,7 +522,7 @@ async def test_process_killed_while_inhibited_is_released_by_modem_manager(
     """A crash never calls release: ModemManager sees the caller's name vanish and drops the inhibition."""
     script = (
         "import asyncio, sys\n"
-        "from daemon.modem_manager_inhibit import ModemManagerInhibitor\n"
+        "from daemon.modem.modem_manager_inhibit import ModemManagerInhibitor\n"
         "async def main() -> None:\n"
         "    result = await ModemManagerInhibitor(sys.argv[1]).inhibit(sys.argv[2])\n"
         "    print('inhibited' if result.inhibited else 'failed: ' + result.detail, flush=True)\n"

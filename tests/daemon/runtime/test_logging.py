@@ -7,7 +7,7 @@ import json
 import logging
 
 from config.schema import LogConfig
-from daemon.logging_setup import configure_logging
+from daemon.runtime.logging_setup import configure_logging
 
 
 class FakeTty(io.StringIO):

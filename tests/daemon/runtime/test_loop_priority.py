@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 import daemon.app
-import daemon.logging_setup
+import daemon.runtime.logging_setup
 import daemon.main as daemon_main
 from config.errors import ConfigError
 from config.loader import parse_config_text
-from daemon.loop_priority import WORKER_THREAD_PREFIX, apply_loop_priority
+from daemon.runtime.loop_priority import WORKER_THREAD_PREFIX, apply_loop_priority
 from drivers.audio.thread_priority import current_policy
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux per-thread scheduling")
@@ -92,7 +92,7 @@ def probe_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[s
     """Run ``secretaryd --config`` with ``audio_yaml`` in a fresh thread, the app replaced by ProbeApp."""
     # daemon.main imports these when it runs (so `secretaryd --version` stays light): patch them at their source
     monkeypatch.setattr(daemon.app, "SecretaryApp", ProbeApp)
-    monkeypatch.setattr(daemon.logging_setup, "configure_logging", lambda config: None)  # keep caplog's handler
+    monkeypatch.setattr(daemon.runtime.logging_setup, "configure_logging", lambda config: None)  # keep caplog's handler
 
     def run(audio_yaml: str) -> tuple[int, dict[str, Any]]:
         config = tmp_path / "config.yaml"

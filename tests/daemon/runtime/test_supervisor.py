@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from daemon.service import Service, ServiceReport, ServiceState, ServiceStatus
-from daemon.supervisor import RestartPolicy, Supervisor
+from daemon.runtime.service import Service, ServiceReport, ServiceState, ServiceStatus
+from daemon.runtime.supervisor import RestartPolicy, Supervisor
 
 
 class Crashy(Service):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.service import ServiceReport, ServiceState, ServiceStatus
-from daemon.systemd_notify import SystemdNotifier, WatchdogService
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.service import ServiceReport, ServiceState, ServiceStatus
+from daemon.runtime.systemd_notify import SystemdNotifier, WatchdogService
 from tests.support.daemon_runner import secretaryd_command, write_config
 
 

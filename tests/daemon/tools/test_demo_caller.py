@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.demo_caller import LANGUAGES, RECORDINGS_DIR, CallerLine, caller_script
+from daemon.tools.demo_caller import LANGUAGES, RECORDINGS_DIR, CallerLine, caller_script
 
 LINE_RATE = 8_000
 MAX_TOTAL_BYTES = 600 * 1024

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aiomqtt
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import write_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def doctor(config: Path) -> subprocess.CompletedProcess[str]:

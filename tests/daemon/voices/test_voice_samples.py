@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.voice_samples import (
+from daemon.voices.samples import (
     MAX_UPLOAD_BYTES,
     SampleCheck,
     SampleRejected,

@@ -14,11 +14,11 @@ import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.stream_line import FRAME_BYTES, StreamLineSession
-from daemon.web.test_call_socket import serve_test_call
-from tests.web.chromium import chromium, fake_microphone_args
+from daemon.call.stream_line import FRAME_BYTES, StreamLineSession
+from daemon.web.browser_call_socket import serve_test_call
+from tests.daemon.web.chromium import chromium, fake_microphone_args
 
-STATIC = Path(__file__).resolve().parents[2] / "daemon" / "web" / "static"
+STATIC = Path(__file__).resolve().parents[3] / "daemon" / "web" / "static"
 LINE_RATE = 8000
 MIC_HZ = 440.0
 REPLY_HZ = 1000.0

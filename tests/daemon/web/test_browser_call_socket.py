@@ -15,8 +15,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.stream_line import FRAME_BYTES, StreamLineSession
-from daemon.web.test_call_socket import CallRunner, serve_test_call
+from daemon.call.stream_line import FRAME_BYTES, StreamLineSession
+from daemon.web.browser_call_socket import CallRunner, serve_test_call
 
 Event = Callable[[dict[str, Any]], None]
 

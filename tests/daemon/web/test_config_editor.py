@@ -15,7 +15,7 @@ from config.secrets import read_env_file
 from daemon.web.config_editor import NO_SECRETS_FILE, ConfigEditor, write_secrets
 from daemon.web.config_forms import apply_form
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config" / "example.yaml"
 
 

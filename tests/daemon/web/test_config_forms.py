@@ -27,7 +27,7 @@ from daemon.web.config_forms import (
     field_errors,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config" / "example.yaml"
 
 BOT_YAML = """\

@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 from playwright.async_api import expect
 
-from daemon.mosquitto_broker import MosquittoBroker
+from daemon.tools.demo_caller import RECORDINGS_DIR
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.mqtt_watch import MqttWatch
-from tests.web.chromium import chromium, fake_microphone_args
-from tests.web.web_daemon import ARTIFACTS, PASSWORD, WebDaemon, web_daemon
+from tests.daemon.web.chromium import chromium, fake_microphone_args
+from tests.daemon.web.web_daemon import ARTIFACTS, PASSWORD, WebDaemon, web_daemon
 
 pytestmark = pytest.mark.slow
 BASE = "secretary/test-box"
 CALLER = "+79161234567"
-DEMO_CALLER_WAV = Path(__file__).resolve().parents[2] / "daemon" / "demo_caller" / "en" / "01_introduction.wav"
+DEMO_CALLER_WAV = RECORDINGS_DIR / "en" / "01_introduction.wav"
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from daemon.mosquitto_broker import MosquittoBroker
-from tests.web.web_daemon import PASSWORD, WebDaemon, web_daemon
+from daemon.tools.private_broker import MosquittoBroker
+from tests.daemon.web.web_daemon import PASSWORD, WebDaemon, web_daemon
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,14 @@ import aiohttp
 
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.mosquitto_broker import MosquittoBroker
-from daemon.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
+from daemon.runtime.systemd_notify import SystemdNotifier
 from daemon.web.auth import PasswordStore
 from daemon.web.web_service import password_path
 from tests.support.daemon_runner import write_config
 
 PASSWORD = "correct horse battery"
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "test-artifacts"))
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """The LLM engine the daemon talks to: streamed chat over a fallback chain of backends.
 
-``ChatEngine.stream`` yields a reply's text as it is generated, and at the
+``LlmEngine.stream`` yields a reply's text as it is generated, and at the
 end one delta with the whole tool calls (if any), the finish reason and the
 usage. Behind it a ``FallbackChain`` serves from the first healthy backend:
 
@@ -45,7 +45,7 @@ class ContextTooLong(NoEligibleBackend):
     """No backend this request may use can hold it, even without its older turns (a message too long)."""
 
 
-class ChatEngine(ChainedEngine[LlmBackend]):
+class LlmEngine(ChainedEngine[LlmBackend]):
     def __init__(
         self,
         slots: Sequence[BackendSlot[LlmBackend]],

@@ -8,7 +8,7 @@ from engines.vad.interface import VadBackend
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector
 
 
-class VoiceActivity(ChainedEngine[VadBackend]):
+class VadEngine(ChainedEngine[VadBackend]):
     def __init__(self, chain: FallbackChain[VadBackend], detector: DetectorSettings) -> None:
         super().__init__(chain)
         self.detector = detector

@@ -1,6 +1,6 @@
 """The STT engine as the call flow sees it: one utterance in, events out, backends behind.
 
-``SpeechToText`` serves each utterance from the first healthy backend of its
+``SttEngine`` serves each utterance from the first healthy backend of its
 ``FallbackChain``. The utterance is recorded on an ``UtteranceTape`` while
 the backend hears it, so when a backend fails in the middle (its model
 crashes, its worker dies, it ends without a final) the chain moves on and the
@@ -25,7 +25,7 @@ from engines.stt.interface import SttBackend, SttEvent, SttFinal
 from engines.stt.utterance_tape import UtteranceTape
 
 
-class SpeechToText(ChainedEngine[SttBackend]):
+class SttEngine(ChainedEngine[SttBackend]):
     @property
     def streams(self) -> bool:
         """The backend that would serve now recognises while the audio arrives (no backend: False)."""

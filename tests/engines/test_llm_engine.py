@@ -1,4 +1,4 @@
-"""ChatEngine: failover at load, at the first-token deadline and mid-stream (reply continued), cancel, personas.
+"""LlmEngine: failover at load, at the first-token deadline and mid-stream (reply continued), cancel, personas.
 
 The real llama.cpp server (SmolLM2, CPU) serves; stand-ins play the cloud
 backends that are slow, die mid-reply or repeat themselves.
@@ -22,7 +22,7 @@ from aiohttp import web
 from engines.engine_status import EngineState, EngineStatus
 from engines.fallback_chain import BackendSlot
 from engines.llm.backend_factory import llm_slot
-from engines.llm.chat_engine import ChatEngine
+from engines.llm.llm_engine import LlmEngine
 from engines.backend import BackendError
 from engines.llm.interface import ChatDelta, ChatMessage, ChatRequest, LlmBackend, ToolCall
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
@@ -61,7 +61,7 @@ def cloud(server: StandIn) -> OpenAiCompatibleBackend:
     )
 
 
-async def run(engine: ChatEngine, request: ChatRequest, **kwargs: object) -> ReplyAssembler:
+async def run(engine: LlmEngine, request: ChatRequest, **kwargs: object) -> ReplyAssembler:
     assembler = ReplyAssembler()
     async with contextlib.aclosing(engine.stream(request, **kwargs)) as deltas:  # type: ignore[arg-type]
         async for delta in deltas:
@@ -86,7 +86,7 @@ async def test_first_token_deadline_moves_to_the_next_backend(server: LlamaCppSe
     standin.reply = silent_once
     backup = Borrowed(server)
     slots: list[BackendSlot[LlmBackend]] = [BackendSlot("cloud", lambda: cloud(standin)), BackendSlot("local", lambda: backup)]
-    engine = ChatEngine(slots, first_token_timeout_s=DEADLINE_S)
+    engine = LlmEngine(slots, first_token_timeout_s=DEADLINE_S)
     await engine.start()
     try:
         started = time.monotonic()
@@ -104,7 +104,7 @@ async def test_first_token_deadline_moves_to_the_next_backend(server: LlamaCppSe
 
 async def test_backend_failing_at_load_is_skipped(server: LlamaCppServerBackend, models_dir: Path) -> None:
     backup = Borrowed(server)
-    engine = ChatEngine(
+    engine = LlmEngine(
         [llm_slot("broken", "llama_cpp", LlamaCppSettings(model="/nonexistent/model.gguf"), models_dir),
          BackendSlot("local", lambda: backup)],
         first_token_timeout_s=None,
@@ -131,7 +131,7 @@ async def test_server_killed_mid_stream_fails_over_continues_and_reloads(
 
     backup = Borrowed(server)
     statuses: list[EngineStatus] = []
-    engine = ChatEngine([BackendSlot("primary", primary), BackendSlot("backup", lambda: backup)], statuses.append,
+    engine = LlmEngine([BackendSlot("primary", primary), BackendSlot("backup", lambda: backup)], statuses.append,
                         first_token_timeout_s=None, retry_initial_s=1.0, retry_max_s=2.0)
     await engine.start()
     recovery = asyncio.create_task(engine.recover_forever())
@@ -172,7 +172,7 @@ async def test_server_killed_mid_stream_fails_over_continues_and_reloads(
 
 
 async def test_closing_the_stream_stops_generation(server: LlamaCppServerBackend) -> None:
-    engine = ChatEngine([BackendSlot("local", lambda: Borrowed(server))], first_token_timeout_s=None)
+    engine = LlmEngine([BackendSlot("local", lambda: Borrowed(server))], first_token_timeout_s=None)
     await engine.start()
     try:
         process = server.process
@@ -193,7 +193,7 @@ async def test_closing_the_stream_stops_generation(server: LlamaCppServerBackend
 async def test_persona_chain_selects_backends(server: LlamaCppServerBackend, standin: StandIn) -> None:
     standin.reply = sse_reply(openai_text_stream(["cloud says hi"]))
     backup = Borrowed(server)
-    engine = ChatEngine([BackendSlot("cloud", lambda: cloud(standin)), BackendSlot("local", lambda: backup)],
+    engine = LlmEngine([BackendSlot("cloud", lambda: cloud(standin)), BackendSlot("local", lambda: backup)],
                         first_token_timeout_s=None)
     await engine.start()
     try:
@@ -234,7 +234,7 @@ async def test_continuation_strips_a_repeated_beginning_and_tool_calls_come_whol
             return response
 
         repeating.reply = repeat
-        engine = ChatEngine([BackendSlot("a", lambda: cloud(dying)), BackendSlot("b", lambda: cloud(repeating))],
+        engine = LlmEngine([BackendSlot("a", lambda: cloud(dying)), BackendSlot("b", lambda: cloud(repeating))],
                             first_token_timeout_s=None, retry_initial_s=60)
         await engine.start()
         try:
@@ -265,7 +265,7 @@ def long_prompt(topic: str) -> ChatRequest:
     )
 
 
-async def first_text_s(engine: ChatEngine, request: ChatRequest) -> float:
+async def first_text_s(engine: LlmEngine, request: ChatRequest) -> float:
     started = time.monotonic()
     async with contextlib.aclosing(engine.stream(request, first_token_timeout_s=60)) as deltas:
         async for delta in deltas:
@@ -276,7 +276,7 @@ async def first_text_s(engine: ChatEngine, request: ChatRequest) -> float:
 
 async def test_priming_a_local_model_takes_the_prompt_prefill_off_the_first_reply(server: LlamaCppServerBackend) -> None:
     local = Borrowed(server)
-    engine = ChatEngine([BackendSlot("local", lambda: local)], first_token_timeout_s=DEADLINE_S)
+    engine = LlmEngine([BackendSlot("local", lambda: local)], first_token_timeout_s=DEADLINE_S)
     await engine.start()
     try:
         call = long_prompt("Acme")
@@ -298,7 +298,7 @@ async def test_a_hosted_backend_is_never_primed_and_a_failed_priming_is_no_failu
 ) -> None:
     hosted = cloud(standin)
     local = Borrowed(server)
-    engine = ChatEngine([BackendSlot("cloud", lambda: hosted), BackendSlot("local", lambda: local)],
+    engine = LlmEngine([BackendSlot("cloud", lambda: hosted), BackendSlot("local", lambda: local)],
                         first_token_timeout_s=DEADLINE_S)
     await engine.start()
     try:

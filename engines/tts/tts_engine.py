@@ -1,6 +1,6 @@
 """The TTS engine's facade: normalise the text, pick a backend that speaks the language, stream audio.
 
-``SpeechSynthesizer`` owns a ``FallbackChain[TtsBackend]`` (e.g. XTTS ->
+``TtsEngine`` owns a ``FallbackChain[TtsBackend]`` (e.g. XTTS ->
 Piper -> espeak-ng). For each request it:
 
 1. validates it: a language no configured backend speaks, or an unknown
@@ -97,7 +97,7 @@ async def _nothing() -> AsyncIterator[AudioChunk]:
     yield  # pragma: no cover - makes this an async generator
 
 
-class SpeechSynthesizer(ChainedEngine[TtsBackend]):
+class TtsEngine(ChainedEngine[TtsBackend]):
     """Text in, audio chunks out, over an ordered chain of TTS backends."""
 
     def __init__(

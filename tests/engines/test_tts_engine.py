@@ -1,4 +1,4 @@
-"""SpeechSynthesizer: normalises, routes by language, validates, resumes a failed stream without repeating words."""
+"""TtsEngine: normalises, routes by language, validates, resumes a failed stream without repeating words."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend
 from engines.tts.sentences import split_sentences
 from engines.tts.settings import EspeakSettings, PiperSettings
-from engines.tts.speech_synthesizer import SpeechSynthesizer, resume_point, skip_audio
+from engines.tts.tts_engine import TtsEngine, resume_point, skip_audio
 
 RATE = 1000  # scripted backends: 1 sample = 1 ms, values count up so a test can see exactly what was played
 
@@ -71,7 +71,7 @@ def _slots(*backends: TtsBackend) -> list[BackendSlot[TtsBackend]]:
     return [BackendSlot(b.name, lambda b=b: b) for b in backends]
 
 
-async def _collect(synthesizer: SpeechSynthesizer, request: SynthesisRequest) -> list[AudioChunk]:
+async def _collect(synthesizer: TtsEngine, request: SynthesisRequest) -> list[AudioChunk]:
     return [c async for c in synthesizer.synthesize(request)]
 
 
@@ -106,7 +106,7 @@ async def test_failover_mid_sentence_resumes_where_the_caller_stopped_hearing() 
     a = Scripted("a", {"en"}, chunk_ms=300, fail_after_chunks=3)  # sentence 1 whole, 0.3 s of sentence 2
     b = Scripted("b", {"en"}, chunk_ms=500)
     statuses: list[EngineStatus] = []
-    synthesizer = SpeechSynthesizer(_slots(a, b), on_status=statuses.append, retry_initial_s=60)
+    synthesizer = TtsEngine(_slots(a, b), on_status=statuses.append, retry_initial_s=60)
     await synthesizer.start()
     text = "First part here. Second part here. Third part here."
     heard = await _collect(synthesizer, SynthesisRequest(text, "en"))
@@ -128,7 +128,7 @@ async def test_failover_mid_sentence_resumes_where_the_caller_stopped_hearing() 
 
 async def test_text_is_normalised_before_it_reaches_a_backend() -> None:
     backend = Scripted("a", {"en", "ru"})
-    synthesizer = SpeechSynthesizer(_slots(backend))
+    synthesizer = TtsEngine(_slots(backend))
     await synthesizer.start()
     await _collect(synthesizer, SynthesisRequest("Dr. Smith calls at 9:05.", "en"))
     await _collect(synthesizer, SynthesisRequest("Скидка 15% до 31.12.", "ru", preset="warm"))
@@ -144,7 +144,7 @@ async def test_text_is_normalised_before_it_reaches_a_backend() -> None:
 async def test_bad_requests_are_refused_before_any_backend_runs() -> None:
     backend = Scripted("piper", {"en"})
     espeak = Scripted("espeak", {"en", "ru"})
-    synthesizer = SpeechSynthesizer(_slots(backend, espeak))
+    synthesizer = TtsEngine(_slots(backend, espeak))
     await synthesizer.start()
     with pytest.raises(RequestError, match="no TTS backend speaks 'de' \\(configured: piper: en; espeak: en, ru\\)"):
         await _collect(synthesizer, SynthesisRequest("Hallo.", "de"))
@@ -158,7 +158,7 @@ async def test_bad_requests_are_refused_before_any_backend_runs() -> None:
 async def test_a_slow_first_chunk_skips_the_backend_for_that_request_only() -> None:
     slow = Scripted("slow", {"en"}, first_delay_s=1.0)
     quick = Scripted("quick", {"en"})
-    synthesizer = SpeechSynthesizer(_slots(slow, quick), first_chunk_timeout_s=0.2)
+    synthesizer = TtsEngine(_slots(slow, quick), first_chunk_timeout_s=0.2)
     await synthesizer.start()
     heard = await _collect(synthesizer, SynthesisRequest("Hello there.", "en"))
     assert [c.text for c in heard if c.text] == ["Hello there."] and len(quick.requests) == 1
@@ -168,7 +168,7 @@ async def test_a_slow_first_chunk_skips_the_backend_for_that_request_only() -> N
 
 async def test_russian_goes_past_an_english_only_piper_to_espeak(tmp_path: Path) -> None:
     statuses: list[EngineStatus] = []
-    synthesizer = SpeechSynthesizer(
+    synthesizer = TtsEngine(
         [
             BackendSlot("piper", lambda: build_tts_backend("piper", PiperSettings(), tmp_path)),
             BackendSlot("espeak", lambda: build_tts_backend("espeak", EspeakSettings(), tmp_path)),
@@ -193,7 +193,7 @@ async def test_russian_goes_past_an_english_only_piper_to_espeak(tmp_path: Path)
 
 async def test_closing_the_stream_cancels_the_backend() -> None:
     backend = Scripted("a", {"en"})
-    synthesizer = SpeechSynthesizer(_slots(backend))
+    synthesizer = TtsEngine(_slots(backend))
     await synthesizer.start()
     stream = synthesizer.synthesize(SynthesisRequest("One. Two. Three. Four.", "en"))
     first = await anext(stream)

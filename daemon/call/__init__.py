@@ -1,0 +1,22 @@
+"""The live call: from the answered call's first audio frame to its record, with ears, dialogue and mouth.
+
+``service.py`` (``CallService``) hears from the modem that a call was
+answered and its PCM is up, opens the record, builds the line, the ears, the
+mouth and the dialogue, and runs the ``CallFlow`` (``flow.py``) until the
+hang-up; then it finishes the record and publishes ``ended``. Calls that do
+not come through the modem (the web page's test call, Twilio) arrive as a
+``StreamLineSession`` (``stream_line.py``), through ``line_socket.py`` or the
+web page, and run on the same flow.
+
+A caller's 20 ms frame and the reply's way back, with the file for each step::
+
+    drivers/sim7600/pcm_port.py (PcmSession.read_frame)       | call/stream_line.py (browser, Twilio)
+      -> call/line.py          CallLine.caller_audio: decode, caller track, 16 kHz
+      -> call/listener.py      CallerListener: engines/vad (SpeechDetector) -> engines/stt (SttEngine)
+      -> call/flow.py          CallFlow: barge-in, endpoint, fillers, DTMF, silence
+      -> dialogue/             Dialogue.reply -> dialogue/reply_chunker.py (clauses)
+      -> call/speaker.py       Speaker.say: engines/tts (TtsEngine) or voices/phrase_cache.py
+      -> call/line.py          CallLine: playout (crossfade, 8 kHz, level) -> jitter buffer -> 20 ms clock
+      -> drivers/sim7600/pcm_port.py (PcmSession.write_frame) | call/stream_line.py
+    and on every tick both tracks -> drivers/audio CallRecorder; utterances -> records/call_record.py
+"""

@@ -1,0 +1,11 @@
+"""What stays after a call: its record on disk, the SQLite index, retention, callback requests.
+
+``call_record.py`` writes one call's folder (both WAV tracks' names,
+``transcript.json``, ``transcript.txt``) crash-safe as the call goes;
+``call_index.py`` keeps one row per call in ``data_dir/secretary.db``;
+``retention.py`` recovers records a crash left in progress and deletes old
+ones; ``callback_requests.py`` takes the "call me back" requests channels
+leave and publishes them for the owner::
+
+    call/ -> CallRecord (utterances, end) -> transcript.json + CallIndex row -> retention
+"""
