@@ -14,19 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.dialogue.message_slots import (
+from daemon.dialogue.message_slots import SLOT_NAMES, MessageSlots, check_slot_names
+from daemon.dialogue.spoken_fields.names import extract_name
+from daemon.dialogue.spoken_fields.numbers import (
     MIN_PHONE_DIGITS,
-    SLOT_NAMES,
-    MessageSlots,
-    check_language,
-    check_slot_names,
-    detect_yes_no,
     extract_digits,
-    extract_name,
     extract_phone_number,
-    extract_reason,
     normalize_phone_number,
 )
+from daemon.dialogue.spoken_fields.reasons import extract_reason
+from daemon.dialogue.spoken_fields.words import check_language
+from daemon.dialogue.spoken_fields.yes_no import detect_yes_no
 
 IN_PROGRESS = "in_progress"
 MESSAGE_TAKEN = "message_taken"
