@@ -9,7 +9,7 @@ so personas can pick their own chain by name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -42,11 +42,16 @@ class SileroVadConfig(Section):
 
 
 class VadConfig(Section):
+    """The speech detector's model and thresholds; how long speech or silence must last is the call's to say."""
+
+    REPLACED_KEYS: ClassVar[dict[str, str]] = {
+        "min_silence_ms": "the caller's silence that ends their turn is call.endpoint_silence_ms",
+        "min_speech_ms": "the caller's speech that stops the secretary is call.barge_in.min_speech_ms",
+    }
+
     chain: list[Literal["silero", "webrtc"]] = Field(default_factory=lambda: ["silero", "webrtc"], min_length=1)
     start_threshold: float = Field(0.5, gt=0, lt=1)
     end_threshold: float = Field(0.35, gt=0, lt=1)
-    min_speech_ms: int = Field(250, ge=0, le=5000)
-    min_silence_ms: int = Field(400, ge=50, le=5000)
     speech_pad_ms: int = Field(100, ge=0, le=1000)
     silero: SileroVadConfig = Field(default_factory=SileroVadConfig)
     webrtc: WebrtcVadConfig = Field(default_factory=WebrtcVadConfig)

@@ -220,6 +220,9 @@ def _unknown_key_message(model: type[BaseModel] | None, key: str, secret_envs: d
         )
     if model is None:
         return "unknown key"
+    replaced_by = getattr(model, "REPLACED_KEYS", {}).get(key)
+    if replaced_by is not None:
+        return f"was removed: {replaced_by}; delete it here"
     allowed = list(model.model_fields)
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -20,9 +20,14 @@ EnvVarName = Annotated[
 
 
 class Section(BaseModel):
-    """Base of every config section: immutable, strict about unknown keys."""
+    """Base of every config section: immutable, strict about unknown keys.
+
+    ``REPLACED_KEYS`` names keys a section once had, each with what took its
+    place, so an old config is told what to change instead of "unknown key".
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    REPLACED_KEYS: ClassVar[dict[str, str]] = {}
 
 
 def split_host_port(value: str) -> tuple[str, int]:

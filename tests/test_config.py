@@ -215,3 +215,18 @@ def test_the_early_transcript_must_start_inside_the_endpoint_window() -> None:
     call = parse_config_text("box_id: b\ncall:\n  endpoint_silence_ms: 180\n", "test.yaml", {}).settings.call
     assert call.early_stt_ms == 0
     assert parse_config_text("box_id: b\n", "test.yaml", {}).settings.call.early_stt_ms == 200
+
+
+def test_a_removed_key_says_what_replaced_it() -> None:
+    """The VAD's silence and speech windows were overridden by the call's at every call: one key per meaning now."""
+    found = problems(
+        "box_id: b\nengines:\n  vad:\n    min_silence_ms: 700\n    min_speech_ms: 200\n    speech_pad_ms: 100\n"
+    )
+    assert found == [
+        "engines.vad.min_silence_ms: was removed: the caller's silence that ends their turn is "
+        "call.endpoint_silence_ms; delete it here (line 4)",
+        "engines.vad.min_speech_ms: was removed: the caller's speech that stops the secretary is "
+        "call.barge_in.min_speech_ms; delete it here (line 5)",
+    ]
+    vad = parse_config_text("box_id: b\nengines:\n  vad:\n    speech_pad_ms: 100\n", "test.yaml", {}).settings
+    assert "min_silence_ms" not in type(vad.engines.vad).model_fields

@@ -66,11 +66,10 @@ def vad_slots(config: VadConfig) -> list[BackendSlot[VadBackend]]:
 
 
 def detector_settings(config: VadConfig) -> DetectorSettings:
+    """The detector's model thresholds; a call sets its own speech and silence windows (``call`` section)."""
     return DetectorSettings(
         start_threshold=config.start_threshold,
         end_threshold=config.end_threshold,
-        min_speech_ms=config.min_speech_ms,
-        min_silence_ms=config.min_silence_ms,
         speech_pad_ms=config.speech_pad_ms,
     )
 
