@@ -556,63 +556,103 @@ class CallStateMachine:
     # ----------------------------------------------------------------- URCs
 
     async def _handle_urc(self, urc: Urc) -> None:
+        match urc:
+            case Ring() | CRing():
+                await self._on_ring(urc)
+            case CallerIdUrc():
+                await self._on_caller_id(urc)
+            case CallListUrc():
+                await self._on_call_list_entry(urc.entry)
+            case VoiceCallBegin():
+                await self._on_voice_call_begin()
+            case VoiceCallEnd():
+                await self._on_voice_call_end(urc)
+            case NoCarrier():
+                await self._on_no_carrier()
+            case Busy():
+                await self._on_outgoing_refused(EndReason.BUSY)
+            case NoAnswer():
+                await self._on_outgoing_refused(EndReason.NO_ANSWER)
+            case MissedCall():
+                await self._on_missed(self._call, urc.number)
+            case DtmfReceived():
+                self._on_dtmf(urc)
+            case ModemReady():
+                self._next_reconcile = self._clock()
+
+    def _ringing_incoming(self) -> _Call | None:
+        """The incoming call while it rings, else None."""
         call = self._call
-        state = self._snapshot.state
-        if isinstance(urc, (Ring, CRing)):
-            if isinstance(urc, CRing) and not urc.call_type.upper().startswith("VOICE"):
-                return
-            if call is None:
-                if self._just_ended() is not None:
-                    await self._reconcile()  # a straggler of the call that just ended, or a new call?
-                    return
-                call = self._start_call(CallDirection.INCOMING, None, False)
-                call.ring_count = 1
-            elif call.direction is CallDirection.INCOMING and state is CallState.RINGING:
-                call.ring_count += 1
-                call.last_seen_mono = self._clock()
-            else:
-                return  # a second call waiting during a call: not handled
+        if call is None or call.direction is not CallDirection.INCOMING:
+            return None
+        return call if self._snapshot.state is CallState.RINGING else None
+
+    async def _first_ring(self, caller: str | None, withheld: bool) -> _Call | None:
+        """A new incoming call from its first RING or +CLIP; None while AT+CLCC decides whether it is one."""
+        if self._just_ended() is not None:
+            await self._reconcile()  # a straggler of the call that just ended, or a new call?
+            return None
+        call = self._start_call(CallDirection.INCOMING, caller, withheld)
+        call.ring_count = 1  # for +CLIP: the RING before it was lost
+        return call
+
+    def _another_ring(self) -> _Call | None:
+        """Count a ring of the ringing incoming call; None for a second call waiting during a call (not handled)."""
+        call = self._ringing_incoming()
+        if call is not None:
+            call.ring_count += 1
+            call.last_seen_mono = self._clock()
+        return call
+
+    async def _on_ring(self, urc: Ring | CRing) -> None:
+        if isinstance(urc, CRing) and not urc.call_type.upper().startswith("VOICE"):
+            return  # not a voice call
+        if self._call is None:
+            call = await self._first_ring(None, False)
+        else:
+            call = self._another_ring()
+        if call is not None:
             await self._after_ringing_input(call)
-        elif isinstance(urc, CallerIdUrc):
-            number, withheld = urc.caller.number, urc.caller.withheld
-            if call is None:
-                if self._just_ended() is not None:
-                    await self._reconcile()
-                    return
-                call = self._start_call(CallDirection.INCOMING, number, withheld)
-                call.ring_count = 1  # the RING before it was lost
-            elif call.direction is CallDirection.INCOMING and state is CallState.RINGING:
+
+    async def _on_caller_id(self, urc: CallerIdUrc) -> None:
+        number, withheld = urc.caller.number, urc.caller.withheld
+        if self._call is None:
+            call = await self._first_ring(number, withheld)
+        else:
+            call = self._ringing_incoming()
+            if call is not None:
                 self._learn_caller(call, number, withheld)
-            else:
-                return
+        if call is not None:
             await self._after_ringing_input(call)
-        elif isinstance(urc, CallListUrc):
-            await self._on_call_list_entry(urc.entry)
-        elif isinstance(urc, VoiceCallBegin):
-            if call is None:
-                call = self._start_call(CallDirection.INCOMING, None, False)
-                self._next_reconcile = self._clock()  # learn the number
-            await self._connected(call)
-        elif isinstance(urc, VoiceCallEnd):
-            if call is not None:
-                call.modem_duration_s = urc.duration_s
-                await self._ended_by_remote(call)
-        elif isinstance(urc, NoCarrier):
-            if call is not None:
-                await self._ended_by_remote(call)
-        elif isinstance(urc, Busy):
-            if call is not None and call.direction is CallDirection.OUTGOING and call.connected_mono is None:
-                await self._ended_by_remote(call, EndReason.BUSY)
-        elif isinstance(urc, NoAnswer):
-            if call is not None and call.direction is CallDirection.OUTGOING and call.connected_mono is None:
-                await self._ended_by_remote(call, EndReason.NO_ANSWER)
-        elif isinstance(urc, MissedCall):
-            await self._on_missed(call, urc.number)
-        elif isinstance(urc, DtmfReceived):
-            if call is not None and state is CallState.ACTIVE:
-                self._emit(CallDtmf(call_id=call.call_id, digit=urc.digit, ts=self._wall()))
-        elif isinstance(urc, ModemReady):
-            self._next_reconcile = self._clock()
+
+    async def _on_voice_call_begin(self) -> None:
+        call = self._call
+        if call is None:
+            call = self._start_call(CallDirection.INCOMING, None, False)
+            self._next_reconcile = self._clock()  # learn the number
+        await self._connected(call)
+
+    async def _on_voice_call_end(self, urc: VoiceCallEnd) -> None:
+        call = self._call
+        if call is not None:
+            call.modem_duration_s = urc.duration_s
+            await self._ended_by_remote(call)
+
+    async def _on_no_carrier(self) -> None:
+        call = self._call
+        if call is not None:
+            await self._ended_by_remote(call)
+
+    async def _on_outgoing_refused(self, reason: EndReason) -> None:
+        """BUSY / NO ANSWER: the outcome of an outgoing call not yet answered."""
+        call = self._call
+        if call is not None and call.direction is CallDirection.OUTGOING and call.connected_mono is None:
+            await self._ended_by_remote(call, reason)
+
+    def _on_dtmf(self, urc: DtmfReceived) -> None:
+        call = self._call
+        if call is not None and self._snapshot.state is CallState.ACTIVE:
+            self._emit(CallDtmf(call_id=call.call_id, digit=urc.digit, ts=self._wall()))
 
     async def _on_missed(self, call: _Call | None, number: str | None) -> None:
         if call is None:

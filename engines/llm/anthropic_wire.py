@@ -109,51 +109,77 @@ class AnthropicEventParser:
         self.done = False
 
     def parse(self, event_type: str, data: str) -> ChatDelta | None:
+        payload = self._decode(event_type, data)
+        match payload.get("type") or event_type:
+            case "error":
+                raise _stream_error(self._source, payload, data)
+            case "message_start":
+                self._on_message_start(payload)
+            case "content_block_start":
+                return self._on_block_start(payload)
+            case "content_block_delta":
+                return self._on_block_delta(payload)
+            case "message_delta":
+                self._on_message_delta(payload)
+            case "message_stop":
+                self.done = True
+        # ping, content_block_stop, thinking/signature deltas: nothing to deliver
+        return None
+
+    def _decode(self, event_type: str, data: str) -> Mapping[str, Any]:
+        """The event's JSON object (an empty one for an empty data field)."""
         try:
             payload = json.loads(data) if data.strip() else {}
         except json.JSONDecodeError:
             raise LlmProtocolError(f"{self._source}: malformed JSON in {event_type!r} event: {data[:120]!r}") from None
         if not isinstance(payload, Mapping):
             raise LlmProtocolError(f"{self._source}: {event_type!r} event is not a JSON object")
-        kind = payload.get("type") or event_type
-        if kind == "error":
-            raise _stream_error(self._source, payload, data)
-        if kind == "message_start":
-            usage = (payload.get("message") or {}).get("usage") or {}
-            self.input_tokens = int(usage.get("input_tokens") or 0)
-            self.output_tokens = int(usage.get("output_tokens") or 0)
-        elif kind == "content_block_start":
-            block = payload.get("content_block") or {}
-            index = _int(payload.get("index"), self._source)
-            if block.get("type") == "tool_use":
-                tool = self._tool_index.setdefault(index, len(self._tool_index))
-                return ChatDelta(tool_calls=(ToolCallDelta(tool, id=block.get("id"), name=block.get("name")),))
-            if block.get("type") == "text" and block.get("text"):
-                return ChatDelta(text=str(block["text"]))
-        elif kind == "content_block_delta":
-            delta = payload.get("delta") or {}
-            index = _int(payload.get("index"), self._source)
-            if delta.get("type") == "text_delta":
-                text = delta.get("text") or ""
-                return ChatDelta(text=text) if text else None
-            if delta.get("type") == "input_json_delta":
-                if index not in self._tool_index:
-                    raise LlmProtocolError(f"{self._source}: input_json_delta for block {index}, which is not tool_use")
-                fragment = delta.get("partial_json") or ""
-                return ChatDelta(tool_calls=(ToolCallDelta(self._tool_index[index], arguments=fragment),)) if fragment else None
-        elif kind == "message_delta":
-            reason = (payload.get("delta") or {}).get("stop_reason")
-            if reason:
-                self.finish_reason = STOP_REASONS.get(str(reason), str(reason))
-            usage = payload.get("usage") or {}
-            if usage.get("output_tokens") is not None:
-                self.output_tokens = int(usage["output_tokens"])
-            if usage.get("input_tokens"):
-                self.input_tokens = int(usage["input_tokens"])
-        elif kind == "message_stop":
-            self.done = True
-        # ping, content_block_stop, thinking/signature deltas: nothing to deliver
+        return payload
+
+    def _on_message_start(self, payload: Mapping[str, Any]) -> None:
+        usage = (payload.get("message") or {}).get("usage") or {}
+        self.input_tokens = int(usage.get("input_tokens") or 0)
+        self.output_tokens = int(usage.get("output_tokens") or 0)
+
+    def _on_block_start(self, payload: Mapping[str, Any]) -> ChatDelta | None:
+        """A tool_use block announces its call (id, name); a text block may open with text."""
+        block = payload.get("content_block") or {}
+        index = _int(payload.get("index"), self._source)
+        if block.get("type") == "tool_use":
+            tool = self._tool_index.setdefault(index, len(self._tool_index))
+            return ChatDelta(tool_calls=(ToolCallDelta(tool, id=block.get("id"), name=block.get("name")),))
+        if block.get("type") == "text" and block.get("text"):
+            return ChatDelta(text=str(block["text"]))
         return None
+
+    def _on_block_delta(self, payload: Mapping[str, Any]) -> ChatDelta | None:
+        delta = payload.get("delta") or {}
+        index = _int(payload.get("index"), self._source)
+        if delta.get("type") == "text_delta":
+            return _text_delta(delta)
+        if delta.get("type") == "input_json_delta":
+            return self._arguments_delta(index, delta)
+        return None
+
+    def _arguments_delta(self, index: int, delta: Mapping[str, Any]) -> ChatDelta | None:
+        """A fragment of a tool call's JSON arguments."""
+        if index not in self._tool_index:
+            raise LlmProtocolError(f"{self._source}: input_json_delta for block {index}, which is not tool_use")
+        fragment = delta.get("partial_json") or ""
+        if not fragment:
+            return None
+        return ChatDelta(tool_calls=(ToolCallDelta(self._tool_index[index], arguments=fragment),))
+
+    def _on_message_delta(self, payload: Mapping[str, Any]) -> None:
+        """The stop reason, and the usage so far (output tokens always, input tokens when given)."""
+        reason = (payload.get("delta") or {}).get("stop_reason")
+        if reason:
+            self.finish_reason = STOP_REASONS.get(str(reason), str(reason))
+        usage = payload.get("usage") or {}
+        if usage.get("output_tokens") is not None:
+            self.output_tokens = int(usage["output_tokens"])
+        if usage.get("input_tokens"):
+            self.input_tokens = int(usage["input_tokens"])
 
     def final_delta(self) -> ChatDelta:
         reason = self.finish_reason or ("stop" if self.done else None)
@@ -164,6 +190,11 @@ def _int(value: Any, source: str) -> int:
     if not isinstance(value, int):
         raise LlmProtocolError(f"{source}: content block event without an integer index")
     return value
+
+
+def _text_delta(delta: Mapping[str, Any]) -> ChatDelta | None:
+    text = delta.get("text") or ""
+    return ChatDelta(text=text) if text else None
 
 
 def _stream_error(source: str, payload: Mapping[str, Any], data: str) -> Exception:

@@ -12,6 +12,7 @@ is rough but far better than silence or letter-by-letter Latin.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’]*(?:[-.][A-Za-z][A-Za-z0-9]*)*")
 
@@ -98,58 +99,105 @@ def _is_acronym(word: str) -> bool:
 
 _LONG_VOWELS = {"a": "ей", "e": "и", "i": "ай", "o": "оу", "u": "ю", "y": "ай"}
 _SILENT_E_CONSONANT = {"g": "дж", "c": "с"}
+_DIGRAPHS = tuple((pattern, sound) for pattern, sound in _RULES if len(pattern) > 1)
+_LETTERS = {letter: sound for letter, sound in _RULES if len(letter) == 1}
 
 
 def _by_rules(word: str) -> str:
     """English-like reading: digraphs, soft c/g, y as vowel or consonant, silent h, final silent e."""
-    tail = ""
-    long_vowel_at = -1
-    # A final silent "e" after vowel + consonant makes the vowel long: "page", "mike", "jane".
-    if len(word) > 3 and word.endswith("e") and word[-2] not in _VOWELS:
-        if word[-3] in _VOWELS and word[-4] not in _VOWELS:
-            long_vowel_at = len(word) - 3
-        if word[-2] in _SILENT_E_CONSONANT:
-            tail = _SILENT_E_CONSONANT[word[-2]]
-            word = word[:-2]
-        elif long_vowel_at >= 0:
-            word = word[:-1]
+    stem, long_vowel_at, tail = _split_silent_e(word)
     out: list[str] = []
     i = 0
-    while i < len(word):
-        ch = word[i]
-        nxt = word[i + 1] if i + 1 < len(word) else ""
-        prev = word[i - 1] if i > 0 else ""
-        if ch.isdigit():
-            out.append(ch)
-            i += 1
-            continue
-        if i == long_vowel_at:
-            out.append(_LONG_VOWELS[ch])
-            i += 1
-            continue
-        for pattern, replacement in _RULES:
-            if len(pattern) > 1 and word.startswith(pattern, i):
-                out.append(replacement)
-                i += len(pattern)
-                break
-        else:
-            if ch == "c":
-                out.append("с" if nxt in ("e", "i", "y") else "к")
-            elif ch == "g":
-                out.append("дж" if nxt in ("e", "i") and i > 0 else "г")
-            elif ch == "h":
-                out.append("" if prev in _VOWELS and nxt not in _VOWELS else "х")
-            elif ch == "y":
-                if i == 0 and nxt in _VOWELS:
-                    out.append("й")
-                elif nxt and nxt not in _VOWELS and prev not in _VOWELS:
-                    out.append("ай")
-                else:
-                    out.append("и")
-            else:
-                out.append(dict(_RULES).get(ch, ""))
-            i += 1
+    while i < len(stem):
+        sound, length = _sound_at(stem, i, long_vowel_at)
+        out.append(sound)
+        i += length
     return "".join(out) + tail
+
+
+def _split_silent_e(word: str) -> tuple[str, int, str]:
+    """A final silent "e" after vowel + consonant makes the vowel long: "page", "mike", "jane".
+
+    Returns the letters left to read, the index of the long vowel (-1: none) and the sound of a
+    soft "ge" / "ce" ending, which is cut off the letters.
+    """
+    if len(word) <= 3 or not word.endswith("e") or word[-2] in _VOWELS:
+        return word, -1, ""
+    long_vowel_at = len(word) - 3 if word[-3] in _VOWELS and word[-4] not in _VOWELS else -1
+    if word[-2] in _SILENT_E_CONSONANT:
+        return word[:-2], long_vowel_at, _SILENT_E_CONSONANT[word[-2]]
+    if long_vowel_at >= 0:
+        return word[:-1], long_vowel_at, ""
+    return word, -1, ""
+
+
+def _sound_at(word: str, i: int, long_vowel_at: int) -> tuple[str, int]:
+    """The sound of the letters at ``i`` and how many letters it takes."""
+    ch = word[i]
+    if ch.isdigit():
+        return ch, 1
+    if i == long_vowel_at:
+        return _LONG_VOWELS[ch], 1
+    digraph = _digraph_at(word, i)
+    if digraph is not None:
+        return digraph
+    return _letter_sound(word, i), 1
+
+
+def _digraph_at(word: str, i: int) -> tuple[str, int] | None:
+    for pattern, sound in _DIGRAPHS:
+        if word.startswith(pattern, i):
+            return sound, len(pattern)
+    return None
+
+
+def _letter_sound(word: str, i: int) -> str:
+    """One letter on its own; c, g, h and y depend on their neighbours."""
+    in_context = _LETTERS_IN_CONTEXT.get(word[i])
+    if in_context is not None:
+        return in_context(word, i)
+    return _LETTERS.get(word[i], "")
+
+
+def _previous(word: str, i: int) -> str:
+    return word[i - 1] if i > 0 else ""
+
+
+def _next(word: str, i: int) -> str:
+    return word[i + 1] if i + 1 < len(word) else ""
+
+
+def _c_sound(word: str, i: int) -> str:
+    """Soft before e, i, y: "city" -> "сити"."""
+    return "с" if _next(word, i) in ("e", "i", "y") else "к"
+
+
+def _g_sound(word: str, i: int) -> str:
+    """Soft before e, i except at the start: "magic" -> "маджик", "get" -> "гет"."""
+    return "дж" if _next(word, i) in ("e", "i") and i > 0 else "г"
+
+
+def _h_sound(word: str, i: int) -> str:
+    """Silent after a vowel unless a vowel follows: "oh" -> "о", "ahead" -> "ахид"."""
+    return "" if _previous(word, i) in _VOWELS and _next(word, i) not in _VOWELS else "х"
+
+
+def _y_sound(word: str, i: int) -> str:
+    """A consonant before a vowel at the start ("yes"), "ай" between consonants ("hybrid"), else "и" ("baby")."""
+    nxt = _next(word, i)
+    if i == 0 and nxt in _VOWELS:
+        return "й"
+    if nxt and nxt not in _VOWELS and _previous(word, i) not in _VOWELS:
+        return "ай"
+    return "и"
+
+
+_LETTERS_IN_CONTEXT: dict[str, Callable[[str, int], str]] = {
+    "c": _c_sound,
+    "g": _g_sound,
+    "h": _h_sound,
+    "y": _y_sound,
+}
 
 
 def replace_latin_words(text: str) -> str:
