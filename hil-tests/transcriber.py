@@ -2,8 +2,9 @@
 
 The test side runs its own whisper (the packaged base model, on the CPU), so
 the check does not trust the box's account of what it said: the audio that
-came down the line is resampled to 16 kHz and transcribed. Matching is by
-word and tolerant of spelling (``Lidia`` heard as ``Lydia``).
+came down the line is resampled to 16 kHz float32 (the engines' audio
+format) and transcribed. Matching is by word and tolerant of spelling
+(``Lidia`` heard as ``Lydia``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from types import TracebackType
 
 import numpy as np
 
-from drivers.audio.pcm import float_to_int16
 from drivers.audio.resample import StreamResampler
 from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings
-from engines.stt.interface import SAMPLE_RATE as STT_RATE
+from engines.audio_format import SAMPLE_RATE as STT_RATE
 from engines.stt.interface import SttFinal
 from rig_audio import SAMPLE_RATE, Samples
 
@@ -70,7 +70,7 @@ class Transcriber:
         """The text of 8 kHz int16 ``samples``."""
         resampler = StreamResampler(SAMPLE_RATE, STT_RATE)
         wide = np.concatenate([resampler.process(samples), resampler.flush()])
-        async for event in self._backend.transcribe(_once(float_to_int16(wide)), language):
+        async for event in self._backend.transcribe(_once(wide), language):
             if isinstance(event, SttFinal):
                 return event.text
         raise AssertionError("faster-whisper gave no final transcript")

@@ -1,8 +1,9 @@
 """faster-whisper (CTranslate2) speech to text, in segment mode.
 
 Whisper is not a streaming recogniser: it reads a whole window of audio and
-writes its text. So this backend collects the utterance (cheap: 32 KB per
-second), and when the audio stream ends it decodes it in a worker thread
+writes its text. So this backend collects the utterance (cheap: 64 KB per
+second of float32, which whisper reads as it is), and when the audio stream
+ends it decodes it in a worker thread
 (``iterate_in_thread``; CTranslate2 releases the GIL, the event loop keeps
 time). Decoding is tuned for a phone loop, where a bounded reply time beats
 the last bit of accuracy: greedy search (beam 1), one temperature (0.0, no
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engines.audio_format import DTYPE, SAMPLE_RATE, Samples
 from engines.backend import BackendError, BackendUnavailable
 from engines.fallback_chain import RequestError
-from engines.stt.interface import SAMPLE_RATE, SttBackend, SttEvent, SttFinal, SttPartial, SttSegment, checked_chunk
+from engines.stt.interface import SttBackend, SttEvent, SttFinal, SttPartial, SttSegment, checked_chunk, warm_up_noise
 from engines.stt.packaged_whisper import WHISPER_BASE_SPEC, resolve_whisper_model
 from engines.thread_stream import iterate_in_thread
 
@@ -146,9 +148,7 @@ class FasterWhisperBackend(SttBackend):
 
     async def warm_up(self) -> None:
         """Decode ~1 s of quiet noise: the first real request then finds every buffer allocated."""
-        rng = np.random.default_rng(0)
-        noise = (rng.standard_normal(int(SAMPLE_RATE * WARM_UP_SECONDS)) * 300).astype(np.int16)
-        async for _ in self.transcribe(_once(noise), "en" if "en" in self._languages else None):
+        async for _ in self.transcribe(_once(warm_up_noise(WARM_UP_SECONDS)), "en" if "en" in self._languages else None):
             pass
 
     async def close(self) -> None:
@@ -183,10 +183,10 @@ class FasterWhisperBackend(SttBackend):
         if language is not None and language not in self._languages:
             raise RequestError(f"faster-whisper model {self.model} does not know language {language!r}")
         chunks = [checked_chunk(chunk) async for chunk in audio]
-        pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-        audio_s = len(pcm) / SAMPLE_RATE
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=DTYPE)
+        audio_s = len(samples) / SAMPLE_RATE
         started = time.monotonic()
-        if len(pcm) == 0:
+        if len(samples) == 0:
             yield SttFinal("", language or "", 0.0, 0.0, ())
             return
 
@@ -196,7 +196,7 @@ class FasterWhisperBackend(SttBackend):
         # the worker thread (a daemon) must not keep the backend or model alive
         # once its decode is done: it only holds a weak reference between jobs
         backend = weakref.ref(self)
-        decoding = iterate_in_thread(lambda stop: _decode_job(backend, pcm, language, stop), name="stt-whisper")
+        decoding = iterate_in_thread(lambda stop: _decode_job(backend, samples, language, stop), name="stt-whisper")
         async with contextlib.aclosing(decoding):
             async for item in decoding:
                 if isinstance(item, str):
@@ -216,21 +216,20 @@ class FasterWhisperBackend(SttBackend):
             segments=tuple(segments),
         )
 
-    def _decode(self, pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
+    def _decode(self, samples: Samples, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
         """Worker thread: yield the language, then one ``SttSegment`` per decoded window."""
         with self._idle:
             model = self._require_model()
             self._decoding += 1
         try:
-            yield from self._decode_with(model, pcm, language, stop)
+            yield from self._decode_with(model, samples, language, stop)
         finally:
             del model
             with self._idle:
                 self._decoding -= 1
                 self._idle.notify_all()
 
-    def _decode_with(self, model: WhisperModel, pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
-        samples = pcm.astype(np.float32) / 32768.0
+    def _decode_with(self, model: WhisperModel, samples: Samples, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
         windows, info = model.transcribe(
             samples,
             language=language,
@@ -251,11 +250,11 @@ class FasterWhisperBackend(SttBackend):
                 return
 
 
-def _decode_job(backend: weakref.ref[FasterWhisperBackend], pcm: np.ndarray, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
+def _decode_job(backend: weakref.ref[FasterWhisperBackend], samples: Samples, language: str | None, stop: threading.Event) -> Iterator[str | SttSegment]:
     strong = backend()
     if strong is None:
         raise BackendError("faster-whisper was closed")
-    yield from strong._decode(pcm, language, stop)
+    yield from strong._decode(samples, language, stop)
 
 
 def _join(segments: list[SttSegment]) -> str:

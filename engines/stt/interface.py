@@ -1,11 +1,12 @@
 """What every speech-to-text backend does: audio of one utterance in, text out.
 
 A backend's ``transcribe`` takes the caller's utterance as an async stream of
-mono int16 chunks at 16 kHz (any chunk size, as they come off the line) and
-yields events: zero or more ``SttPartial`` (the text so far, for streaming
-backends like Vosk) and then exactly one ``SttFinal`` with the text, the
-language, how much audio it heard and how long it computed. The utterance
-ends when the audio stream ends (the VAD decides that upstream).
+float32 mono chunks at 16 kHz, samples in [-1, 1) (``engines.audio_format``;
+any chunk size, as they come off the line) and yields events: zero or more
+``SttPartial`` (the text so far, for streaming backends like Vosk) and then
+exactly one ``SttFinal`` with the text, the language, how much audio it heard
+and how long it computed. The utterance ends when the audio stream ends (the
+VAD decides that upstream).
 
 Bad input (wrong dtype, a 2-D chunk) is the caller's error: it raises
 ``RequestError`` so a fallback chain does not fail over on it.
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.audio_format import DTYPE, PCM16_SCALE, SAMPLE_RATE, Samples, checked
 from engines.backend import EngineBackend
 from engines.fallback_chain import RequestError
 
-SAMPLE_RATE = 16_000
+WARM_UP_NOISE_RMS = 300 / PCM16_SCALE
+"""Quiet line noise (about -41 dBFS) that backends decode once while warming up."""
 
 
 @dataclass(frozen=True)
@@ -69,21 +72,24 @@ class SttBackend(EngineBackend):
 
     @abstractmethod
     def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
-        """Yield partials, then exactly one ``SttFinal``, for the 16 kHz int16 mono ``audio``.
+        """Yield partials, then exactly one ``SttFinal``, for the 16 kHz float32 mono ``audio``.
 
         ``language`` is an ISO 639-1 code (the persona's language) or None to
         let the backend decide. Closing the returned iterator stops the work.
         """
 
 
-def checked_chunk(chunk: object) -> np.ndarray:
-    """A private 1-D int16 copy of ``chunk`` (the caller may reuse its buffer), or ``RequestError``."""
-    if not isinstance(chunk, np.ndarray):
-        raise RequestError(f"STT audio chunks must be numpy int16 arrays, got {type(chunk).__name__}")
-    if chunk.dtype != np.int16:
-        raise RequestError(f"STT audio chunks must be int16 PCM, got dtype {chunk.dtype}")
-    if chunk.ndim != 1:
-        if chunk.ndim == 2 and 1 in chunk.shape:
-            return chunk.reshape(-1).copy()
-        raise RequestError(f"STT audio must be mono (1-D), got shape {chunk.shape}")
-    return chunk.copy()
+def checked_chunk(chunk: object) -> Samples:
+    """A private 1-D float32 copy of ``chunk`` (the caller may reuse its buffer), or ``RequestError``.
+
+    A column or row (one dimension of 1) is taken as mono.
+    """
+    if isinstance(chunk, np.ndarray) and chunk.ndim == 2 and 1 in chunk.shape:
+        chunk = chunk.reshape(-1)
+    return checked(chunk, "STT", RequestError).copy()
+
+
+def warm_up_noise(seconds: float) -> Samples:
+    """``seconds`` of seeded white noise at ``WARM_UP_NOISE_RMS``: the same audio on every warm-up."""
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal(round(SAMPLE_RATE * seconds)) * WARM_UP_NOISE_RMS).astype(DTYPE)

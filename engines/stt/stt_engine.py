@@ -33,7 +33,7 @@ class SttEngine(ChainedEngine[SttBackend]):
         return backend is not None and backend.streaming
 
     async def transcribe(self, audio_chunks: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
-        """Partials, then one ``SttFinal``, for the utterance in ``audio_chunks`` (16 kHz int16 mono)."""
+        """Partials, then one ``SttFinal``, for the utterance in ``audio_chunks`` (16 kHz float32 mono)."""
         tape = UtteranceTape(audio_chunks)
 
         def hear(backend: SttBackend, progress: Progress[SttEvent]) -> AsyncIterator[SttEvent]:

@@ -4,11 +4,12 @@ The caller's audio stream can be read only once, but when an STT backend fails
 in the middle of an utterance the next backend must hear the utterance from
 its first sample. The tape reads the caller's stream in its own task (so a
 backend that is cancelled or closed while waiting for audio never cancels the
-caller's stream), keeps every chunk, and hands out ``playback()`` streams:
-each one yields the recorded chunks from the start, then follows the live
-audio until the caller's stream ends. Bad chunks raise ``RequestError`` in
-the playback that reaches them, and so does a failing caller stream (wrapped
-in ``RequestError``): neither is the backend's fault, so neither fails over.
+caller's stream), keeps a checked float32 copy of every chunk, and hands
+out ``playback()`` streams: each one yields the recorded chunks from the
+start, then follows the live audio until the caller's stream ends. Bad
+chunks raise ``RequestError`` in the playback that reaches them, and so does
+a failing caller stream (wrapped in ``RequestError``): neither is the
+backend's fault, so neither fails over.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from engines.audio_format import Samples
 from engines.fallback_chain import RequestError
 from engines.stt.interface import checked_chunk
 
@@ -25,13 +27,13 @@ from engines.stt.interface import checked_chunk
 class UtteranceTape:
     def __init__(self, source: AsyncIterator[np.ndarray]) -> None:
         self._source = source
-        self._chunks: list[np.ndarray] = []
+        self._chunks: list[Samples] = []
         self._ended = False
         self._error: BaseException | None = None
         self._grew = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
 
-    async def playback(self) -> AsyncIterator[np.ndarray]:
+    async def playback(self) -> AsyncIterator[Samples]:
         """The utterance from its start, then live until the caller's stream ends."""
         self._start_reading()
         position = 0

@@ -1,7 +1,8 @@
 """Vosk (Kaldi) speech to text, streaming: partial text while the caller speaks.
 
 Each utterance gets its own ``KaldiRecognizer`` on the shared model. Audio is
-fed as it arrives, in pieces of at least 100 ms, on the backend's own single
+fed as it arrives, in pieces of at least 100 ms converted to the 16-bit PCM
+Kaldi reads (``to_int16``, once per piece), on the backend's own single
 worker thread (a Kaldi call takes a few milliseconds and must not run on the
 event loop; one thread keeps every call to the model in order and away from
 the loop's default executor, which other engines may keep busy). After each
@@ -30,8 +31,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from engines.audio_format import SAMPLE_RATE, Samples, to_int16
 from engines.backend import BackendError, BackendUnavailable
-from engines.stt.interface import SAMPLE_RATE, SttBackend, SttEvent, SttFinal, SttPartial, SttSegment, checked_chunk
+from engines.stt.interface import SttBackend, SttEvent, SttFinal, SttPartial, SttSegment, checked_chunk, warm_up_noise
 
 PACKAGED_PREFIX = "packaged:"
 # packaged model name -> (pip package holding it, its language)
@@ -126,9 +128,7 @@ class VoskBackend(SttBackend):
         self._language = self.settings.language or language
 
     async def warm_up(self) -> None:
-        rng = np.random.default_rng(0)
-        noise = (rng.standard_normal(int(SAMPLE_RATE * WARM_UP_SECONDS)) * 300).astype(np.int16)
-        async for _ in self.transcribe(_once(noise), None):
+        async for _ in self.transcribe(_once(warm_up_noise(WARM_UP_SECONDS)), None):
             pass
 
     async def close(self) -> None:
@@ -152,7 +152,7 @@ class VoskBackend(SttBackend):
     async def transcribe(self, audio: AsyncIterator[np.ndarray], language: str | None) -> AsyncIterator[SttEvent]:
         recognizer = await self._run(self._recognizer)
         stretches: list[dict[str, Any]] = []
-        pending: list[np.ndarray] = []
+        pending: list[Samples] = []
         pending_samples = 0
         total_samples = 0
         busy_s = 0.0
@@ -164,7 +164,7 @@ class VoskBackend(SttBackend):
             total_samples += len(chunk)
             if pending_samples < FEED_SAMPLES:
                 continue
-            data = np.concatenate(pending).tobytes()
+            data = _pcm16_bytes(pending)
             pending, pending_samples = [], 0
             step = await self._run(_feed, recognizer, data)
             busy_s += step.busy_s
@@ -174,7 +174,7 @@ class VoskBackend(SttBackend):
             if text and text != shown:
                 shown = text
                 yield SttPartial(text)
-        data = np.concatenate(pending).tobytes() if pending else b""
+        data = _pcm16_bytes(pending) if pending else b""
         last, finish_s = await self._run(_finish, recognizer, data)
         stretches.extend(last)
         busy_s += finish_s
@@ -185,6 +185,10 @@ class VoskBackend(SttBackend):
             processing_s=busy_s,
             segments=tuple(seg for seg in map(_segment, stretches) if seg is not None),
         )
+
+
+def _pcm16_bytes(pieces: list[Samples]) -> bytes:
+    return to_int16(np.concatenate(pieces)).tobytes()
 
 
 def _feed(recognizer: Any, data: bytes) -> _Step:

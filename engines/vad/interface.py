@@ -3,7 +3,8 @@
 A ``VadBackend`` loads its model once (``load`` runs in a worker thread);
 ``open(sample_rate)`` then gives a ``VadSession`` for one audio stream (one
 call), holding that stream's recurrent state. A session takes frames of
-exactly ``frame_samples`` int16 samples and returns a speech probability in
+exactly ``frame_samples`` samples in the engines' audio format (float32 in
+[-1, 1), see ``engines.audio_format``) and returns a speech probability in
 0..1. That takes microseconds, so sessions are synchronous and run on the
 event loop next to the 20 ms audio clock; ``SpeechDetector`` re-frames
 arbitrary chunks and turns probabilities into speech start/end events.
@@ -13,8 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import numpy as np
-
+from engines.audio_format import Samples, checked
 from engines.backend import EngineBackend
 
 
@@ -29,8 +29,8 @@ class VadSession(ABC):
     frame_samples: int
 
     @abstractmethod
-    def probability(self, frame: np.ndarray) -> float:
-        """Speech probability (0..1) of one int16 frame of ``frame_samples`` samples."""
+    def probability(self, frame: Samples) -> float:
+        """Speech probability (0..1) of one float32 frame of ``frame_samples`` samples."""
 
     @abstractmethod
     def reset(self) -> None:
@@ -56,12 +56,9 @@ class VadBackend(EngineBackend):
             raise UnsupportedSampleRate(f"{self.name} VAD runs at {rates} Hz, not {sample_rate} Hz")
 
 
-def checked_frame(frame: np.ndarray, frame_samples: int, backend: str) -> np.ndarray:
-    """``frame`` if it is a 1-D int16 frame of the right length, else a clear ``ValueError``."""
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.int16 or frame.ndim != 1:
-        shape = getattr(frame, "shape", None)
-        dtype = getattr(frame, "dtype", type(frame).__name__)
-        raise ValueError(f"{backend} VAD takes 1-D int16 frames, got {dtype} {shape}")
-    if len(frame) != frame_samples:
-        raise ValueError(f"{backend} VAD takes frames of {frame_samples} samples, got {len(frame)} (use SpeechDetector to re-frame)")
-    return frame
+def checked_frame(frame: object, frame_samples: int, backend: str) -> Samples:
+    """``frame`` if it is a 1-D float32 frame of the right length, else a clear ``ValueError``."""
+    samples = checked(frame, f"{backend} VAD")
+    if len(samples) != frame_samples:
+        raise ValueError(f"{backend} VAD takes frames of {frame_samples} samples, got {len(samples)} (use SpeechDetector to re-frame)")
+    return samples

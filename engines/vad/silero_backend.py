@@ -7,8 +7,9 @@ thread: a frame takes ~70 µs, more threads only add wake-ups). The model is a
 small recurrent net: each call takes the new window (512 samples at 16 kHz,
 256 at 8 kHz) behind the last 64 (32) samples of the previous one, plus the
 recurrent state [2, 1, 128], and returns the speech probability and the next
-state. The ONNX session is shared (its ``run`` is thread-safe); each
-``SileroSession`` keeps its own state and context.
+state. Its samples are float32 in [-1, 1), the engines' audio format, so a
+frame is copied in as it comes. The ONNX session is shared (its ``run`` is
+thread-safe); each ``SileroSession`` keeps its own state and context.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.audio_format import DTYPE, Samples
 from engines.backend import BackendError, BackendUnavailable
 from engines.vad.interface import VadBackend, VadSession, checked_frame
 
@@ -65,12 +67,12 @@ class SileroSession(VadSession):
         self._input = np.zeros((1, self._context_samples + self.frame_samples), dtype=np.float32)
         self._state = np.zeros(STATE_SHAPE, dtype=np.float32)
 
-    def probability(self, frame: np.ndarray) -> float:
-        frame = checked_frame(frame, self.frame_samples, "silero")
+    def probability(self, frame: Samples) -> float:
+        window = checked_frame(frame, self.frame_samples, "silero")
         context = self._context_samples
         # the previous window's tail is the new window's context
         self._input[0, :context] = self._input[0, -context:]
-        np.multiply(frame, 1.0 / 32768.0, out=self._input[0, context:], casting="unsafe")
+        self._input[0, context:] = window
         out, self._state = self._session.run(None, {"input": self._input, "state": self._state, "sr": self._sr})
         return float(out[0, 0])
 
@@ -117,7 +119,7 @@ class SileroBackend(VadBackend):
         for rate in self.sample_rates:
             session = self.open(rate)
             for _ in range(3):
-                session.probability(np.zeros(session.frame_samples, dtype=np.int16))
+                session.probability(np.zeros(session.frame_samples, dtype=DTYPE))
 
     async def close(self) -> None:
         self._session = None

@@ -1,8 +1,9 @@
 """Speech start and end from per-frame speech probabilities: endpointing and barge-in.
 
-``SpeechDetector`` takes the line audio in chunks of any size, cuts it into
-the frames its ``VadSession`` wants (keeping the remainder for the next
-chunk), and runs a small state machine over the probabilities:
+``SpeechDetector`` takes the line audio (float32 mono, the engines' audio
+format) in chunks of any size, cuts it into the frames its ``VadSession``
+wants (keeping the remainder for the next chunk), and runs a small state
+machine over the probabilities:
 
 - silence -> onset when a frame reaches ``start_threshold``;
 - onset -> speech once ``min_speech_ms`` of frames at or above
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.audio_format import DTYPE, Samples, checked
 from engines.vad.interface import VadSession
 
 
@@ -82,7 +84,7 @@ class SpeechDetector:
         self._min_silence = _samples(self.settings.min_silence_ms, rate)
         self._pad = _samples(self.settings.speech_pad_ms, rate)
         self._max_gap = _samples(self.settings.max_onset_gap_ms, rate)
-        self._remainder = np.zeros(0, dtype=np.int16)
+        self._remainder: Samples = np.zeros(0, dtype=DTYPE)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -119,16 +121,13 @@ class SpeechDetector:
     def reset(self) -> None:
         """Start over: a new stream, times from zero, model state cleared."""
         self.session.reset()
-        self._remainder = np.zeros(0, dtype=np.int16)
+        self._remainder = np.zeros(0, dtype=DTYPE)
         self._reset_state()
 
-    def feed(self, chunk: np.ndarray) -> list[SpeechEvent]:
-        """Judge ``chunk`` (int16 mono, any length); return the events it caused, in order."""
-        if not isinstance(chunk, np.ndarray) or chunk.dtype != np.int16 or chunk.ndim != 1:
-            shape = getattr(chunk, "shape", None)
-            dtype = getattr(chunk, "dtype", type(chunk).__name__)
-            raise ValueError(f"SpeechDetector takes 1-D int16 audio, got {dtype} {shape}")
-        audio = np.concatenate((self._remainder, chunk)) if len(self._remainder) else chunk
+    def feed(self, chunk: Samples) -> list[SpeechEvent]:
+        """Judge ``chunk`` (float32 mono, any length); return the events it caused, in order."""
+        fresh = checked(chunk, "SpeechDetector")
+        audio = np.concatenate((self._remainder, fresh)) if len(self._remainder) else fresh
         events: list[SpeechEvent] = []
         whole = len(audio) - len(audio) % self._frame
         for start in range(0, whole, self._frame):
@@ -144,10 +143,10 @@ class SpeechDetector:
         if self._state is _State.SPEECH:
             events.append(self._end(min(self._last_voiced_end + self._pad, self._position)))
         self._state = _State.SILENCE
-        self._remainder = np.zeros(0, dtype=np.int16)
+        self._remainder = np.zeros(0, dtype=DTYPE)
         return events
 
-    def _judge(self, frame: np.ndarray) -> SpeechEvent | None:
+    def _judge(self, frame: Samples) -> SpeechEvent | None:
         p = self.session.probability(frame)
         self.last_probability = p
         frame_start = self._position

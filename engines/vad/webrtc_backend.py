@@ -4,7 +4,8 @@ Decides speech or not for a 10, 20 or 30 ms frame at 8, 16, 32 or 48 kHz in
 about two microseconds, so its "probability" is 0.0 or 1.0. ``mode`` 0-3 is
 its aggressiveness: 3 calls the least audio speech (fewer false starts on
 line noise, more clipped word onsets). It has no model file and keeps only a
-little state, so every session is its own ``webrtcvad.Vad``.
+little state, so every session is its own ``webrtcvad.Vad``. It reads 16-bit
+PCM, so each float32 frame is converted (``to_int16``) before it is judged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.audio_format import DTYPE, SAMPLE_RATE, Samples, to_int16
 from engines.backend import BackendError, BackendUnavailable
 from engines.vad.interface import VadBackend, VadSession, checked_frame
 
@@ -41,9 +43,9 @@ class WebRtcSession(VadSession):
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
 
-    def probability(self, frame: np.ndarray) -> float:
-        frame = checked_frame(frame, self.frame_samples, "webrtc")
-        return 1.0 if self._vad.is_speech(frame.tobytes(), self.sample_rate) else 0.0
+    def probability(self, frame: Samples) -> float:
+        pcm = to_int16(checked_frame(frame, self.frame_samples, "webrtc"))
+        return 1.0 if self._vad.is_speech(pcm.tobytes(), self.sample_rate) else 0.0
 
     def reset(self) -> None:
         self._vad = self._module.Vad(self._mode)
@@ -65,8 +67,8 @@ class WebRtcBackend(VadBackend):
         self._module = await asyncio.to_thread(_import_webrtcvad)
 
     async def warm_up(self) -> None:
-        session = self.open(16_000)
-        session.probability(np.zeros(session.frame_samples, dtype=np.int16))
+        session = self.open(SAMPLE_RATE)
+        session.probability(np.zeros(session.frame_samples, dtype=DTYPE))
 
     async def close(self) -> None:
         self._module = None

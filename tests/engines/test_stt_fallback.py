@@ -69,7 +69,7 @@ class LineSource:
         self.finished = False
 
     async def __call__(self) -> AsyncIterator[np.ndarray]:
-        buffer = np.zeros(FRAME, dtype=np.int16)
+        buffer = np.zeros(FRAME, dtype=np.float32)
         for chunk in self.chunks:
             await asyncio.sleep(self.pace_s)
             self.delivered += 1
@@ -129,8 +129,8 @@ async def test_bad_audio_and_a_failing_line_do_not_fail_over(models_dir: Path) -
     stt = SttEngine(FallbackChain("stt", [whisper_slot(models_dir), BackendSlot("never", lambda: DiesMidUtterance(1))]))
     await stt.start()
     try:
-        with pytest.raises(RequestError, match="int16"):
-            [e async for e in stt.transcribe(samples.stream([np.zeros(FRAME, dtype=np.float32)]), "en")]
+        with pytest.raises(RequestError, match=r"STT takes 1-D float32 audio .*got int16"):
+            [e async for e in stt.transcribe(samples.stream([np.zeros(FRAME, dtype=np.int16)]), "en")]
 
         async def dropped_line() -> AsyncIterator[np.ndarray]:
             yield samples.speech(samples.SHORT)[:FRAME]

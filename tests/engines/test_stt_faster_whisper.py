@@ -15,6 +15,7 @@ import ctranslate2
 import numpy as np
 import pytest
 
+from engines.audio_format import to_int16
 from engines.backend import BackendUnavailable
 from engines.fallback_chain import RequestError
 from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings, pick_device
@@ -185,7 +186,7 @@ async def test_cancelling_while_audio_still_arrives_starts_no_worker(whisper: Fa
     async def endless() -> AsyncIterator[np.ndarray]:
         while True:
             await asyncio.sleep(0.02)
-            yield np.zeros(FRAME, dtype=np.int16)
+            yield np.zeros(FRAME, dtype=np.float32)
 
     async def consume() -> None:
         async for _ in whisper.transcribe(endless(), "en"):
@@ -203,10 +204,10 @@ async def test_empty_and_bad_audio(whisper: FasterWhisperBackend) -> None:
     final = only_final([e async for e in whisper.transcribe(samples.stream([]), "en")])
     assert (final.text, final.audio_s, final.segments) == ("", 0.0, ())
 
-    with pytest.raises(RequestError, match="int16"):
-        await transcribe(whisper, samples.speech(samples.SHORT).astype(np.float32), "en")
+    with pytest.raises(RequestError, match=r"STT takes 1-D float32 audio .*got int16"):
+        await transcribe(whisper, to_int16(samples.speech(samples.SHORT)), "en")
     with pytest.raises(RequestError, match="mono"):
-        stereo = np.zeros((FRAME, 2), dtype=np.int16)
+        stereo = np.zeros((FRAME, 2), dtype=np.float32)
         [e async for e in whisper.transcribe(samples.stream([stereo]), "en")]
 
 

@@ -108,11 +108,13 @@ def test_unsupported_sample_rates_are_refused_clearly(silero: SileroBackend, web
 
 def test_wrong_frames_are_refused_clearly(silero: SileroBackend, webrtc: WebRtcBackend) -> None:
     with pytest.raises(ValueError, match="frames of 256 samples, got 160"):
-        silero.open(8_000).probability(np.zeros(160, dtype=np.int16))
-    with pytest.raises(ValueError, match="1-D int16"):
-        silero.open(16_000).probability(np.zeros(512, dtype=np.float32))
+        silero.open(8_000).probability(np.zeros(160, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"silero VAD takes 1-D float32 audio .*got int16 \(512,\)"):
+        silero.open(16_000).probability(np.zeros(512, dtype=np.int16))
+    with pytest.raises(ValueError, match=r"webrtc VAD takes 1-D float32 audio .*got int16 \(320,\)"):
+        webrtc.open(16_000).probability(np.zeros(320, dtype=np.int16))
     with pytest.raises(ValueError, match="frames of 320 samples, got 480"):
-        webrtc.open(16_000).probability(np.zeros(480, dtype=np.int16))
+        webrtc.open(16_000).probability(np.zeros(480, dtype=np.float32))
     thirty = WebRtcBackend(WebRtcSettings(mode=3, frame_ms=30))
     asyncio.run(thirty.load())
     assert thirty.open(8_000).frame_samples == 240

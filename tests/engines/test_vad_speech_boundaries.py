@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from engines.audio_format import from_int16, to_int16
 from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector, SpeechEnded, SpeechEvent, SpeechStarted
@@ -79,9 +80,9 @@ def test_a_barge_in_setting_reports_speech_within_200_ms(backends: dict[str, Vad
 
 
 def clicks_and_bursts(rate: int, burst_s: float) -> np.ndarray:
-    """4 s of line noise with a 3 ms click and a ``burst_s`` noise burst every 0.45 s, alternately."""
+    """4 s of line noise with a 3 ms click and a ``burst_s`` noise burst every 0.45 s, alternately (summed as int16 PCM)."""
     rng = np.random.default_rng(3)
-    line = samples.quiet_noise(rate, 4.0).astype(np.int32)
+    line = to_int16(samples.quiet_noise(rate, 4.0)).astype(np.int32)
     for n, at_s in enumerate(np.arange(0.3, 3.7, 0.45)):
         at = int(at_s * rate)
         if n % 2 == 0:  # a click: a 3 ms decaying impulse
@@ -90,7 +91,7 @@ def clicks_and_bursts(rate: int, burst_s: float) -> np.ndarray:
         else:  # handling noise, a door
             length = int(burst_s * rate)
             line[at : at + length] += (rng.standard_normal(length) * 6_000).astype(np.int32)
-    return np.clip(line, -32768, 32767).astype(np.int16)
+    return from_int16(np.clip(line, -32768, 32767).astype(np.int16))
 
 
 def events_and_peak(backend: VadBackend, rate: int, line: np.ndarray, settings: DetectorSettings) -> tuple[list[SpeechEvent], float]:
@@ -130,7 +131,7 @@ def test_a_short_pause_stays_inside_the_utterance_a_long_one_splits_it(backends:
     phrase = samples.speech(samples.SHORT, rate)
 
     def utterances(pause_s: float) -> list[SpeechEvent]:
-        line = samples.padded(np.concatenate([phrase, np.zeros(int(pause_s * rate), np.int16), phrase]), rate, 0.5, 1.0)
+        line = samples.padded(np.concatenate([phrase, np.zeros(int(pause_s * rate), np.float32), phrase]), rate, 0.5, 1.0)
         return [e for _, e in detect(SpeechDetector(backends[kind].open(rate)), line, chunk=320)]
 
     assert [type(e) for e in utterances(0.1)] == [SpeechStarted, SpeechEnded]

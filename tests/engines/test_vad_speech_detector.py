@@ -1,7 +1,7 @@
 """SpeechDetector's state machine, driven by a session whose probability is written into the audio.
 
 Each 20 ms frame at 8 kHz carries its speech probability as its sample value
-(p * 1000), so a test writes the probability track it wants and the
+(the int16 sample p * 1000, as float32: / 32768), so a test writes the probability track it wants and the
 detector's re-framing, hangover, minimum speech, onset-gap bridging,
 hysteresis and padding are checked to the frame.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engines.audio_format import PCM16_SCALE, from_int16
 from engines.vad.interface import VadSession
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector, SpeechEnded, SpeechEvent, SpeechStarted
 
@@ -27,10 +28,10 @@ class ProbabilityInAudio(VadSession):
         self.resets = 0
 
     def probability(self, frame: np.ndarray) -> float:
-        assert len(frame) == FRAME and frame.dtype == np.int16
+        assert len(frame) == FRAME and frame.dtype == np.float32
         assert (frame == frame[0]).all(), "a frame straddles two probabilities: re-framing is off"
         self.frames += 1
-        return float(frame[0]) / 1000.0
+        return round(float(frame[0]) * PCM16_SCALE) / 1000.0
 
     def reset(self) -> None:
         self.resets += 1
@@ -38,7 +39,7 @@ class ProbabilityInAudio(VadSession):
 
 def track(*parts: tuple[float, float]) -> np.ndarray:
     """Audio holding probability ``p`` for ``seconds``, for each (p, seconds) part."""
-    return np.concatenate([np.full(round(s * RATE / FRAME) * FRAME, round(p * 1000), dtype=np.int16) for p, s in parts])
+    return from_int16(np.concatenate([np.full(round(s * RATE / FRAME) * FRAME, round(p * 1000), dtype=np.int16) for p, s in parts]))
 
 
 def run(audio: np.ndarray, settings: DetectorSettings | None = None, chunk: int = FRAME) -> list[tuple[float, SpeechEvent]]:
@@ -133,7 +134,7 @@ def test_in_speech_finish_and_reset() -> None:
     detector.feed(track((0, 0.2), (0.9, 0.5)))
     assert detector.in_speech
     assert detector.position_s == pytest.approx(0.7)
-    detector.feed(np.zeros(100, dtype=np.int16))  # a partial frame waits for more audio
+    detector.feed(np.zeros(100, dtype=np.float32))  # a partial frame waits for more audio
     assert detector.position_s == pytest.approx(0.7)
     assert detector.finish() == [SpeechEnded(at_s=pytest.approx(0.7), speech_s=pytest.approx(0.6))]
     assert not detector.in_speech
@@ -147,10 +148,10 @@ def test_in_speech_finish_and_reset() -> None:
 
 def test_bad_audio_and_settings_are_refused() -> None:
     detector = SpeechDetector(ProbabilityInAudio())
-    with pytest.raises(ValueError, match="1-D int16"):
-        detector.feed(np.zeros(160, dtype=np.float32))
-    with pytest.raises(ValueError, match="1-D int16"):
-        detector.feed(np.zeros((160, 2), dtype=np.int16))
+    with pytest.raises(ValueError, match=r"SpeechDetector takes 1-D float32 audio .*got int16 \(160,\)"):
+        detector.feed(np.zeros(160, dtype=np.int16))
+    with pytest.raises(ValueError, match=r"1-D float32 .*got float32 \(160, 2\)"):
+        detector.feed(np.zeros((160, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="end_threshold"):
         DetectorSettings(start_threshold=0.3, end_threshold=0.5)
     with pytest.raises(ValueError, match="min_silence_ms"):

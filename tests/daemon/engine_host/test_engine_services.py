@@ -19,7 +19,7 @@ from daemon.engine_host.engine_service import EngineService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.stt.interface import SttFinal
 from engines.tts.interface import SynthesisRequest
@@ -89,14 +89,14 @@ async def test_default_engines_load_publish_and_serve_a_round_trip(broker: Mosqu
             pieces = [c async for c in tts.synthesize(SynthesisRequest(text, "en"))]
             rate = pieces[0].sample_rate
             audio = np.concatenate([p.samples for p in pieces]).astype(np.float32) / 32768
-            return (samplerate.resample(audio, 16000 / rate, "sinc_medium") * 32767).astype(np.int16)
+            return samplerate.resample(audio, 16000 / rate, "sinc_medium").astype(np.float32)  # as VAD and STT take it
 
         speaking = asyncio.ensure_future(speak())
         lag_tts = await loop_lag_during(speaking)
         speech = speaking.result()
 
         detector = vad.open_detector(16000)
-        padded = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(16000, np.int16)])
+        padded = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000, np.float32)])
         events = detector.feed(padded)
         kinds = [type(e).__name__ for e in events]
         assert kinds[:1] == ["SpeechStarted"] and "SpeechEnded" in kinds
