@@ -51,7 +51,6 @@ from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
 from daemon.call.speaker import ReplyProgress, Speaker
 from daemon.voices.phrase_cache import CachedSpeech
-from engines.vad.speech_detector import SpeechDetector
 
 log = logging.getLogger("secretary.call")
 
@@ -168,7 +167,6 @@ class CallFlow:
         config: CallConfig,
         line: CallLine,
         speaker: Speaker,
-        detector: SpeechDetector,
         listener_factory: Callable[[Callable[[ListenerEvent], None]], CallerListener],
         dialogue: Dialogue,
         phrases: CallPhrases,
@@ -182,7 +180,6 @@ class CallFlow:
         self.config = config
         self.line = line
         self.speaker = speaker
-        self.detector = detector
         self._listener_factory = listener_factory
         self.dialogue = dialogue
         self.phrases = phrases
@@ -308,8 +305,7 @@ class CallFlow:
         """Answer every unanswered caller turn; the reply starts now, while their transcripts are still coming."""
         turns = list(self._unanswered)
         last = turns[-1].stopped
-        pad_s = self.detector.settings.speech_pad_ms / 1000
-        timing = TurnTiming(self._t0 + last.end_s - pad_s, last.endpoint_at)
+        timing = TurnTiming(self._t0 + last.voiced_end_s, last.endpoint_at)
         self._start_reply("answer", produce=self._respond, timing=timing, answers=turns)
 
     async def _respond(self, reply: _Reply, feed: TextFeed) -> None:

@@ -1,12 +1,15 @@
 """One call's audio line: reply audio paced out to the modem, caller audio in for VAD and STT.
 
-Outbound: ``playout`` (crossfade, resample to 8 kHz, level) -> jitter buffer ->
-a 20 ms pacing clock whose tick takes one frame, records it on the
-secretary track and writes it to the modem. Inbound: the modem's 20 ms
-frames -> decode -> caller track -> 16 kHz int16 for VAD and STT. Both
-tracks get a frame every 20 ms (silence included), so they stay aligned.
+Outbound: the speaker's verbs (``begin_reply``, ``next_segment``, ``play``,
+``end_reply``, ``wait_played``, ``cut``) -> ``LinePlayout`` (crossfade,
+resample to 8 kHz, level) -> jitter buffer -> the line's one 20 ms tick
+(``drivers/audio`` ``FrameSender`` on a ``PacingClock``): one frame, recorded
+on the secretary track and written to the session. Inbound: the session's
+20 ms frames -> ``LineCapture`` (decode, caller track, resample) -> float32 at
+``ENGINE_RATE`` for VAD and STT. Both tracks get a frame every 20 ms (silence
+included), so they stay aligned.
 
-The line counts the frames that carried reply audio (``audible_frames``) so
+The tick counts the frames that carried reply audio (``audible_frames``) so
 the speaker knows how much of a reply the caller actually heard, and
 ``first_audible_after`` dates the first reply frame (the voice-to-voice end
 point).
@@ -19,19 +22,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-import numpy as np
-
 from drivers.audio import (
     CallRecorder,
+    FrameSender,
     LineCapture,
     LineCodec,
     LinePlayout,
     PacingClock,
     StreamingAudioBuffer,
+    frame_samples,
 )
-from drivers.audio.pcm import float_to_int16
-
-STT_RATE = 16_000
+from drivers.audio.pcm import AudioLike, Float32Array
 
 
 class LineSession(Protocol):
@@ -60,16 +61,13 @@ class CallLine:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
-        self.recorder = recorder
         self.codec = LineCodec(codec)
-        self.buffer = StreamingAudioBuffer(capacity_ms=capacity_ms, preroll_ms=preroll_ms)
-        self.playout = LinePlayout(self.buffer)
-        self.capture = LineCapture(self.codec, out_rate=STT_RATE, recorder=recorder)
-        self.pacer = PacingClock(self._tick, name=f"line-{session.call_id}")
-        self._clock = clock
-        self.frames_sent = 0
-        self.audible_frames = 0  # frames that carried reply audio
-        self.last_audible_at: float | None = None
+        self._buffer = StreamingAudioBuffer(capacity_ms=capacity_ms, preroll_ms=preroll_ms)
+        self._playout = LinePlayout(self._buffer)
+        self._capture = LineCapture(self.codec, recorder=recorder)
+        self._sender = FrameSender(self._buffer, self.codec, session.write_frame, recorder, clock=clock,
+                                   on_audible=self._wake)
+        self.pacer = PacingClock(self._sender, name=f"line-{session.call_id}")
         self._waiters: list[tuple[int, asyncio.Future[float]]] = []
         self._inbound_ending = False
 
@@ -88,31 +86,43 @@ class CallLine:
             waiter.cancel()
         self._waiters.clear()
 
-    # -- outbound -----------------------------------------------------------------
-    def _tick(self) -> None:
-        before = self.buffer.stats.frames_played
-        frame = self.buffer.read_frame()
-        if self.recorder is not None:
-            self.recorder.write_secretary(frame)
-        self.session.write_frame(self.codec.encode(frame))  # a dropped frame is counted by the session
-        self.frames_sent += 1
-        if self.buffer.stats.frames_played != before:
-            self.audible_frames += 1
-            now = self._clock()
-            self.last_audible_at = now
-            if self._waiters:
-                self._wake(now)
+    # -- outbound: the speaker's verbs ----------------------------------------------
+    def begin_reply(self) -> None:
+        """What is fed next starts a new reply (after a cut, or the previous reply's end)."""
+        self._playout.reset()
 
-    def _wake(self, now: float) -> None:
-        keep: list[tuple[int, asyncio.Future[float]]] = []
-        for mark, waiter in self._waiters:
-            if waiter.done():
-                continue
-            if self.audible_frames > mark:
-                waiter.set_result(now)
-            else:
-                keep.append((mark, waiter))
-        self._waiters = keep
+    def next_segment(self) -> None:
+        """The next audio fed is a new synthesized segment: crossfade it with the previous one."""
+        self._playout.new_segment()
+
+    async def play(self, samples: AudioLike, sample_rate: int) -> bool:
+        """Queue reply audio at any rate, waiting for room; False once the reply was cut."""
+        return await self._playout.feed(samples, sample_rate)
+
+    async def end_reply(self) -> bool:
+        """Flush the reply into the buffer and mark its end; False once it was cut."""
+        return await self._playout.end()
+
+    async def wait_played(self) -> None:
+        """Until the line has played everything queued."""
+        await self._buffer.wait_drained()
+
+    def cut(self, fade_ms: float | None = None) -> None:
+        """Barge-in: fade out what is playing within ``fade_ms``, drop what is queued."""
+        self._playout.cut(fade_ms)
+
+    @property
+    def frames_sent(self) -> int:
+        return self._sender.frames_sent
+
+    @property
+    def audible_frames(self) -> int:
+        """Frames that carried reply audio, since the line came up."""
+        return self._sender.audible_frames
+
+    @property
+    def last_audible_at(self) -> float | None:
+        return self._sender.last_audible_at
 
     def first_audible_after(self, mark: int) -> asyncio.Future[float]:
         """Resolves with the monotonic time of the first reply frame sent after ``audible_frames == mark``."""
@@ -123,20 +133,33 @@ class CallLine:
             self._waiters.append((mark, waiter))
         return waiter
 
+    def _wake(self, now: float) -> None:
+        if not self._waiters:
+            return
+        keep: list[tuple[int, asyncio.Future[float]]] = []
+        for mark, waiter in self._waiters:
+            if waiter.done():
+                continue
+            if self.audible_frames > mark:
+                waiter.set_result(now)
+            else:
+                keep.append((mark, waiter))
+        self._waiters = keep
+
     # -- inbound ------------------------------------------------------------------
-    async def caller_audio(self, frame_timeout_s: float = 1.0) -> AsyncIterator[np.ndarray]:
-        """16 kHz int16 caller audio, 20 ms per item, until the call's audio ends.
+    async def caller_audio(self, frame_timeout_s: float = 1.0) -> AsyncIterator[Float32Array]:
+        """The caller's audio as the engines take it (float32 at ``ENGINE_RATE``), 20 ms per item, until it ends.
 
         A frame that does not arrive within ``frame_timeout_s`` (the modem sent
         nothing) is replaced by silence so time keeps moving for VAD and the
         silence timers.
         """
         session = self.session
-        silence = bytes(self.codec.bytes_per_sample * 160)
+        silence = bytes(self.codec.bytes_per_sample * frame_samples())
         while True:
             frame = await session.read_frame(timeout=0.05 if self._inbound_ending else frame_timeout_s)
             if frame is None:
                 if session.closed or self._inbound_ending:
                     return
                 frame = silence
-            yield float_to_int16(self.capture.feed(frame))
+            yield self._capture.feed(frame)

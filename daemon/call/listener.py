@@ -1,6 +1,6 @@
 """The secretary's ears: caller audio -> VAD endpointing -> STT, as events for the call flow.
 
-Caller audio (16 kHz int16, 20 ms pieces) goes through a ``SpeechDetector``.
+Caller audio (float32 at ``ENGINE_RATE``, 20 ms pieces) goes through a ``SpeechDetector``.
 When speech starts the listener reports ``CallerSpeechStarted`` at once (the
 call flow uses it for barge-in). When the detector's silence window closes it
 reports ``CallerStopped`` at once (the endpoint: the call flow starts its
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.call.line import STT_RATE
+from drivers.audio import ENGINE_RATE
 from engines.fallback_chain import ChainExhausted, RequestError
 from engines.stt.interface import SttFinal, SttPartial
 from engines.stt.stt_engine import SttEngine
@@ -67,6 +67,7 @@ class CallerStopped:
     start_s: float
     end_s: float
     endpoint_at: float  # monotonic: the silence window closed
+    voiced_end_s: float  # the caller's voice ended here: ``end_s`` without the detector's speech padding
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,12 @@ class CallerListener:
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append((self._position, chunk))
         self._position += chunk.size
-        keep_from = self._position - int(HISTORY_S * STT_RATE)
+        keep_from = self._position - int(HISTORY_S * ENGINE_RATE)
         while self._history and self._history[0][0] + self._history[0][1].size < keep_from:
             self._history.popleft()
 
     def _since(self, at_s: float) -> list[np.ndarray]:
-        start = int(at_s * STT_RATE)
+        start = int(at_s * ENGINE_RATE)
         parts = []
         for first, chunk in self._history:
             if first + chunk.size <= start:
@@ -178,7 +179,9 @@ class CallerListener:
             return
         self._seq += 1
         ending = _End(self._seq, end, self._clock(), cut_by_hangup)
-        self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at))
+        voiced_end = end - self.detector.settings.speech_pad_ms / 1000
+        self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at,
+                                 voiced_end_s=voiced_end))
         if live is not None:
             live.put_nowait(ending)
             return
@@ -293,5 +296,5 @@ class _End:
     cut_by_hangup: bool
 
 
-_DISCARD = np.zeros(0, dtype=np.int16)
+_DISCARD = np.zeros(0, dtype=np.float32)
 _FeedItem = np.ndarray | _End

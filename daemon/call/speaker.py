@@ -2,7 +2,7 @@
 
 ``Speaker.say`` takes the reply as an async stream of text chunks (the LLM is
 still writing the later ones while the first is spoken), synthesizes each in
-turn and feeds the audio to the line's playout. A ``ReplyProgress`` follows
+turn and feeds the audio to the line (``CallLine.play``). A ``ReplyProgress`` follows
 the reply: the seconds of audio each chunk produced and the line's count of
 reply frames when the reply began, so that after a barge-in (the caller
 talks over the secretary: the line is cut, the reply task cancelled) the
@@ -97,11 +97,10 @@ class Speaker:
 
     async def say(self, pieces: AsyncIterable[str | CachedSpeech], progress: ReplyProgress) -> None:
         """Speak every text chunk (or cached phrase) of ``pieces``; returns once the line has played it all."""
-        playout = self.line.playout
-        playout.reset()
+        self.line.begin_reply()
         async for piece in pieces:
             if progress.segments:
-                playout.new_segment()
+                self.line.next_segment()
             if isinstance(piece, CachedSpeech):
                 text, seconds = piece.text, await self._play_cached(piece, progress)
             else:
@@ -120,31 +119,29 @@ class Speaker:
         async with self._feeding:
             if progress.started:
                 return False
-            playout = self.line.playout
             progress.segments.append((speech.text, speech.seconds))
             progress.first_tts_at = progress.first_tts_at or self._clock()
-            played = await playout.feed(speech.samples, LINE_RATE) and await playout.end()
-            playout.reset()
+            played = await self.line.play(speech.samples, LINE_RATE) and await self.line.end_reply()
+            self.line.begin_reply()
             return played
 
     async def say_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> None:
         """Play a pre-synthesized phrase as a whole reply (greeting, goodbye); fillers go through ``interject``."""
-        playout = self.line.playout
-        playout.reset()
+        self.line.begin_reply()
         progress.segments.append((speech.text, speech.seconds))
         progress.first_tts_at = progress.first_tts_at or self._clock()
-        await playout.feed(speech.samples, LINE_RATE)
+        await self.line.play(speech.samples, LINE_RATE)
         await self._finish(progress)
 
     def cut(self, fade_ms: float) -> None:
         """Barge-in: fade out what is playing, drop what is queued (cancel the reply task too)."""
-        self.line.playout.cut(fade_ms)
+        self.line.cut(fade_ms)
 
     async def _play_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> float:
         async with self._feeding:
             progress.started = True
             progress.first_tts_at = progress.first_tts_at or self._clock()
-            return speech.seconds if await self.line.playout.feed(speech.samples, LINE_RATE) else 0.0
+            return speech.seconds if await self.line.play(speech.samples, LINE_RATE) else 0.0
 
     async def _speak_chunk(self, text: str, progress: ReplyProgress) -> float:
         if self.tts is None:
@@ -160,7 +157,7 @@ class Speaker:
                         progress.started = True
                         if progress.first_tts_at is None:
                             progress.first_tts_at = self._clock()
-                        if not await self.line.playout.feed(chunk.samples, chunk.sample_rate):
+                        if not await self.line.play(chunk.samples, chunk.sample_rate):
                             break
                     seconds += chunk.duration_s
         except (ChainExhausted, RequestError) as exc:
@@ -169,8 +166,8 @@ class Speaker:
         return seconds
 
     async def _finish(self, progress: ReplyProgress) -> None:
-        if await self.line.playout.end():
-            await self.line.buffer.wait_drained()
+        if await self.line.end_reply():
+            await self.line.wait_played()
             progress.finished = True
 
 

@@ -2,13 +2,15 @@
 
 Engine audio -> ``LinePlayout`` (crossfade, resample, level) -> ``StreamingAudioBuffer``
 -> ``PacingClock`` ticking a ``FrameSender`` (codec, call record) -> modem; and the
-modem's bytes -> ``LineCapture`` (decode, call record, resample) -> STT/VAD.
+modem's bytes -> ``LineCapture`` (decode, call record, resample) -> float32 at
+``ENGINE_RATE`` for VAD and STT. ``LINE_RATE``, ``FRAME_MS`` and ``ENGINE_RATE``
+are named here once.
 """
 
 from drivers.audio.call_recorder import CallRecorder, repair_call_dir
 from drivers.audio.capture import LineCapture
 from drivers.audio.crossfade import SegmentCrossfader
-from drivers.audio.framing import FRAME_MS, LINE_RATE, Framer, frame_samples
+from drivers.audio.framing import ENGINE_RATE, FRAME_MS, LINE_RATE, Framer, frame_samples
 from drivers.audio.jitter_buffer import (
     BufferEvent,
     BufferState,
@@ -26,6 +28,7 @@ from drivers.audio.thread_priority import set_normal, set_realtime
 from drivers.audio.wav_io import StreamingWavWriter, read_wav, repair_wav
 
 __all__ = [
+    "ENGINE_RATE",
     "FRAME_MS",
     "LINE_RATE",
     "BufferEvent",

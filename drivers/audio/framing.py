@@ -7,6 +7,8 @@ import numpy.typing as npt
 
 FRAME_MS = 20
 LINE_RATE = 8000
+# Caller audio as the speech engines (VAD, STT) take it: float32 mono in [-1, 1) at this rate.
+ENGINE_RATE = 16_000
 
 
 def frame_samples(sample_rate: int = LINE_RATE, frame_ms: int = FRAME_MS) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -124,7 +125,14 @@ class LinePlayout:
 
 
 class FrameSender:
-    """The pacing clock's tick: one buffer frame -> call record -> codec -> line writer."""
+    """The line's one 20 ms tick: one buffer frame -> call record -> codec -> line writer.
+
+    A ``PacingClock`` calls it every period; the call's line (``daemon/call/line.py``)
+    and ``bench/bench_audio.py`` run this same tick. It counts the frames that
+    carried reply audio (``audible_frames``, dated by ``last_audible_at``) and
+    tells ``on_audible`` of each, so the speaker knows how much of a reply the
+    caller heard and when its first frame went out.
+    """
 
     def __init__(
         self,
@@ -132,14 +140,29 @@ class FrameSender:
         codec: LineCodec | str,
         write: Callable[[bytes], object],
         recorder: CallRecorder | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_audible: Callable[[float], None] | None = None,
     ) -> None:
         self.buffer = buffer
         self.codec = LineCodec(codec)
         self._write = write
         self.recorder = recorder
+        self._clock = clock
+        self.on_audible = on_audible
+        self.frames_sent = 0
+        self.audible_frames = 0  # frames that carried reply audio
+        self.last_audible_at: float | None = None
 
     def __call__(self) -> None:
+        played_before = self.buffer.stats.frames_played
         frame = self.buffer.read_frame()
         if self.recorder is not None:
             self.recorder.write_secretary(frame)
-        self._write(self.codec.encode(frame))
+        self._write(self.codec.encode(frame))  # a frame the writer drops is counted by the writer
+        self.frames_sent += 1
+        if self.buffer.stats.frames_played != played_before:
+            self.audible_frames += 1
+            now = self.last_audible_at = self._clock()
+            if self.on_audible is not None:
+                self.on_audible(now)

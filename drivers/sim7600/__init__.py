@@ -8,6 +8,7 @@ from drivers.sim7600.call_model import CallDirection, CallSnapshot, CallState, E
 from drivers.sim7600.call_state import CallControlError
 from drivers.sim7600.events import (
     CallAnswered,
+    CallAudioReady,
     CallDtmf,
     CallEnded,
     CallEvent,
@@ -31,6 +32,7 @@ from drivers.sim7600.sms import SmsError
 __all__ = [
     "FRAME_BYTES",
     "CallAnswered",
+    "CallAudioReady",
     "CallControlError",
     "CallDirection",
     "CallDtmf",

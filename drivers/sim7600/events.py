@@ -7,13 +7,14 @@ record; every call ends with exactly one ``CallEnded``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
 from drivers.sim7600.call_model import CallDirection, CallSnapshot, CallState, EndReason
 from drivers.sim7600.modem_state import ModemState
 from drivers.sim7600.parsers import ModemInfo, SmsMessage
+from drivers.sim7600.pcm_port import PcmSession
 from drivers.sim7600.ports import ModemPorts
 
 
@@ -43,6 +44,21 @@ class CallAnswered:
     call_id: str
     caller: str | None
     direction: CallDirection
+    ts: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAudioReady:
+    """The answered call's PCM audio is flowing (``AT+CPCMREG=1`` succeeded): its session, for the call flow.
+
+    Pushed once per connected call, right after ``CallAnswered``; when PCM cannot
+    be enabled a ``PcmAlarm(kind="enable_failed")`` comes instead. The session is
+    a live object of this process, so it never goes on the wire.
+    """
+
+    type: ClassVar[str] = "audio_ready"
+    call_id: str
+    session: PcmSession = field(repr=False, compare=False, metadata={"local": True})
     ts: float
 
 
@@ -122,14 +138,14 @@ class PcmAlarm:
 
 
 CallEvent = CallStateChanged | CallRinging | CallAnswered | CallDtmf | CallMissed | CallEnded
-ModemEvent = CallEvent | ModemConnected | ModemDisconnected | ModemStateChanged | SmsReceived | PcmAlarm
+ModemEvent = CallEvent | CallAudioReady | ModemConnected | ModemDisconnected | ModemStateChanged | SmsReceived | PcmAlarm
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value) if not f.metadata.get("local")}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if hasattr(value, "isoformat"):
@@ -150,6 +166,7 @@ def event_payload(event: ModemEvent) -> dict[str, Any]:
 
 __all__ = [
     "CallAnswered",
+    "CallAudioReady",
     "CallDtmf",
     "CallEnded",
     "CallEvent",

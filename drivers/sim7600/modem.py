@@ -29,6 +29,7 @@ from drivers.sim7600.call_model import CallSnapshot, CallState, EndReason
 from drivers.sim7600.call_state import CallControlError, CallPolicy, CallStateMachine
 from drivers.sim7600.event_hub import EventHub, EventSubscription
 from drivers.sim7600.events import (
+    CallAudioReady,
     ModemConnected,
     ModemDisconnected,
     ModemEvent,
@@ -194,6 +195,7 @@ class _PcmHooks:
             channel, attempts=t.pcm_enable_attempts, retry_delay_s=t.pcm_retry_delay_s, timeout_s=t.command_timeout_s
         ):
             session.mark_enabled()
+            self._modem._emit(CallAudioReady(call_id=call.call_id, session=session, ts=time.time()))
         else:
             self._modem._emit(
                 PcmAlarm(

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -111,7 +110,7 @@ def started(at_s: float) -> Any:
 def stopped(seq: int, start_s: float, end_s: float) -> Any:
     def make(ears: ScriptedEars) -> CallerStopped:
         ears.stopped_at[seq] = time.monotonic()
-        return CallerStopped(seq=seq, start_s=start_s, end_s=end_s, endpoint_at=ears.stopped_at[seq])
+        return CallerStopped(seq=seq, start_s=start_s, end_s=end_s, endpoint_at=ears.stopped_at[seq], voiced_end_s=end_s)
     return make
 
 
@@ -155,7 +154,6 @@ async def play_call(script: list[tuple[float, Any]], *, tts_delay_s: float, fill
             call_id="test-call", caller="+15550100", persona=PERSONA,
             config=CallConfig(filler_after_ms=filler_after_ms), line=line,
             speaker=Speaker(line, ToneTts(tts_delay_s), PersonaVoice.of(PERSONA)),  # type: ignore[arg-type]
-            detector=SimpleNamespace(settings=SimpleNamespace(speech_pad_ms=0)),  # type: ignore[arg-type]
             listener_factory=lambda emit: ScriptedEars(emit, script, t0),  # type: ignore[arg-type,return-value]
             dialogue=dialogue, phrases=phrases,
             on_utterance=lambda u, t: said.append((u, t)),

@@ -22,12 +22,14 @@ from daemon.call.listener import (
     CallerUtterance,
     ListenerEvent,
 )
+from drivers.audio import ENGINE_RATE
 from engines.stt.interface import SttFinal, SttPartial
 from engines.vad.interface import VadSession
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector
 
-RATE = 16_000
+RATE = ENGINE_RATE
 CHUNK = 320  # 20 ms, as the line delivers it
+LOUD = 1000 / 32768  # a frame louder than this is speech (float32 audio, as the line delivers it)
 
 
 class LoudnessVad(VadSession):
@@ -35,7 +37,7 @@ class LoudnessVad(VadSession):
     frame_samples = 512
 
     def probability(self, frame: np.ndarray) -> float:
-        return 0.9 if int(np.abs(frame.astype(np.int32)).max()) > 1000 else 0.0
+        return 0.9 if float(np.abs(frame).max()) > LOUD else 0.0
 
     def reset(self) -> None:
         pass
@@ -54,7 +56,7 @@ class TimedRecogniser:
         loud = total = 0
         async for chunk in audio:
             total += chunk.size
-            loud += chunk.size if int(np.abs(chunk.astype(np.int32)).max(initial=0)) > 1000 else 0
+            loud += chunk.size if float(np.abs(chunk).max(initial=0)) > LOUD else 0
             if self.streams and loud:
                 yield SttPartial(f"{loud / RATE:.1f} s so far")
         started = time.monotonic()
@@ -70,7 +72,8 @@ def caller(*parts: tuple[str, float]) -> np.ndarray:
     for kind, seconds in parts:
         n = int(seconds * RATE)
         t = np.arange(n) / RATE
-        pieces.append((np.sin(2 * np.pi * 300 * t) * 8000).astype(np.int16) if kind == "speech" else np.zeros(n, np.int16))
+        tone = (np.sin(2 * np.pi * 300 * t) * 8000).astype(np.int16).astype(np.float32) / 32768
+        pieces.append(tone if kind == "speech" else np.zeros(n, np.float32))
     return np.concatenate(pieces)
 
 
