@@ -219,7 +219,7 @@ class _SocketCall:
         return True
 
 
-async def serve_test_call(
+async def serve_browser_call(
     request: web.Request,
     runner: CallRunner,
     *,

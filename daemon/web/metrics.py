@@ -32,12 +32,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from channels.bus_contract.box_payloads import ENGINE_STATES, SERVICE_STATES, BoxStatus
+from channels.bus_contract.call_payloads import CallState
+from channels.bus_contract.topics import (
+    CALL_EVENT,
+    CALL_STATE,
+    EVERY_ENGINE_STATE,
+    EVERY_SERVICE_STATE,
+    MODEM_STATE,
+    STATUS,
+    engine_name,
+    matches,
+    service_name,
+)
+
 log = logging.getLogger("secretary.web")
 
 CALL_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 TURN_STAGE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-ENGINE_STATES = ("loading", "ready", "degraded", "failed", "stopped")
-SERVICE_STATES = ("starting", "running", "degraded", "backoff", "stopping", "stopped")
 ERROR_TYPES = ("call_failed", "service_crash", "engine_failed")
 TOPIC_KINDS = ("status", "modem_state", "call_state", "call_event", "engine_state", "service_state")
 ACTIVE_CALL_STATES = frozenset({"active", "ringing"})
@@ -343,30 +355,21 @@ class BoxMetrics:
         """(topic kind, handler) for the topics that feed metrics; None for the others."""
         if not isinstance(suffix, str):
             return None
-        match suffix.split("/"):
-            case ["status"]:
-                return "status", self._on_status
-            case ["modem", "state"]:
-                return "modem_state", self._on_modem_state
-            case ["call", "state"]:
-                return "call_state", self._on_call_state
-            case ["call", "event"]:
-                return "call_event", self._on_call_event
-            case ["engines", name, "state"]:
-                return "engine_state", lambda payload: self._on_engine_state(name, payload)
-            case ["services", name, "state"]:
-                return "service_state", lambda payload: self._on_service_state(name, payload)
+        fixed = {STATUS: ("status", self._on_status), MODEM_STATE: ("modem_state", self._on_modem_state),
+                 CALL_STATE: ("call_state", self._on_call_state), CALL_EVENT: ("call_event", self._on_call_event)}
+        if suffix in fixed:
+            return fixed[suffix]
+        if matches(EVERY_ENGINE_STATE, suffix):  # an empty name is malformed, not another topic
+            return "engine_state", lambda payload: self._on_engine_state(engine_name(suffix) or "", payload)
+        if matches(EVERY_SERVICE_STATE, suffix):
+            return "service_state", lambda payload: self._on_service_state(service_name(suffix) or "", payload)
         return None
 
     # -- state topics
     def _on_status(self, payload: Any) -> None:
-        if isinstance(payload, (bytes, bytearray)):
-            payload = payload.decode("utf-8", "replace")
-        status = _text(payload, "status").strip().lower()
-        if status not in ("online", "offline"):
-            raise _Malformed(f"status is neither online nor offline: {status!r}")
+        online = BoxStatus.decode(payload).online
         with self._lock:
-            self._state.online = status == "online"
+            self._state.online = online
 
     def _on_modem_state(self, payload: Any) -> None:
         data = _require_dict(payload)
@@ -390,7 +393,7 @@ class BoxMetrics:
             raise _Malformed("; ".join(problems))
 
     def _on_call_state(self, payload: Any) -> None:
-        state = _text(_require_dict(payload).get("state"), "call state")
+        state = CallState.decode(payload).state
         with self._lock:
             self._state.call_active = state in ACTIVE_CALL_STATES
 

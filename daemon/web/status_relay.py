@@ -17,11 +17,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.bus_contract.call_payloads import (
+    AnsweredEvent,
+    CallEvent,
+    EndedEvent,
+    RingingEvent,
+    UtteranceEvent,
+    decode_call_event,
+)
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.topics import CALL_EVENT, STATUS, WEB_PAGE_TOPICS, is_state
+
 log = logging.getLogger("secretary.web")
 
-SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "engines/+/state", "services/+/state"]
-_STATE_PREFIXES = ("engines/", "services/")
-_STATE_TOPICS = {"status", "modem/state", "call/state"}
+SUBSCRIPTIONS = list(WEB_PAGE_TOPICS)
 
 
 @dataclass
@@ -77,35 +86,42 @@ class StatusRelay:
     # -- input ----------------------------------------------------------------------
     def observe(self, suffix: str, payload: Any) -> None:
         """One bus message (topic below the box's prefix, parsed JSON); malformed ones are ignored."""
-        if suffix in _STATE_TOPICS or (suffix.startswith(_STATE_PREFIXES) and suffix.endswith("/state")):
-            if suffix != "status" and not isinstance(payload, dict):
+        if is_state(suffix):
+            if suffix != STATUS and not isinstance(payload, dict):
                 log.debug("state that is not an object ignored", extra={"topic": suffix})
                 return
             self.state[suffix] = payload
             self._publish(RelayEvent("state", {"topic": suffix, "payload": payload}))
-        elif suffix == "call/event" and isinstance(payload, dict) and isinstance(payload.get("type"), str):
-            self._on_call_event(payload)
+        elif suffix == CALL_EVENT:
+            try:
+                event = decode_call_event(payload)
+            except PayloadError as exc:
+                log.debug("call event that does not fit the contract ignored", extra={"reason": str(exc)})
+                return
+            self._on_call_event(event, payload)
 
     def set_bus_connected(self, connected: bool) -> None:
         if connected != self.bus_connected:
             self.bus_connected = connected
             self._publish(RelayEvent("bus", {"connected": connected}))
 
-    def _on_call_event(self, event: dict[str, Any]) -> None:
-        kind, call_id = event["type"], event.get("call_id")
-        if kind in ("ringing", "answered") and call_id != self.call.call_id:
-            self.call = CallTranscript(call_id=call_id, caller=event.get("caller"))
+    def _on_call_event(self, event: CallEvent, payload: dict[str, Any]) -> None:
+        """One call event, decoded; the page gets the payload as it came."""
+        call_id = event.call_id
+        if isinstance(event, (RingingEvent, AnsweredEvent)) and call_id != self.call.call_id:
+            self.call = CallTranscript(call_id=call_id, caller=event.caller)
         elif call_id != self.call.call_id:
-            if kind != "utterance":
-                self._publish(RelayEvent("call", event))
+            if not isinstance(event, UtteranceEvent):
+                self._publish(RelayEvent("call", payload))
                 return
             self.call = CallTranscript(call_id=call_id)  # joined mid-call
-        if kind == "utterance" and isinstance(event.get("text"), str):
-            line = {k: event.get(k) for k in ("role", "text", "start_s", "interrupted", "latency_ms")}
-            self.call.lines.append(line)
-        elif kind == "ended":
-            self.call.ended = {k: event.get(k) for k in ("reason", "outcome", "duration_s", "summary")}
-        self._publish(RelayEvent("call", event))
+        if isinstance(event, UtteranceEvent):
+            self.call.lines.append({"role": event.role, "text": event.text, "start_s": event.start_s,
+                                    "interrupted": event.interrupted, "latency_ms": event.latency_ms})
+        elif isinstance(event, EndedEvent):
+            self.call.ended = {"reason": event.reason, "outcome": event.outcome, "duration_s": event.duration_s,
+                               "summary": event.summary}
+        self._publish(RelayEvent("call", payload))
 
     # -- output ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -74,6 +74,6 @@ def build_app(ctx: WebContext) -> web.Application:
     app[CONTEXT] = ctx
     static_dir = resources.files("daemon.web") / "static"
     app.router.add_static("/static/", str(static_dir), append_version=False)
-    for module in (login_page, status_page, calls_page, config_page, voices_page, test_call_page):
+    for module in (login_page, status_page, calls_page, config_page, voices_page, browser_call_page):
         app.add_routes(module.routes)
     return app

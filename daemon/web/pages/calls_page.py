@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.verbs import CALLS_DELETE
 from daemon.records.call_record import is_valid_call_id, read_utterances
 from daemon.web.web_context import context, redirect, render, session_of
 
@@ -109,7 +110,7 @@ async def delete_call(request: web.Request) -> web.Response:
     call_id = _call_id(request)
     session = session_of(request)
     try:
-        await ctx.bus.request("calls/delete", {"call_id": call_id}, timeout_s=10.0)
+        await ctx.bus.request(CALLS_DELETE, {"call_id": call_id}, timeout_s=10.0)
     except CommandFailed as exc:
         if session is not None:
             ctx.flash(session, "error", f"The call was not deleted: {exc.message}")

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.verbs import RELOAD
 from config.errors import ConfigError, ConfigIssue
 from daemon.web.config_editor import ConfigEditor
 from daemon.web.config_forms import SECTIONS, FormField, FormSection, apply_form, build_form, field_errors
@@ -99,7 +100,7 @@ async def config_section(request: web.Request) -> web.Response:
 async def apply_by_reload(request: web.Request, loaded_settings: Any) -> str:
     """Ask the daemon to reload; the message for the owner."""
     try:
-        result = await context(request).bus.request("reload", {}, timeout_s=RELOAD_TIMEOUT_S)
+        result = await context(request).bus.request(RELOAD, {}, timeout_s=RELOAD_TIMEOUT_S)
     except (BusUnavailable, CommandFailed, TimeoutError) as exc:
         return f"Saved. The daemon did not confirm the reload ({exc or 'no answer'}); it applies at the next restart."
     if not isinstance(result, dict) or not result.get("applied", False):

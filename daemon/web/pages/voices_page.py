@@ -11,6 +11,10 @@ from typing import Any
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.box_payloads import EngineState
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.topics import engine_state
+from channels.bus_contract.verbs import SPEAK
 from config.errors import ConfigError
 from daemon.voices.samples import MAX_UPLOAD_BYTES, SampleRejected, VoiceLibrary
 from daemon.web.config_editor import ConfigEditor
@@ -36,6 +40,14 @@ def _voice_rows(library: VoiceLibrary, configured: dict[str, Any], personas: dic
     return rows
 
 
+def _serving_backend(report: Any) -> str | None:
+    """The backend an engine says it serves with; None until it reports (or if the report does not fit)."""
+    try:
+        return EngineState.decode(report).backend if report is not None else None
+    except PayloadError:
+        return None
+
+
 @routes.get("/voices")
 async def voices(request: web.Request, rejected: list[tuple[str, list[str]]] | None = None,
                  selected_voice: str = "", status: int = 200) -> web.Response:
@@ -43,11 +55,10 @@ async def voices(request: web.Request, rejected: list[tuple[str, list[str]]] | N
     settings = ctx.settings
     tts = settings.engines.tts
     rows = await asyncio.to_thread(_voice_rows, ctx.voices, dict(tts.xtts.voices), dict(settings.personas))
-    engine_state = ctx.relay.state.get("engines/tts/state") or {}
     return render(
         request, "voices.html", title="Voices", active="/voices", status=status, voices=rows,
         min_samples=VoiceLibrary.MIN_SAMPLES, xtts_configured="xtts" in tts.chain,
-        tts_backend=engine_state.get("backend") if isinstance(engine_state, dict) else None,
+        tts_backend=_serving_backend(ctx.relay.state.get(engine_state("tts"))),
         persona_ids=sorted(settings.personas), rejected=rejected or [], selected_voice=selected_voice,
     )
 
@@ -177,7 +188,7 @@ async def preview(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return web.json_response({"error": "expected JSON {persona, text}"}, status=400)
     try:
-        result = await ctx.bus.request("speak", {"persona": body.get("persona"), "text": body.get("text")},
+        result = await ctx.bus.request(SPEAK, {"persona": body.get("persona"), "text": body.get("text")},
                                        timeout_s=PREVIEW_TIMEOUT_S)
     except CommandFailed as exc:
         return web.json_response({"error": exc.message}, status=400 if exc.code == "invalid" else 503)

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from daemon.call.stream_line import FRAME_BYTES, StreamLineSession
-from daemon.web.browser_call_socket import serve_test_call
+from daemon.web.browser_call_socket import serve_browser_call
 from tests.daemon.web.chromium import chromium, fake_microphone_args
 
 STATIC = Path(__file__).resolve().parents[3] / "daemon" / "web" / "static"
@@ -30,7 +30,7 @@ PAGE = """<!doctype html>
   <button id="test-call-hangup" disabled>Hang up</button>
   <span id="test-call-status">Ready.</span>
   <ol id="test-call-transcript"></ol>
-  <script type="module" src="/static/test_call.js"></script>
+  <script type="module" src="/static/browser_call.js"></script>
 </body></html>
 """
 
@@ -101,7 +101,7 @@ async def page_server(runner: ToneRunner) -> AsyncIterator[TestServer]:
         return web.Response(text=PAGE, content_type="text/html")
 
     async def socket(request: web.Request) -> web.StreamResponse:
-        return await serve_test_call(request, runner, call_id="browser-test")
+        return await serve_browser_call(request, runner, call_id="browser-test")
 
     app = web.Application()
     app.router.add_get("/", index)

@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.call.stream_line import FRAME_BYTES, StreamLineSession
-from daemon.web.browser_call_socket import CallRunner, serve_test_call
+from daemon.web.browser_call_socket import CallRunner, serve_browser_call
 
 Event = Callable[[dict[str, Any]], None]
 
@@ -89,7 +89,7 @@ async def serving(
     **options: Any,
 ) -> AsyncIterator[TestClient]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await serve_test_call(request, runner, call_id="web-test", **options)
+        return await serve_browser_call(request, runner, call_id="web-test", **options)
 
     app = web.Application()
     app.router.add_get("/ws/test-call", handler)
