@@ -80,14 +80,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.schema import SecretaryConfig  # noqa: E402
 from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
-from daemon.call.line import STT_RATE  # noqa: E402
 from daemon.tools.demo_caller import CallerLine, caller_script  # noqa: E402
 from daemon.engine_host.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
 from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
 from daemon.voices.persona_voice import PersonaVoice  # noqa: E402
 from daemon.dialogue.reply_chunker import ReplyChunker  # noqa: E402
-from drivers.audio import StreamResampler, read_wav  # noqa: E402
-from drivers.audio.pcm import float_to_int16  # noqa: E402
+from drivers.audio import ENGINE_RATE, StreamResampler, read_wav  # noqa: E402
 from engines.chained_engine import ChainedEngine  # noqa: E402
 from engines.engine_status import EngineState  # noqa: E402
 from engines.fallback_chain import ChainExhausted, FallbackChain, RequestError  # noqa: E402
@@ -95,7 +93,6 @@ from engines.llm.llm_engine import LlmEngine  # noqa: E402
 from engines.llm.interface import ChatMessage, ChatRequest  # noqa: E402
 from engines.stt.interface import SttFinal  # noqa: E402
 from engines.stt.stt_engine import SttEngine  # noqa: E402
-from engines.tts.sentences import split_sentences  # noqa: E402
 from engines.tts.tts_engine import TtsEngine  # noqa: E402
 from tests.calls.call_harness import CALLER, CallBox, box_config, call_box  # noqa: E402
 
@@ -383,10 +380,10 @@ async def isolated_engines(config: SecretaryConfig, llm: bool) -> AsyncIterator[
 
 
 def line_audio_16k(wav: Path) -> np.ndarray:
-    """The caller line as the STT hears it: 8 kHz upsampled to 16 kHz int16."""
+    """The caller line as the STT hears it: 8 kHz upsampled to 16 kHz float32."""
     samples, rate = read_wav(wav)
-    resampler = StreamResampler(rate, STT_RATE)
-    return float_to_int16(np.concatenate([resampler.process(samples), resampler.flush()]))
+    resampler = StreamResampler(rate, ENGINE_RATE)
+    return np.concatenate([resampler.process(samples), resampler.flush()])
 
 
 async def stt_once(stt: SttEngine, pcm: np.ndarray) -> tuple[float, str]:
@@ -447,13 +444,10 @@ async def repeated(measure: Callable[[], Awaitable[float]], repeats: int) -> flo
     return median([await measure() for _ in range(repeats)])
 
 
-def first_piece(reply: str, llm: bool) -> str:
-    """The first text chunk the dialogue fed the TTS for this reply."""
-    if llm:
-        chunker = ReplyChunker(LANGUAGE)
-        pieces = chunker.feed(reply) + chunker.flush()
-    else:
-        pieces = split_sentences(reply)
+def first_piece(reply: str) -> str:
+    """The first text chunk the dialogue fed the TTS for this reply (both dialogues cut with the ReplyChunker)."""
+    chunker = ReplyChunker(LANGUAGE)
+    pieces = chunker.feed(reply) + chunker.flush()
     return pieces[0] if pieces else reply
 
 
@@ -497,7 +491,7 @@ async def measure_isolated(config: SecretaryConfig, turns: list[Turn], repeats: 
             found.stt[line.wav.name] = (median([ms for ms, _ in idle]), idle[-1][1])
         for turn in turns:
             if turn.reply_text:
-                piece = first_piece(turn.reply_text, turn.by_llm)
+                piece = first_piece(turn.reply_text)
                 if piece not in found.tts:
                     found.tts[piece] = await repeated(lambda: tts_once(engines.tts, voice, piece), repeats)
                 turn.isolated["tts"] = found.tts[piece]

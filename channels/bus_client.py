@@ -26,6 +26,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from channels.bus_contract.topics import Topics, is_state
 from channels.firm_cancel import cancelled_firmly
 from config.schema import MqttConfig
 
@@ -67,12 +68,13 @@ class ChannelBus:
         password: str | None = None,
     ) -> None:
         self.mqtt = mqtt
-        self.base = f"{mqtt.topic_prefix}/{box_id}/"
+        self.topics = Topics(mqtt.topic_prefix, box_id)
+        self.base = f"{self.topics.base}/"
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.on_message = on_message
         self._password = password
-        self.reply_topic = f"{self.base}reply/{client_id}"
+        self.reply_topic = self.topics.reply(client_id)
         self.state: dict[str, Any] = {}
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -99,7 +101,7 @@ class ChannelBus:
             try:
                 async with self._connect() as client:
                     for suffix in self.subscriptions:
-                        await client.subscribe(self.base + suffix, qos=1)
+                        await client.subscribe(self.topics(suffix), qos=1)
                     await client.subscribe(self.reply_topic, qos=1)
                     self._client = client
                     self.connected.set()
@@ -139,10 +141,10 @@ class ChannelBus:
             elif not pending.reply.done():
                 pending.reply.set_result(payload)
             return
-        if not topic.startswith(self.base):
+        suffix = self.topics.suffix(topic)
+        if suffix is None:
             return
-        suffix = topic[len(self.base):]
-        if message.retain or suffix.endswith("/state") or suffix == "status":
+        if message.retain or is_state(suffix):
             self.state[suffix] = payload
         try:
             self.on_message(suffix, payload)
@@ -166,7 +168,7 @@ class ChannelBus:
         try:
             payload = json.dumps(args or {}, ensure_ascii=False).encode("utf-8")
             try:
-                await client.publish(f"{self.base}cmd/{verb}", payload, qos=1, properties=props, timeout=5.0)
+                await client.publish(self.topics.command(verb), payload, qos=1, properties=props, timeout=5.0)
             except aiomqtt.MqttError as exc:
                 raise BusUnavailable(str(exc)) from exc
             async with asyncio.timeout(timeout_s):

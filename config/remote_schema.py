@@ -19,10 +19,6 @@ from pydantic import Field, field_validator, model_validator
 
 from config.section import EnvVarName, Section
 
-DEFAULT_TOPICS = ["status", "modem/state", "call/state", "call/event", "sms/event", "engines/+/state",
-                  "services/+/state"]
-
-
 class HomeAssistantConfig(Section):
     enabled: bool = True
     discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -46,10 +42,12 @@ class RemoteBridgeConfig(Section):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         json_schema_extra={"allowed": "the prefix on the remote broker (default: mqtt.topic_prefix)"},
     )
-    topics: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_TOPICS),
+    # None: the bridge's default selection, the box's state and events (channels/remote_bridge/topics.py).
+    topics: list[str] | None = Field(
+        None,
         min_length=1,
-        json_schema_extra={"allowed": "topic filters under the box's prefix, e.g. call/event or engines/+/state"},
+        json_schema_extra={"allowed": "MQTT topic filters under the box's prefix (as in config/example.yaml); "
+                                      "null (the default) for the box's status, modem, calls, SMS, engines and services"},
     )
     commands: list[Literal["hangup"]] = Field(
         default_factory=lambda: ["hangup"], json_schema_extra={"allowed": "commands the remote side may send: hangup"}
@@ -70,8 +68,8 @@ class RemoteBridgeConfig(Section):
 
     @field_validator("topics")
     @classmethod
-    def _check_topics(cls, value: list[str]) -> list[str]:
-        for topic in value:
+    def _check_topics(cls, value: list[str] | None) -> list[str] | None:
+        for topic in value or ():
             levels = topic.split("/")
             if not topic or topic.startswith("/") or "cmd" in levels[:1] or any(
                 ("+" in level and level != "+") or ("#" in level and level != "#") for level in levels

@@ -31,7 +31,8 @@ from daemon.modem.modem_service import ModemService
 from daemon.runtime.service import Service, ServiceReport, ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
 from daemon.runtime.systemd_notify import SystemdNotifier, WatchdogService
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics, service_state
+from channels.bus_contract.verbs import RELOAD
 from daemon.web.web_context import BrowserCallRunner
 from daemon.web.web_service import WebService
 from drivers.sim7600 import ModemEvent, Sim7600Modem
@@ -73,7 +74,7 @@ class SecretaryApp:
             WatchdogService(self.notifier, healthy=self._healthy),
             ModemService(
                 self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir,
-                relay=self.modem_events, call_flow_publishes_endings=True,
+                relay=self.modem_events,
             ),
             *engine_services(self.bus, cfg.engines, cfg.data_dir),
             CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
@@ -117,7 +118,7 @@ class SecretaryApp:
         return all(r.state is not ServiceState.STOPPED for r in self.supervisor.reports().values()) or self._stop.is_set()
 
     def _on_report(self, report: ServiceReport) -> None:
-        self.bus.publish_state(f"services/{report.name}/state", report.as_payload())
+        self.bus.publish_state(service_state(report.name), report.as_payload())
         self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
@@ -130,7 +131,7 @@ class SecretaryApp:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         for service in self.build_services(self.loaded):
             self.supervisor.add(service)
-        self.bus.register_command("reload", self._reload_command)
+        self.bus.register_command(RELOAD, self._reload_command)
         loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks

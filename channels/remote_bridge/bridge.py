@@ -32,6 +32,18 @@ from typing import Any, Protocol
 import aiomqtt
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
+from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.topics import (
+    CALL_EVENT,
+    CALL_STATE,
+    LAST_CALL,
+    MODEM_STATE,
+    STATUS,
+    engine_name,
+    is_event,
+    remote_command,
+)
 from channels.firm_cancel import cancelled_firmly
 from channels.remote_bridge.ha_discovery import (
     PAYLOAD_PRESS,
@@ -43,7 +55,7 @@ from channels.remote_bridge.ha_discovery import (
 from channels.remote_bridge.last_call import LastCall, next_last_call
 from channels.remote_bridge.outbox import Outgoing, RemoteOutbox
 from channels.remote_bridge.remote_client import OFFLINE, ONLINE, remote_client
-from channels.remote_bridge.topics import STATUS, TopicSelection, engine_name, is_event
+from channels.remote_bridge.topics import TopicSelection
 from config.schema import SecretaryConfig
 
 log = logging.getLogger("secretary.channels.remote")
@@ -54,7 +66,6 @@ GOODBYE_TIMEOUT_S = 2.0
 LOCAL_POLL_S = 0.25
 BACKOFF_INITIAL_S = 0.5
 STABLE_SESSION_S = 10.0  # a remote session this long resets the backoff
-LAST_CALL = "last_call"
 DISTRIBUTION = "ai-secretary-box"
 
 
@@ -71,6 +82,14 @@ def encode(payload: Any) -> bytes:
     if isinstance(payload, str):
         return payload.encode("utf-8")
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _says_online(status: Any) -> bool:
+    """Whether the box's ``status`` says online (anything that does not fit the contract does not)."""
+    try:
+        return BoxStatus.decode(status).online
+    except PayloadError:
+        return False
 
 
 def software_version() -> str:
@@ -97,7 +116,7 @@ class RemoteBridge:
         self.remote_error = "connecting"
         self._session_started: float | None = None  # when the current remote session got past CONNACK
         self.connect_attempts = 0
-        self.command_topics = {f"{self.base}ha/{verb}": verb for verb in remote.commands}
+        self.command_topics = {f"{self.base}{remote_command(verb)}": verb for verb in remote.commands}
         self._remote_password = remote_password
         self._status_payload: bytes | None = None  # the status last queued for the remote
         self._running_commands: set[str] = set()
@@ -109,8 +128,8 @@ class RemoteBridge:
         ) if ha.enabled else None
         if self.discovery is not None:
             for entity in box_entities(
-                self.discovery, modem=self.selection.carries("modem/state"),
-                call_state=self.selection.carries("call/state"), last_call=self.selection.carries("call/event"),
+                self.discovery, modem=self.selection.carries(MODEM_STATE),
+                call_state=self.selection.carries(CALL_STATE), last_call=self.selection.carries(CALL_EVENT),
                 commands=list(remote.commands),
             ):
                 self.retained[entity.topic] = entity.payload
@@ -148,7 +167,7 @@ class RemoteBridge:
         topic = self.base + suffix
         if is_event(suffix):
             self._put_event(Outgoing(topic, encode(payload), retain=False))
-            if suffix == "call/event":
+            if suffix == CALL_EVENT:
                 self._track_last_call(payload)
             return
         engine = engine_name(suffix)
@@ -182,7 +201,7 @@ class RemoteBridge:
             self._put_retained(self.base + LAST_CALL, encode(updated))
 
     def _box_status(self) -> bytes:
-        online = self.bus.connected.is_set() and self.bus.state.get(STATUS) == "online"
+        online = self.bus.connected.is_set() and _says_online(self.bus.state.get(STATUS))
         return ONLINE if online else OFFLINE
 
     def _update_status(self) -> None:

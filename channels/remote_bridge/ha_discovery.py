@@ -17,11 +17,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from channels.bus_contract.box_payloads import OFFLINE, ONLINE
+from channels.bus_contract.call_payloads import CALL_STATES
+from channels.bus_contract.topics import CALL_STATE, LAST_CALL, MODEM_STATE, STATUS, engine_state, remote_command
+from channels.bus_contract.verbs import HANGUP
+
 MANUFACTURER = "AI Secretary"
 MODEL = "SIM7600G-H box"
 ORIGIN = "ai-secretary-box"
 PAYLOAD_PRESS = "PRESS"
-CALL_STATES = ["idle", "ringing", "active", "ending"]
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -51,10 +55,10 @@ class DiscoveryContext:
 
     @property
     def availability_topic(self) -> str:
-        return f"{self.remote_base}status"
+        return f"{self.remote_base}{STATUS}"
 
     def command_topic(self, command: str) -> str:
-        return f"{self.remote_base}ha/{command}"
+        return f"{self.remote_base}{remote_command(command)}"
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,8 @@ def _entity(ctx: DiscoveryContext, component: str, object_id: str, name: str, **
         },
         "origin": {"name": ORIGIN, "sw_version": ctx.sw_version},
         "availability_topic": ctx.availability_topic,
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
         **fields,
     }
     return Discovery(f"{ctx.discovery_prefix}/{component}/{ctx.node_id}/{object_id}/config", config)
@@ -97,7 +101,7 @@ def _entity(ctx: DiscoveryContext, component: str, object_id: str, name: str, **
 
 def modem_entities(ctx: DiscoveryContext) -> list[Discovery]:
     """Signal, Registered and Operator, from the retained ``modem/state``."""
-    state = f"{ctx.remote_base}modem/state"
+    state = f"{ctx.remote_base}{MODEM_STATE}"
     return [
         _entity(ctx, "sensor", "signal", "Signal", state_topic=state, value_template="{{ value_json.signal_dbm }}",
                 device_class="signal_strength", unit_of_measurement="dBm", state_class="measurement",
@@ -111,14 +115,14 @@ def modem_entities(ctx: DiscoveryContext) -> list[Discovery]:
 
 
 def call_state_entity(ctx: DiscoveryContext) -> Discovery:
-    state = f"{ctx.remote_base}call/state"
+    state = f"{ctx.remote_base}{CALL_STATE}"
     return _entity(ctx, "sensor", "call_state", "Call state", state_topic=state,
-                   value_template="{{ value_json.state }}", device_class="enum", options=CALL_STATES,
+                   value_template="{{ value_json.state }}", device_class="enum", options=list(CALL_STATES),
                    json_attributes_topic=state, icon="mdi:phone")
 
 
 def last_caller_entity(ctx: DiscoveryContext) -> Discovery:
-    state = f"{ctx.remote_base}last_call"
+    state = f"{ctx.remote_base}{LAST_CALL}"
     return _entity(ctx, "sensor", "last_caller", "Last caller", state_topic=state,
                    value_template="{{ value_json.caller or 'withheld' }}", json_attributes_topic=state,
                    icon="mdi:phone-incoming")
@@ -126,14 +130,14 @@ def last_caller_entity(ctx: DiscoveryContext) -> Discovery:
 
 def engine_entity(ctx: DiscoveryContext, engine: str) -> Discovery:
     """``Engine <name>`` from ``engines/<name>/state``: its state, the payload as attributes."""
-    state = f"{ctx.remote_base}engines/{engine}/state"
+    state = f"{ctx.remote_base}{engine_state(engine)}"
     return _entity(ctx, "sensor", f"engine_{object_slug(engine)}", f"Engine {engine}", state_topic=state,
                    value_template="{{ value_json.state }}", json_attributes_topic=state, entity_category="diagnostic",
                    icon="mdi:cog")
 
 
 def hangup_button(ctx: DiscoveryContext) -> Discovery:
-    return _entity(ctx, "button", "hangup", "Hang up", command_topic=ctx.command_topic("hangup"),
+    return _entity(ctx, "button", "hangup", "Hang up", command_topic=ctx.command_topic(HANGUP),
                    payload_press=PAYLOAD_PRESS, icon="mdi:phone-hangup")
 
 

@@ -10,24 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.bus_contract.call_payloads import EndedEvent, MissedEvent, RingingEvent, decode_call_event
+from channels.bus_contract.fields import PayloadError
+
 LastCall = dict[str, Any]
 
 
 def next_last_call(current: LastCall | None, event: Any) -> LastCall | None:
     """The new ``last_call`` after ``event``, or None when the event changes nothing."""
-    if not isinstance(event, dict) or not isinstance(event.get("call_id"), str):
+    try:
+        call = decode_call_event(event)
+    except PayloadError:
         return None
-    if event.get("direction", "incoming") != "incoming":
+    if not isinstance(call, (RingingEvent, MissedEvent, EndedEvent)):
         return None
-    kind, call_id = event.get("type"), event["call_id"]
-    known = current if current is not None and current.get("call_id") == call_id else {}
-    caller = event.get("caller") or known.get("caller")
-    ts = known.get("ts") or event.get("started_at") or event.get("ts")
-    if kind == "ringing":
-        return {"caller": caller, "call_id": call_id, "ts": ts, "outcome": "ringing", "summary": None}
-    if kind == "missed":
-        return {"caller": caller, "call_id": call_id, "ts": ts, "outcome": "missed", "summary": None}
-    if kind == "ended":
-        outcome = event.get("outcome") or (event.get("reason") if event.get("answered", True) else "missed")
-        return {"caller": caller, "call_id": call_id, "ts": ts, "outcome": outcome, "summary": event.get("summary")}
-    return None
+    if not isinstance(call, MissedEvent) and call.direction not in (None, "incoming"):
+        return None
+    known = current if current is not None and current.get("call_id") == call.call_id else {}
+    caller = call.caller or known.get("caller")
+    ts = known.get("ts") or (call.started_at if isinstance(call, EndedEvent) else None) or call.ts
+    if isinstance(call, RingingEvent):
+        return {"caller": caller, "call_id": call.call_id, "ts": ts, "outcome": "ringing", "summary": None}
+    if isinstance(call, MissedEvent):
+        return {"caller": caller, "call_id": call.call_id, "ts": ts, "outcome": "missed", "summary": None}
+    outcome = call.outcome or (call.reason if call.answered is not False else "missed")
+    return {"caller": caller, "call_id": call.call_id, "ts": ts, "outcome": outcome, "summary": call.summary}

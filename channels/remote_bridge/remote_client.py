@@ -14,11 +14,12 @@ from pathlib import Path
 import aiomqtt
 
 from channels.bus_client import NO_DELAY
+from channels.bus_contract.box_payloads import BoxStatus
 from config.remote_schema import RemoteBridgeConfig
 
 CONNECT_TIMEOUT_S = 10.0
-OFFLINE = b"offline"
-ONLINE = b"online"
+OFFLINE = BoxStatus(online=False).encode().encode("utf-8")
+ONLINE = BoxStatus(online=True).encode().encode("utf-8")
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:

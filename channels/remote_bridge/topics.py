@@ -1,7 +1,8 @@
-"""Topic filters under the box's prefix: which local topics the bridge carries, and what kind they are.
+"""Topic filters under the box's prefix: which local topics the bridge carries.
 
 Filters follow MQTT: ``+`` is one level, ``#`` (last) is the rest, zero levels
-included. Topics and filters here are suffixes under ``<prefix>/<box_id>/``.
+included. Topics and filters here are suffixes under ``<prefix>/<box_id>/``
+(the names are the bus contract's, ``channels/bus_contract/topics.py``).
 Events (``call/event``, ``sms/event``, any ``.../event``) are forwarded in
 order and not retained; everything else is state, retained, newest wins.
 Commands and their replies (``cmd/...``, ``reply/...``) are never carried.
@@ -11,19 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-STATUS = "status"
-NEVER_BRIDGED = ("cmd", "reply")  # the box's command plumbing, even under a filter like "#"
+from channels.bus_contract.topics import BRIDGED_BY_DEFAULT, NEVER_BRIDGED, STATUS, matches
 
-
-def matches(topic_filter: str, topic: str) -> bool:
-    """Whether ``topic`` matches the MQTT ``topic_filter``."""
-    want, have = topic_filter.split("/"), topic.split("/")
-    for i, level in enumerate(want):
-        if level == "#":
-            return True
-        if i >= len(have) or (level != "+" and level != have[i]):
-            return False
-    return len(want) == len(have)
+DEFAULT_TOPICS = list(BRIDGED_BY_DEFAULT)  # what the bridge carries when channels.remote.topics is not set
 
 
 def covers(wide: str, narrow: str) -> bool:
@@ -43,23 +34,11 @@ def minimal_filters(filters: Iterable[str]) -> list[str]:
     return [f for f in unique if not any(covers(g, f) for g in unique if g != f)]
 
 
-def is_event(suffix: str) -> bool:
-    return suffix == "event" or suffix.endswith("/event")
-
-
-def engine_name(suffix: str) -> str | None:
-    """``stt`` for ``engines/stt/state``; None for anything else."""
-    levels = suffix.split("/")
-    if len(levels) == 3 and levels[0] == "engines" and levels[2] == "state" and levels[1]:
-        return levels[1]
-    return None
-
-
 class TopicSelection:
-    """The configured filters: what the bridge subscribes to locally and carries to the remote."""
+    """The configured filters (None: ``DEFAULT_TOPICS``): what the bridge subscribes to locally and carries."""
 
-    def __init__(self, filters: Iterable[str]) -> None:
-        self.filters = minimal_filters(filters)
+    def __init__(self, filters: Iterable[str] | None) -> None:
+        self.filters = minimal_filters(DEFAULT_TOPICS if filters is None else filters)
 
     def carries(self, suffix: str) -> bool:
         if suffix.split("/", 1)[0] in NEVER_BRIDGED:

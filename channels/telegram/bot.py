@@ -37,6 +37,7 @@ from telegram.ext import (
 )
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
+from channels.bus_contract.verbs import BLOCK, CALLS_GET, CALLS_LIST, CHAT, CHAT_AUDIO_RATE, DIAL, SMS_SEND
 from channels.telegram.chat_sessions import ChatSession, ChatSessions
 from channels.telegram.message_text import TELEGRAM_TEXT_LIMIT, split_text
 from channels.telegram.notifications import Buttons, parse_callback, transcript_notices
@@ -51,7 +52,6 @@ log = logging.getLogger("secretary.channels.telegram")
 
 CHAT_TIMEOUT_S = 200.0
 EDIT_INTERVAL_S = 1.0
-STT_RATE = 16_000
 MAX_VOICE_BYTES = 8 * 1024 * 1024  # Opus voice at ~32 kbit/s: half an hour; anything bigger is not a voice note
 REFUSAL = "Sorry, this is a private assistant and it only talks with its owner."
 HELP = (
@@ -242,7 +242,7 @@ class TelegramBot:
     async def _calls(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         try:
-            result = await self.bus.request("calls/list", {"limit": self.telegram.calls_listed})
+            result = await self.bus.request(CALLS_LIST, {"limit": self.telegram.calls_listed})
         except (CommandFailed, BusUnavailable, TimeoutError) as exc:
             await update.effective_message.reply_text(f"The call list is not available: {exc}")
             return
@@ -286,13 +286,13 @@ class TelegramBot:
             return
         try:
             if action == "dial":
-                await self.bus.request("dial", {"number": value})
+                await self.bus.request(DIAL, {"number": value})
                 await query.answer(f"Calling {value}…")
             elif action == "block":
-                result = await self.bus.request("block", {"number": value, "note": f"telegram:{self.bot_id}"})
+                result = await self.bus.request(BLOCK, {"number": value, "note": f"telegram:{self.bot_id}"})
                 await query.answer(f"{result['number']} is blocked." if result.get("added") else f"{value} was already blocked.")
             elif action == "tx":
-                call = await self.bus.request("calls/get", {"call_id": value})
+                call = await self.bus.request(CALLS_GET, {"call_id": value})
                 await query.answer()
                 persona = self.personas.get(str(call.get("persona")), str(call.get("persona")))
                 notices = transcript_notices(call.get("transcript", []), persona, value)
@@ -312,7 +312,7 @@ class TelegramBot:
         if session.sms_to is not None:
             number, session.sms_to = session.sms_to, None
             try:
-                await self.bus.request("sms/send", {"number": number, "text": message.text}, timeout_s=60)
+                await self.bus.request(SMS_SEND, {"number": number, "text": message.text}, timeout_s=60)
             except CommandFailed as exc:
                 await message.reply_text(f"The SMS to {number} was not sent: {exc.message}")
             except (BusUnavailable, TimeoutError):
@@ -334,15 +334,15 @@ class TelegramBot:
         file = await voice.get_file()
         data = bytes(await file.download_as_bytearray())
         try:
-            samples = await asyncio.to_thread(voice_note_to_pcm, data, STT_RATE)
+            samples = await asyncio.to_thread(voice_note_to_pcm, data, CHAT_AUDIO_RATE)
         except VoiceNoteError as exc:
             await message.reply_text(f"I could not play that recording: {exc}")
             return
-        if len(samples) > self.telegram.voice_note_max_s * STT_RATE:
+        if len(samples) > self.telegram.voice_note_max_s * CHAT_AUDIO_RATE:
             await message.reply_text(too_long)
             return
         path = self.spool / f"tg-{uuid.uuid4().hex}.wav"
-        await asyncio.to_thread(_write_wav, path, samples, STT_RATE)
+        await asyncio.to_thread(_write_wav, path, samples, CHAT_AUDIO_RATE)
         try:
             await self._chat(update, self._session(update), audio_file=str(path), voice_reply=self.config.voice_replies)
         finally:
@@ -368,7 +368,7 @@ class TelegramBot:
             await message.get_bot().send_chat_action(message.chat.id, ChatAction.TYPING)
         async with stream:
             try:
-                result = await self.bus.request("chat", args, timeout_s=CHAT_TIMEOUT_S, on_partial=stream.partial)
+                result = await self.bus.request(CHAT, args, timeout_s=CHAT_TIMEOUT_S, on_partial=stream.partial)
             except CommandFailed as exc:
                 await stream.fail(NO_LLM if exc.code == "no_llm" else f"Sorry, I could not answer: {exc.message}")
                 return

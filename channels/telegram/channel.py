@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from channels.bus_client import ChannelBus
+from channels.bus_contract.call_payloads import EndedEvent, MissedEvent, decode_call_event
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.message_payloads import CallbackRequestEvent, SmsReceivedEvent
+from channels.bus_contract.topics import CALL_EVENT, CALLBACK_EVENT, SMS_EVENT, TELEGRAM_TOPICS
 from channels.telegram.bot import TelegramBot
 from channels.telegram.notifications import (
     Notice,
@@ -34,8 +38,7 @@ from config.schema import SecretaryConfig
 
 log = logging.getLogger("secretary.channels.telegram")
 
-SUBSCRIPTIONS = ["status", "modem/state", "call/state", "call/event", "sms/event", "callback/event", "engines/+/state",
-                 "services/+/state"]
+SUBSCRIPTIONS = list(TELEGRAM_TOPICS)
 _SAFE_ID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -53,7 +56,7 @@ class TelegramChannel:
         self.dir = config.data_dir / "telegram"
         self.spool = config.data_dir / "spool" / "chat"
         self.voice_dir = self.dir / "voice"
-        self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.events: asyncio.Queue[tuple[OwnerEvent, dict[str, Any]]] = asyncio.Queue()  # decoded, as it came
         self.bus = ChannelBus(
             config.mqtt, config.box_id, f"secretary-telegram-{config.box_id}", SUBSCRIPTIONS, self._on_message,
             password=mqtt_password,
@@ -64,17 +67,16 @@ class TelegramChannel:
         self._tokens = tokens
 
     def _on_message(self, suffix: str, payload: Any) -> None:
+        """The events the owner hears about: missed and incoming ended calls, SMS, call-back requests."""
         if not isinstance(payload, dict):
             return
-        kind = payload.get("type")
-        if suffix == "call/event" and kind == "missed":
-            self.events.put_nowait((suffix, payload))
-        elif suffix == "call/event" and kind == "ended" and payload.get("direction", "incoming") == "incoming":
-            self.events.put_nowait((suffix, payload))
-        elif suffix == "sms/event" and kind == "received":
-            self.events.put_nowait((suffix, payload))
-        elif suffix == "callback/event" and kind == "callback_request":
-            self.events.put_nowait((suffix, payload))
+        try:
+            event = _owner_event(suffix, payload)
+        except PayloadError as exc:
+            log.warning("bus event that does not fit the contract ignored", extra={"topic": suffix, "reason": str(exc)})
+            return
+        if event is not None:
+            self.events.put_nowait((event, payload))
 
     async def run(self, status: StatusSink) -> None:
         cfg = self.config
@@ -120,11 +122,11 @@ class TelegramChannel:
     # -- notifications --------------------------------------------------------------------
     async def _notify_loop(self) -> None:
         while True:
-            suffix, event = await self.events.get()
+            event, payload = await self.events.get()
             try:
-                key, notices = await self._notices(suffix, event)
+                key, notices = await self._notices(event, payload)
             except Exception:  # one malformed event must not stop the others
-                log.exception("could not build a notification", extra={"topic": suffix})
+                log.exception("could not build a notification", extra={"event": type(event).__name__})
                 continue
             self.enqueue(key, notices)
 
@@ -143,16 +145,17 @@ class TelegramChannel:
         log.info("notification queued", extra={"key": key, "items": added})
         return added
 
-    async def _notices(self, suffix: str, event: dict[str, Any]) -> tuple[str, list[Notice]]:
-        if suffix == "sms/event":
-            digest = hashlib.sha256(json.dumps([event.get("from"), event.get("ts"), event.get("text")]).encode()).hexdigest()
-            return f"sms:{digest[:16]}", sms_notices(event)
-        if suffix == "callback/event":
-            return f"callback:{event.get('id')}", callback_request_notices(event)
-        call_id = str(event.get("call_id") or "")
-        if event.get("type") == "missed":
-            return f"missed:{call_id}", missed_call_notices(event)
-        persona = self.config.personas.get(str(event.get("persona")))
+    async def _notices(self, event: OwnerEvent, payload: dict[str, Any]) -> tuple[str, list[Notice]]:
+        """The outbox key (the same event twice adds nothing) and the notices built from the payload."""
+        if isinstance(event, SmsReceivedEvent):
+            digest = hashlib.sha256(json.dumps([event.sender, event.ts, event.text]).encode()).hexdigest()
+            return f"sms:{digest[:16]}", sms_notices(payload)
+        if isinstance(event, CallbackRequestEvent):
+            return f"callback:{event.id}", callback_request_notices(payload)
+        call_id = event.call_id
+        if isinstance(event, MissedEvent):
+            return f"missed:{call_id}", missed_call_notices(payload)
+        persona = self.config.personas.get(str(event.persona))
         persona_name = persona.display_name if persona is not None else "Secretary"
         utterances: list[dict[str, Any]] = []
         voice_path: str | None = None
@@ -163,7 +166,7 @@ class TelegramChannel:
             voice = await asyncio.to_thread(self._voice_note, call_id, record_dir / "caller.wav")
             if voice is not None:
                 voice_path, voice_s = str(voice[0]), voice[1]
-        return f"call:{call_id}", call_notices(event, utterances, persona_name, voice_path, voice_s)
+        return f"call:{call_id}", call_notices(payload, utterances, persona_name, voice_path, voice_s)
 
     def _record_dir(self, call_id: str) -> Path | None:
         if not call_id or not set(call_id) <= _SAFE_ID or call_id.startswith("."):
@@ -184,6 +187,23 @@ class TelegramChannel:
         tmp.write_bytes(data)
         tmp.replace(target)
         return target, seconds
+
+
+OwnerEvent = MissedEvent | EndedEvent | SmsReceivedEvent | CallbackRequestEvent
+
+
+def _owner_event(suffix: str, payload: dict[str, Any]) -> OwnerEvent | None:
+    """The payload decoded if the owner hears about it (missed calls, incoming calls' endings, SMS, call-backs)."""
+    kind = payload.get("type")
+    if suffix == CALL_EVENT and kind in (MissedEvent.type, EndedEvent.type):
+        call = decode_call_event(payload)
+        if isinstance(call, MissedEvent) or (isinstance(call, EndedEvent) and call.direction in (None, "incoming")):
+            return call
+    elif suffix == SMS_EVENT and kind == SmsReceivedEvent.type:
+        return SmsReceivedEvent.decode(payload)
+    elif suffix == CALLBACK_EVENT and kind == CallbackRequestEvent.type:
+        return CallbackRequestEvent.decode(payload)
+    return None
 
 
 def _read_utterances(path: Path) -> list[dict[str, Any]]:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.verbs import CALLBACK_REQUEST
 
 log = logging.getLogger("secretary.channels.twilio")
 
-VERB = "notify/callback_request"
 REQUEST_TIMEOUT_S = 10.0
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 30.0
@@ -73,7 +73,7 @@ class Handoffs:
         delay = RETRY_INITIAL_S
         while True:
             try:
-                result = await self.bus.request(VERB, args, timeout_s=REQUEST_TIMEOUT_S)
+                result = await self.bus.request(CALLBACK_REQUEST, args, timeout_s=REQUEST_TIMEOUT_S)
             except CommandFailed as exc:
                 log.error("the box refused a voicemail hand-off", extra={"code": exc.code, "error": exc.message,
                                                                         "session": args.get("session")})

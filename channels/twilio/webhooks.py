@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.verbs import CHAT
 from channels.twilio import twiml
 from channels.twilio.calls import CallRegistry, TwilioCall, persona_for
 from channels.twilio.handoff import Handoffs
@@ -109,7 +110,7 @@ class TwilioWebhooks:
         args = {"persona": call.persona, "history": call.messages(), "text": heard, "voice_reply": False,
                 "session": call.sid, "audience": "caller"}
         try:
-            result = await self.bus.request("chat", args, timeout_s=CHAT_TIMEOUT_S)
+            result = await self.bus.request(CHAT, args, timeout_s=CHAT_TIMEOUT_S)
         except CommandFailed as exc:
             log.warning("chat refused: voicemail", extra={"call_sid": call.sid, "code": exc.code,
                                                           "error": exc.message})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
+from channels.bus_contract.verbs import CHAT
 
 log = logging.getLogger("secretary.channels.widget")
 
@@ -53,7 +54,7 @@ async def ask(bus: ChannelBus, request: ChatRequest, on_delta: Callable[[str], N
             on_delta(value["delta"])
 
     try:
-        result = await bus.request("chat", request.args(), timeout_s=CHAT_TIMEOUT_S, on_partial=partial)
+        result = await bus.request(CHAT, request.args(), timeout_s=CHAT_TIMEOUT_S, on_partial=partial)
     except CommandFailed as exc:
         if exc.code == "no_llm":
             log.info("widget chat without a conversational model", extra={"session": request.session})

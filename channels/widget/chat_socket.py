@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from channels.bus_client import BusUnavailable, CommandFailed
+from channels.bus_contract.verbs import CALLBACK_REQUEST
 from channels.widget.answers import ChatRequest, Reply, ask
 from channels.widget.handoff import CallbackForm, InvalidHandoff
 from channels.widget.rate_limit import too_fast_message, whole_seconds
@@ -157,7 +158,7 @@ class ChatSocket:
             return
         args = form.bus_args(self.widget_id, self.tag, time.time())
         try:
-            result = await self.ctx.bus.request("notify/callback_request", args, timeout_s=CALLBACK_TIMEOUT_S)
+            result = await self.ctx.bus.request(CALLBACK_REQUEST, args, timeout_s=CALLBACK_TIMEOUT_S)
         except CommandFailed as exc:
             log.warning("callback request refused", extra={"session": self.tag, "code": exc.code, "error": exc.message})
             text = f"Your number could not be sent: {exc.message}" if exc.code == "invalid" else CALLBACK_FAILED

@@ -9,5 +9,6 @@ the request's response topic::
     service -> Bus.publish -> Outbox -> BusConnection -> broker
     broker -> BusConnection -> CommandRouter -> handler -> reply
 
-The topic names come from ``topics.py``.
+The topic names, command verbs and payloads come from the bus contract,
+``channels/bus_contract/``.
 """

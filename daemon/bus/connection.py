@@ -30,7 +30,8 @@ from config.schema import MqttConfig
 from daemon.bus.outbox import OutboundMessage, Outbox
 from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler
 from daemon.runtime.service import Service, ServiceStatus
-from daemon.bus.topics import Topics
+from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.topics import CALL_EVENT, Topics
 
 log = logging.getLogger("secretary.bus")
 
@@ -39,6 +40,8 @@ PUBLISH_TIMEOUT_S = 5.0
 # the peer's delayed ACK. Commands and events are small and latency-bound.
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 GOODBYE_BUDGET_S = 1.5
+ONLINE = BoxStatus(online=True).encode().encode("utf-8")
+OFFLINE = BoxStatus(online=False).encode().encode("utf-8")
 
 
 def encode(payload: Any) -> bytes:
@@ -68,8 +71,11 @@ class Bus:
         self.outbox.put_event(OutboundMessage(self.topics(suffix), encode(payload)))
 
     def call_event(self, event_type: str, call_id: str, **fields: Any) -> None:
-        """``call/event`` as in design.md: ``{type, call_id, ts, ...}``."""
-        self.publish_event("call/event", {"type": event_type, "call_id": call_id, "ts": round(time.time(), 3), **fields})
+        """A raw ``call/event`` ``{type, call_id, ts, ...}`` for tools and tests that stage one.
+
+        The daemon's own call events all come from ``daemon/call/announcer.py``.
+        """
+        self.publish_event(CALL_EVENT, {"type": event_type, "call_id": call_id, "ts": round(time.time(), 3), **fields})
 
     def register_command(
         self, verb: str, handler: CommandHandler | StreamingHandler, *, streaming: bool = False,
@@ -100,7 +106,7 @@ class BusConnection(Service):
             password=self._password,
             identifier=cfg.client_id or f"secretaryd-{self.bus.topics.box_id}",
             protocol=aiomqtt.ProtocolVersion.V5,
-            will=aiomqtt.Will(status, b"offline", qos=1, retain=True),
+            will=aiomqtt.Will(status, OFFLINE, qos=1, retain=True),
             keepalive=cfg.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
             tls_context=ssl.create_default_context() if cfg.tls else None,
@@ -130,7 +136,7 @@ class BusConnection(Service):
         topics = self.bus.topics
         # Subscribe first: whoever sees "online" may send a command right away.
         await client.subscribe(topics.command_filter, qos=1)
-        await client.publish(topics.status, b"online", qos=1, retain=True)
+        await client.publish(topics.status, ONLINE, qos=1, retain=True)
         self.bus.outbox.requeue_retained()
         self.bus.connected = True
         self.bus.connections += 1
@@ -189,7 +195,7 @@ class BusConnection(Service):
             while (message := self.bus.outbox.peek()) is not None and time.monotonic() < deadline:
                 await _deliver(client, message, max(deadline - time.monotonic(), 0.05))
                 self.bus.outbox.ack(message)
-            await client.publish(self.bus.topics.status, b"offline", qos=1, retain=True, timeout=1.0)
+            await client.publish(self.bus.topics.status, OFFLINE, qos=1, retain=True, timeout=1.0)
             log.info("mqtt offline published")
         except aiomqtt.MqttError as exc:
             log.warning("could not say goodbye to the broker", extra={"error": str(exc)})

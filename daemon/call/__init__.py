@@ -3,7 +3,9 @@
 ``service.py`` (``CallService``) hears from the modem that a call was
 answered and its PCM is up, opens the record, builds the line, the ears, the
 mouth and the dialogue, and runs the ``CallFlow`` (``flow.py``) until the
-hang-up; then it finishes the record and publishes ``ended``. Calls that do
+hang-up; then it finishes the record and publishes ``ended``. Its
+``CallAnnouncer`` (``announcer.py``) is the one writer of ``call/state`` and
+``call/event``, for every call on every line. Calls that do
 not come through the modem (the web page's test call, Twilio) arrive as a
 ``StreamLineSession`` (``stream_line.py``), through ``line_socket.py`` or the
 web page, and run on the same flow.

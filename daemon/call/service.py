@@ -8,7 +8,9 @@ a conversational backend is configured and up, else the scripted
 take-a-message policy), and runs the ``CallFlow``. Utterances go to the record
 and to ``call/event`` as they happen. When the call is over it writes the
 summary, finishes the record and publishes ``ended`` (duration, reason,
-outcome, message, summary). In the background it keeps the persona's phrases
+outcome, message, summary). Everything on ``call/state`` and ``call/event``,
+for the modem's calls and the stream lines' alike, goes out through its
+``CallAnnouncer`` (``announcer.py``), which also hears every driver event. In the background it keeps the persona's phrases
 synthesized, recovers records a crash left in progress, and deletes records
 older than the retention period.
 """
@@ -27,10 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from config.schema import SecretaryConfig
+from channels.bus_contract.call_payloads import EndedEvent, UtteranceEvent
+from channels.bus_contract.verbs import CALLS_DELETE, CALLS_GET, CALLS_LIST
 from daemon.bus.connection import Bus
+from daemon.call.announcer import CallAnnouncer, stamp
 from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
 from daemon.records.call_index import CallIndex, CallSummaryRow
-from daemon.call.line import STT_RATE, CallLine, LineSession
+from daemon.call.line import CallLine, LineSession
 from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
 from daemon.records.retention import run_retention
 from daemon.dialogue.call_summary import llm_summary, slots_summary
@@ -43,8 +48,18 @@ from daemon.dialogue.scripted_dialogue import ScriptedDialogue
 from daemon.runtime.service import Service, ServiceStatus
 from daemon.call.speaker import Speaker
 from daemon.voices.phrase_cache import CachedSpeech, SpeechCache
-from drivers.audio import CallRecorder
-from drivers.sim7600 import CallAnswered, CallDirection, CallDtmf, CallEnded, ModemEvent, PcmSession, Sim7600Modem
+from drivers.audio import ENGINE_RATE, CallRecorder
+from drivers.sim7600 import (
+    CallAnswered,
+    CallAudioReady,
+    CallDirection,
+    CallDtmf,
+    CallEnded,
+    ModemEvent,
+    PcmAlarm,
+    PcmSession,
+    Sim7600Modem,
+)
 from drivers.sim7600.event_hub import EventHub
 from engines.engine_status import EngineState
 from engines.llm.llm_engine import LlmEngine
@@ -79,6 +94,7 @@ class CallService(Service):
         engine: Callable[[str], LoadedEngine | None],
     ) -> None:
         self.bus = bus
+        self.announcer = CallAnnouncer(bus)  # the one writer of call/state and call/event
         self.config = config
         self.relay = relay
         self._modem = modem
@@ -91,6 +107,7 @@ class CallService(Service):
         self._flows: dict[str, CallFlow] = {}
         self._records: dict[str, tuple[CallRecord, asyncio.TaskGroup]] = {}
         self._ended_calls: dict[str, str] = {}  # the driver's end reason of calls still being handled
+        self._audio: dict[str, asyncio.Future[PcmSession]] = {}  # modem calls' PCM sessions, pushed by the driver
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
         self._channels: dict[str, str] = {}  # how calls that did not come through the modem arrived
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
@@ -111,9 +128,11 @@ class CallService(Service):
         index = CallIndex(self.data_dir / "secretary.db")
         self.index = index
         events = self.relay.subscribe()
-        self.bus.register_command("calls/list", self._cmd_calls_list)
-        self.bus.register_command("calls/get", self._cmd_calls_get)
-        self.bus.register_command("calls/delete", self._cmd_calls_delete)
+        modem = self._modem()
+        self.announcer.modem_call(modem.call if modem is not None else None)  # call/state from the start
+        self.bus.register_command(CALLS_LIST, self._cmd_calls_list)
+        self.bus.register_command(CALLS_GET, self._cmd_calls_get)
+        self.bus.register_command(CALLS_DELETE, self._cmd_calls_delete)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._keep_phrases(status), name="phrases")
@@ -124,9 +143,10 @@ class CallService(Service):
                 )
                 status.degraded("synthesizing the persona's phrases")
                 async for event in events:
+                    self.announcer.modem_event(event)
                     self._on_modem_event(event, tasks)
         finally:
-            for verb in ("calls/list", "calls/get", "calls/delete"):
+            for verb in (CALLS_LIST, CALLS_GET, CALLS_DELETE):
                 self.bus.commands.unregister(verb)
             events.close()
             self.index = None
@@ -175,11 +195,19 @@ class CallService(Service):
     def _on_modem_event(self, event: ModemEvent, tasks: asyncio.TaskGroup) -> None:
         match event:
             case CallAnswered(direction=CallDirection.INCOMING):
-                tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
+                self._audio[event.call_id] = asyncio.get_running_loop().create_future()
+                self.announcer.hold_ending(event.call_id)  # the flow announces how the call ended
+                answering = tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
+                answering.add_done_callback(lambda _, call_id=event.call_id: self.announcer.release(call_id))
+            case CallAudioReady():
+                self._audio_came(event.call_id, event.session, None)
+            case PcmAlarm(kind="enable_failed", call_id=str(call_id)):
+                self._audio_came(call_id, None, f"no call audio: {event.detail}")
             case CallDtmf():
                 self.dtmf(event.call_id, event.digit)
             case CallEnded():
                 self._ended_calls[event.call_id] = event.reason.value
+                self._audio_came(event.call_id, None, "the call ended before its audio came up")
                 flow = self._flows.get(event.call_id)
                 if flow is not None:
                     flow.hung_up(event.reason.value)
@@ -195,14 +223,27 @@ class CallService(Service):
             writes.create_task(_logged(record.aadd_dtmf(digit, at_s), call_id), name="record-dtmf")
 
     # -- one call -----------------------------------------------------------------------
+    def _audio_came(self, call_id: str, session: PcmSession | None, failure: str | None) -> None:
+        """The driver pushed an answered call's PCM session, or said it will not come."""
+        audio = self._audio.get(call_id)
+        if audio is None or audio.done():
+            return  # not a call this service answers (dialled out), or already settled
+        if session is not None:
+            audio.set_result(session)
+        else:
+            audio.set_exception(TimeoutError(failure))
+
     async def _answer(self, answered: CallAnswered) -> None:
         call_id = answered.call_id
         try:
-            session = await self._wait_audio(call_id)
-        except TimeoutError:
-            log.error("no call audio: the call is not handled", extra={"call_id": call_id})
+            async with asyncio.timeout(AUDIO_WAIT_S):
+                session = await self._audio[call_id]
+        except TimeoutError as exc:
+            log.error("no call audio: the call is not handled", extra={"call_id": call_id, "error": str(exc)})
             self._publish_ended(call_id, answered.caller, 0.0, self._ended_calls.pop(call_id, "no_audio"), "failed", {}, None)
             return
+        finally:
+            self._audio.pop(call_id, None)
         self._live.add(call_id)
         try:
             await self._conduct(answered, session)
@@ -223,17 +264,6 @@ class CallService(Service):
         reason = self._ended_calls.get(answered.call_id, "failed")
         duration = round(max(0.0, time.time() - answered.ts), 2)
         self._publish_ended(answered.call_id, answered.caller, duration, reason, "failed", {}, f"call flow failed: {exc}")
-
-    async def _wait_audio(self, call_id: str) -> PcmSession:
-        async with asyncio.timeout(AUDIO_WAIT_S):
-            while True:
-                modem = self._modem()
-                session = modem.audio if modem is not None else None
-                if session is not None and session.call_id == call_id:
-                    if await session.wait_enabled(AUDIO_WAIT_S):
-                        return session
-                    raise TimeoutError
-                await asyncio.sleep(0.005)
 
     async def _conduct(
         self, answered: CallAnswered, session: LineSession, *, hangup: Callable[[], Awaitable[None]] | None = None,
@@ -277,19 +307,20 @@ class CallService(Service):
 
             def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:
                 writes.create_task(_logged(record.aadd_utterance(utterance), call_id), name="record-utterance")
-                extra: dict[str, Any] = {}
+                latency: dict[str, Any] | None = None
                 if timing is not None:
-                    extra["latency_ms"] = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
+                    latency = {k: v for k, v in timing.as_dict().items() if k != "caller_text"}
                 elif (utterance.source == "greeting" and greeting_heard.done() and not greeting_heard.cancelled()
                       and session.enabled_at is not None):
-                    extra["latency_ms"] = {"greeting_ms": round((greeting_heard.result() - session.enabled_at) * 1000, 1)}
-                fields = dict(
-                    role=utterance.role, text=utterance.text, start_s=round(utterance.start_s, 2),
-                    end_s=round(utterance.end_s, 2), interrupted=utterance.interrupted, source=utterance.source, **extra,
+                    latency = {"greeting_ms": round((greeting_heard.result() - session.enabled_at) * 1000, 1)}
+                event = UtteranceEvent(
+                    call_id=call_id, ts=stamp(), role=utterance.role, text=utterance.text,
+                    start_s=round(utterance.start_s, 2), end_s=round(utterance.end_s, 2),
+                    interrupted=utterance.interrupted, source=utterance.source, latency_ms=latency,
                 )
-                self.bus.call_event("utterance", call_id, **fields)
-                if on_event is not None:
-                    on_event({"type": "utterance", "call_id": call_id, **fields})
+                self.announcer.utterance(event)
+                if on_event is not None:  # the line's own stream of events: the same, without the bus's ts
+                    on_event({k: v for k, v in event.encode().items() if k != "ts"})
 
             async def modem_hangup() -> None:
                 modem = self._modem()
@@ -298,7 +329,7 @@ class CallService(Service):
 
             flow = CallFlow(
                 call_id=call_id, caller=caller, persona=persona, config=cfg.call, line=line, speaker=speaker,
-                detector=detector, listener_factory=listener, dialogue=dialogue, phrases=phrases,
+                listener_factory=listener, dialogue=dialogue, phrases=phrases,
                 on_utterance=on_utterance, hangup=hangup or modem_hangup,
             )
             self._flows[call_id] = flow
@@ -331,9 +362,7 @@ class CallService(Service):
         assert call_id is not None
         answered = CallAnswered(call_id=call_id, caller=caller, direction=CallDirection.INCOMING, ts=time.time())
         self._channels[call_id] = channel
-        self.bus.call_event("answered", call_id, caller=caller, direction="incoming", channel=channel)
-        self.bus.publish_state("call/state", {"state": "active", "call_id": call_id, "caller": caller,
-                                              "since": round(answered.ts, 3), "channel": channel})
+        self.announcer.line_answered(call_id, caller, channel, answered.ts)
 
         async def hangup() -> None:
             session.close()
@@ -365,9 +394,7 @@ class CallService(Service):
             self._ended_calls.pop(call_id, None)
             self._channels.pop(call_id, None)
             session.close()
-            if not self._flows:
-                self.bus.publish_state("call/state", {"state": "idle", "call_id": None, "caller": None,
-                                                      "since": round(time.time(), 3)})
+            self.announcer.line_over(call_id)
 
     async def browser_call(self, session: LineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
         """The web page's test call: a line call from the browser, answered by the active persona."""
@@ -405,11 +432,11 @@ class CallService(Service):
         message: dict[str, str | None], summary: str | None, *, started_at: float | None = None,
         record_dir: Path | None = None, persona: str | None = None, channel: str = "gsm",
     ) -> None:
-        self.bus.call_event(
-            "ended", call_id, caller=caller, direction="incoming", answered=True, duration_s=duration,
+        self.announcer.flow_ended(EndedEvent(
+            call_id=call_id, ts=stamp(), caller=caller, direction="incoming", answered=True, duration_s=duration,
             reason=reason, outcome=outcome, message=message, summary=summary, persona=persona or self.persona_name,
             started_at=started_at, record_dir=str(record_dir) if record_dir is not None else None, channel=channel,
-        )
+        ))
 
     # -- call history over the bus -----------------------------------------------------
     async def _cmd_calls_list(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -486,7 +513,7 @@ class CallService(Service):
         base = vad.detector
         call = self.config.call
         settings = replace(base, min_speech_ms=call.barge_in.min_speech_ms, min_silence_ms=call.endpoint_silence_ms)
-        return vad.open_detector(STT_RATE, settings)
+        return vad.open_detector(ENGINE_RATE, settings)
 
 
 async def _logged(write: Coroutine[Any, Any, None], call_id: str) -> None:

@@ -30,14 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from channels.bus_contract import verbs
 from config.persona_schema import PersonaConfig
 from config.schema import SecretaryConfig
 from daemon.bus.commands import CommandError, Emit
 from daemon.dialogue.llm_dialogue import LANGUAGE_NAMES
 from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
 from daemon.runtime.service import Service, ServiceStatus
-from drivers.audio import StreamingWavWriter, read_wav
+from drivers.audio import ENGINE_RATE, StreamingWavWriter, read_wav
 from drivers.audio.pcm import float_to_int16
+from engines.audio_format import from_int16
 from engines.engine_status import EngineState
 from engines.fallback_chain import ChainExhausted, RequestError
 from engines.llm.interface import ChatMessage, ChatRequest
@@ -51,7 +53,6 @@ MAX_TEXT_CHARS = 4000
 MAX_SPOKEN_CHARS = 500
 SPEAK_LOAD_WAIT_S = 60.0
 MAX_RECORDING_S = 300.0
-STT_RATE = 16_000
 VOICE_RATE = 24_000
 SPOOL_MAX_AGE_S = 3600.0
 _ROLES = {"user", "assistant"}
@@ -97,16 +98,16 @@ class ChatService(Service):
 
     async def run(self, status: ServiceStatus) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
-        self.bus.register_command("chat", self._cmd_chat, streaming=True, timeout_s=CHAT_TIMEOUT_S)
-        self.bus.register_command("personas", self._cmd_personas)
-        self.bus.register_command("speak", self._cmd_speak, timeout_s=CHAT_TIMEOUT_S)
+        self.bus.register_command(verbs.CHAT, self._cmd_chat, streaming=True, timeout_s=CHAT_TIMEOUT_S)
+        self.bus.register_command(verbs.PERSONAS, self._cmd_personas)
+        self.bus.register_command(verbs.SPEAK, self._cmd_speak, timeout_s=CHAT_TIMEOUT_S)
         try:
             status.ready("chat ready" if self._conversational(None) else "no conversational LLM: chat refuses")
             while True:
                 await asyncio.to_thread(_prune, self.spool, SPOOL_MAX_AGE_S)
                 await asyncio.sleep(SPOOL_MAX_AGE_S / 4)
         finally:
-            for verb in ("chat", "personas", "speak"):
+            for verb in (verbs.CHAT, verbs.PERSONAS, verbs.SPEAK):
                 self.bus.commands.unregister(verb)
 
     # -- commands -----------------------------------------------------------------------
@@ -230,17 +231,18 @@ class ChatService(Service):
         if stt is None:
             raise CommandError("unavailable", "speech recognition is not loaded")
         try:
-            samples, rate = await asyncio.to_thread(read_wav, path)
+            pcm, rate = await asyncio.to_thread(read_wav, path)
         except (OSError, ValueError) as exc:
             raise CommandError("invalid", f"audio_file is not a readable WAV: {exc}") from None
-        if rate != STT_RATE:
+        if rate != verbs.CHAT_AUDIO_RATE:
             raise CommandError("invalid", f"audio_file must be 16 kHz mono PCM16, got {rate} Hz")
-        if len(samples) > MAX_RECORDING_S * STT_RATE:
+        if len(pcm) > MAX_RECORDING_S * verbs.CHAT_AUDIO_RATE:
             raise CommandError("invalid", f"the recording is longer than {MAX_RECORDING_S:g} s")
+        samples = from_int16(pcm)  # the STT engine hears float32
 
         async def chunks() -> AsyncIterator[np.ndarray]:
-            for start in range(0, len(samples), STT_RATE):
-                yield samples[start:start + STT_RATE]
+            for start in range(0, len(samples), ENGINE_RATE):  # a second a chunk (the contract's rate is the engines')
+                yield samples[start:start + ENGINE_RATE]
 
         final: SttFinal | None = None
         try:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from channels.bus_contract import box_payloads
+from channels.bus_contract.topics import engine_state
 from daemon.bus.connection import Bus
 from daemon.runtime.service import Service, ServiceStatus
 from engines.engine_status import EngineState, EngineStatus
@@ -81,7 +83,7 @@ class EngineService(Service, Generic[E]):
         return self.engine.status
 
     def _on_status(self, status: EngineStatus) -> None:
-        self.bus.publish_state(f"engines/{self.name}/state", status.as_payload())
+        self.bus.publish_state(engine_state(self.name), engine_state_payload(status).encode())
         service = self._status
         if service is None:
             return
@@ -107,3 +109,9 @@ class EngineService(Service, Generic[E]):
             self._loaded.clear()
             self._status = None
             await engine.close()
+
+
+
+def engine_state_payload(status: EngineStatus) -> box_payloads.EngineState:
+    """An engine's own report (``engines`` cannot import the contract), checked against ``engines/<name>/state``."""
+    return box_payloads.EngineState.decode(status.as_payload())

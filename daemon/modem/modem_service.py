@@ -1,9 +1,11 @@
 """The modem as a supervised service: the driver's events on the bus, bus commands to the driver.
 
-Driver events become the design.md contracts: ``modem/state`` and
-``call/state`` (retained), ``call/event`` (ringing, answered, dtmf, missed,
-ended), plus ``sms/event`` and ``modem/event`` for SMS and modem health.
-Commands: ``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``, and ``cmd/block``,
+Driver events become the design.md contracts ``modem/state`` (retained),
+``sms/event`` and ``modem/event`` (SMS and modem health). Every driver event
+is also relayed to the call service, whose announcer is the one writer of
+``call/state`` and ``call/event`` (``daemon/call/announcer.py``); the relay
+starts with the modem's call state as the service finds it. Commands:
+``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``, and ``cmd/block``,
 ``cmd/unblock``, ``cmd/blocked`` for the numbers the owner blocked at run time
 (kept in ``data_dir/secretary.db``, added to ``modem.blocked_numbers``). With
 ``modem.driver: simulator`` the built-in simulator is started first (its ptys
@@ -15,24 +17,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+from channels.bus_contract import modem_payloads as wire
+from channels.bus_contract.message_payloads import SmsReceivedEvent
+from channels.bus_contract.topics import MODEM_EVENT, MODEM_STATE, SMS_EVENT
+from channels.bus_contract.verbs import (
+    BLOCK,
+    BLOCKED,
+    DIAL,
+    HANGUP,
+    SIMULATOR_CALL,
+    SIMULATOR_DTMF,
+    SIMULATOR_HANGUP,
+    SIMULATOR_REPLUG,
+    SIMULATOR_SMS,
+    SIMULATOR_SPEAK,
+    SIMULATOR_UNPLUG,
+    SMS_SEND,
+    UNBLOCK,
+)
 from config.schema import ModemConfig
 from daemon.modem.blocked_numbers import BlockedNumbers
 from daemon.bus.connection import Bus
 from daemon.bus.commands import CommandError
 from daemon.modem.modem_manager_inhibit import InhibitResult, ModemManagerInhibitor
 from daemon.runtime.service import Service, ServiceStatus
-from drivers.sim7600.call_model import CallDirection
 from drivers.sim7600.call_state import CallControlError
 from drivers.sim7600.event_hub import EventHub
 from drivers.sim7600.events import (
-    CallAnswered,
-    CallDtmf,
-    CallEnded,
-    CallMissed,
-    CallRinging,
     CallStateChanged,
     ModemConnected,
     ModemDisconnected,
@@ -42,6 +57,8 @@ from drivers.sim7600.events import (
     SmsReceived,
 )
 from drivers.sim7600.modem import Sim7600Modem, Sim7600Settings
+from drivers.sim7600.modem_state import ModemState
+from drivers.sim7600.ports import ModemPorts
 
 log = logging.getLogger("secretary.modem")
 
@@ -56,19 +73,17 @@ class ModemService(Service):
         sim_pin: str | None,
         data_dir: Path,
         *,
-        relay: EventHub[ModemEvent] | None = None,
-        call_flow_publishes_endings: bool = False,
+        relay: EventHub[ModemEvent],
     ) -> None:
         self.bus = bus
         self.config = config
         self._sim_pin = sim_pin
         self.data_dir = data_dir
         self.modem: Sim7600Modem | None = None
-        # Every driver event is also relayed here (the call flow listens); the hub outlives restarts.
+        # Every driver event is also relayed here (the call service listens); the hub outlives restarts.
         self.relay = relay
-        # The call flow publishes ``ended`` (with the summary) for the incoming calls it answered.
-        self.call_flow_publishes_endings = call_flow_publishes_endings
         self.blocked: BlockedNumbers | None = None
+        self._simulator_verbs: list[str] = []  # cmd/simulator/*, while the simulator runs
 
     def config_slice(self) -> Any:
         return (self.config, self._sim_pin, self.data_dir)
@@ -105,7 +120,8 @@ class ModemService(Service):
             if self.config.driver == "sim7600":  # keep a running ModemManager off the modem while we own it
                 inhibitor = await stack.enter_async_context(ModemManagerInhibitor())
             await stack.enter_async_context(modem)
-            self.bus.publish_state("call/state", modem.call.contract_payload())
+            # The call state as this driver starts (idle, unless it took over a call): announced like a change.
+            self.relay.publish(CallStateChanged(call=modem.call, previous=modem.call.state, ts=time.time()))
             status.degraded(f"looking for the modem ({at_port}, {audio_port})")
             async with asyncio.TaskGroup() as tasks:
                 keeping: tuple[str, asyncio.Task[None]] | None = None  # the USB device kept from ModemManager
@@ -114,8 +130,7 @@ class ModemService(Service):
                     if event is None:
                         raise RuntimeError("driver event stream closed")
                     self._publish(event, status)
-                    if self.relay is not None:
-                        self.relay.publish(event)
+                    self.relay.publish(event)
                     if inhibitor is not None and isinstance(event, ModemConnected) and event.ports.usb_path:
                         usb_path = event.ports.usb_path
                         if keeping is not None and (keeping[0] != usb_path or keeping[1].done()):
@@ -182,9 +197,11 @@ class ModemService(Service):
             await sim.replug()
             return {}
 
-        for verb, handler in {"call": call, "speak": speak, "dtmf": dtmf, "hangup": hangup, "sms": sms,
-                              "unplug": unplug, "replug": replug}.items():
-            self.bus.register_command(f"simulator/{verb}", self._simulator_guard(handler))
+        handlers = {SIMULATOR_CALL: call, SIMULATOR_SPEAK: speak, SIMULATOR_DTMF: dtmf, SIMULATOR_HANGUP: hangup,
+                    SIMULATOR_SMS: sms, SIMULATOR_UNPLUG: unplug, SIMULATOR_REPLUG: replug}
+        for verb, handler in handlers.items():
+            self.bus.register_command(verb, self._simulator_guard(handler))
+        self._simulator_verbs = list(handlers)
 
     @staticmethod
     def _simulator_guard(handler: Any) -> Any:
@@ -199,58 +216,40 @@ class ModemService(Service):
         return guarded
 
     def _unregister_simulator_commands(self) -> None:
-        for verb in ("call", "speak", "dtmf", "hangup", "sms", "unplug", "replug"):
-            self.bus.commands.unregister(f"simulator/{verb}")
+        for verb in self._simulator_verbs:
+            self.bus.commands.unregister(verb)
 
-    # -- driver events -> bus --------------------------------------------------------
+    # -- driver events -> bus (call events go to the call service's announcer) ---------
     def _publish(self, event: ModemEvent, status: ServiceStatus) -> None:
         bus = self.bus
         match event:
             case ModemStateChanged(state=state):
-                payload = state.contract_payload()
-                payload.update(connected=state.connected, own_number=state.own_number, problems=list(state.problems))
-                bus.publish_state("modem/state", payload)
-            case CallStateChanged(call=call):
-                bus.publish_state("call/state", call.contract_payload())
-            case CallRinging():
-                bus.call_event("ringing", event.call_id, caller=event.caller, withheld=event.withheld, direction=event.direction.value)
-            case CallAnswered():
-                bus.call_event("answered", event.call_id, caller=event.caller, direction=event.direction.value)
-            case CallDtmf():
-                bus.call_event("dtmf", event.call_id, digit=event.digit)
-            case CallMissed():
-                bus.call_event("missed", event.call_id, caller=event.caller)
-            case CallEnded() if not (
-                self.call_flow_publishes_endings and event.answered and event.direction is CallDirection.INCOMING
-            ):
-                bus.call_event(
-                    "ended", event.call_id, caller=event.caller, direction=event.direction.value,
-                    duration_s=round(event.duration_s, 2), reason=event.reason.value, answered=event.answered,
-                    summary=None,
-                )
+                bus.publish_state(MODEM_STATE, modem_state_payload(state).encode())
             case SmsReceived(message=message):
-                bus.publish_event("sms/event", {"type": "received", "from": message.sender, "text": message.text, "ts": event.ts})
+                sms = SmsReceivedEvent(sender=message.sender, text=message.text, ts=event.ts)
+                bus.publish_event(SMS_EVENT, sms.encode())
             case PcmAlarm():
-                bus.publish_event("modem/event", {"type": "pcm_alarm", "kind": event.kind, "detail": event.detail, "call_id": event.call_id, "ts": event.ts})
+                alarm = wire.PcmAlarmEvent(kind=event.kind, detail=event.detail, call_id=event.call_id, ts=event.ts)
+                bus.publish_event(MODEM_EVENT, alarm.encode())
                 log.warning("pcm alarm", extra={"kind": event.kind, "detail": event.detail})
             case ModemConnected(ports=ports, info=info):
                 status.ready(f"{info.model or 'modem'} on {ports.at}")
-                bus.publish_event("modem/event", {"type": "connected", "ports": ports.contract_payload(), "ts": event.ts})
+                bus.publish_event(MODEM_EVENT, wire.ModemConnectedEvent(ports=ports_payload(ports), ts=event.ts).encode())
             case ModemDisconnected(reason=reason):
                 status.degraded(f"modem gone: {reason}; waiting for it to return")
-                bus.publish_event("modem/event", {"type": "disconnected", "reason": reason, "ts": event.ts})
+                bus.publish_event(MODEM_EVENT, wire.ModemDisconnectedEvent(reason=reason, ts=event.ts).encode())
 
     # -- bus commands -> driver ------------------------------------------------------
+    def _commands(self) -> dict[str, Any]:
+        return {HANGUP: self._cmd_hangup, DIAL: self._cmd_dial, SMS_SEND: self._cmd_sms_send, BLOCK: self._cmd_block,
+                UNBLOCK: self._cmd_unblock, BLOCKED: self._cmd_blocked}
+
     def _register_commands(self) -> None:
-        self.bus.register_command("hangup", self._cmd_hangup)
-        self.bus.register_command("dial", self._cmd_dial)
-        self.bus.register_command("sms/send", self._cmd_sms_send)
-        self.bus.register_command("block", self._cmd_block)
-        self.bus.register_command("unblock", self._cmd_unblock)
-        self.bus.register_command("blocked", self._cmd_blocked)
+        for verb, handler in self._commands().items():
+            self.bus.register_command(verb, handler)
 
     def _unregister_commands(self) -> None:
-        for verb in ("hangup", "dial", "sms/send", "block", "unblock", "blocked"):
+        for verb in self._commands():
             self.bus.commands.unregister(verb)
 
     def _require_modem(self) -> Sim7600Modem:
@@ -327,6 +326,19 @@ class ModemService(Service):
     def _apply_blocked(self) -> None:
         if self.modem is not None:
             self.modem.set_blocked_numbers(self._blocked_numbers())
+
+
+def modem_state_payload(state: ModemState) -> wire.ModemState:
+    """The driver's snapshot as the contract's ``modem/state``."""
+    return wire.ModemState(
+        sim=state.sim.value, registered=state.registered, operator=state.operator, signal_dbm=state.signal_dbm,
+        ports=ports_payload(state.ports) if state.ports is not None else None, connected=state.connected,
+        own_number=state.own_number, problems=state.problems,
+    )
+
+
+def ports_payload(ports: ModemPorts) -> wire.ModemPorts:
+    return wire.ModemPorts(at=ports.at, audio=ports.audio)
 
 
 def _report_inhibition(result: InhibitResult) -> None:

@@ -15,6 +15,9 @@ import secrets
 import time
 from typing import Any
 
+from channels.bus_contract.message_payloads import CallbackRequestEvent
+from channels.bus_contract.topics import CALLBACK_EVENT
+from channels.bus_contract.verbs import CALLBACK_REQUEST
 from daemon.bus.connection import Bus
 from daemon.bus.commands import CommandError
 from daemon.runtime.service import Service, ServiceStatus
@@ -40,27 +43,27 @@ class CallbackRequests(Service):
         return None
 
     async def run(self, status: ServiceStatus) -> None:
-        self.bus.register_command("notify/callback_request", self._cmd_request)
+        self.bus.register_command(CALLBACK_REQUEST, self._cmd_request)
         status.ready("taking call-back requests")
         try:
             await asyncio.Event().wait()  # serves until stopped
         finally:
-            self.bus.commands.unregister("notify/callback_request")
+            self.bus.commands.unregister(CALLBACK_REQUEST)
 
     async def _cmd_request(self, args: dict[str, Any]) -> dict[str, Any]:
         number = args.get("number")
         normalized = normalize_callback_number(number) if isinstance(number, str) else None
         if normalized is None:
             raise CommandError("invalid", "number must be a phone number (5 to 20 digits, an optional leading +)")
-        event: dict[str, Any] = {"type": "callback_request", "id": secrets.token_hex(6), "number": normalized,
-                                 "ts": round(time.time(), 3)}
+        texts: dict[str, Any] = {}
         for key, limit in _LIMITS.items():
             value = args.get(key)
             if value is not None and (not isinstance(value, str) or len(value) > limit):
                 raise CommandError("invalid", f"{key} must be text of at most {limit} characters")
-            event[key] = value.strip() if isinstance(value, str) else None
-        if not event["channel"]:
+            texts[key] = value.strip() if isinstance(value, str) else None
+        if not texts["channel"]:
             raise CommandError("invalid", "channel must name where the request came from")
-        self.bus.publish_event("callback/event", event)
-        log.info("call-back requested", extra={"id": event["id"], "channel": event["channel"]})
-        return {"id": event["id"]}
+        event = CallbackRequestEvent(id=secrets.token_hex(6), number=normalized, ts=round(time.time(), 3), **texts)
+        self.bus.publish_event(CALLBACK_EVENT, event.encode())
+        log.info("call-back requested", extra={"id": event.id, "channel": event.channel})
+        return {"id": event.id}

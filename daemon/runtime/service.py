@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.bus_contract import box_payloads
+
 
 class ServiceState(enum.StrEnum):
     STARTING = "starting"
@@ -37,12 +39,10 @@ class ServiceReport:
     since: float = field(default_factory=time.time)
 
     def as_payload(self) -> dict[str, Any]:
-        return {
-            "state": self.state.value,
-            "detail": self.detail,
-            "restarts": self.restarts,
-            "since": round(self.since, 3),
-        }
+        """``services/<name>/state`` on the wire."""
+        return box_payloads.ServiceState(
+            state=self.state.value, detail=self.detail, restarts=self.restarts, since=round(self.since, 3),
+        ).encode()
 
 
 class ServiceStatus:

@@ -24,9 +24,23 @@ from typing import Any
 import aiomqtt
 import yaml
 
+from channels.bus_contract.box_payloads import BoxStatus, ServiceState
+from channels.bus_contract.call_payloads import (
+    AnsweredEvent,
+    CallEvent,
+    CallState,
+    EndedEvent,
+    UtteranceEvent,
+    decode_call_event,
+)
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.modem_payloads import ModemState
+from channels.bus_contract.topics import CALL_EVENT, CALL_STATE, MODEM_STATE, STATUS, Topics, engine_name, service_state
+from channels.bus_contract.verbs import SIMULATOR_CALL, SIMULATOR_HANGUP, SIMULATOR_SPEAK
 from config.loader import bundled_config_text, parse_config_text
 from daemon.app import SecretaryApp
 from daemon.bus.connection import NO_DELAY, request_properties
+from daemon.call.service import CallService
 from daemon.tools.demo_caller import caller_script
 from daemon.runtime.logging_setup import configure_logging
 from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
@@ -36,7 +50,29 @@ DEMO_CALLER = "+79161234567"
 
 
 PERSONA_OF = {"en": "lidia", "ru": "gulya"}
-SHOWN = ("call/", "engines/", "services/calls/", "status")
+CALL_SERVICE_STATE = service_state(CallService.name)
+
+
+def shown(suffix: str) -> bool:
+    """What the demo prints as it arrives: the box's status, the engines, the call service, the call."""
+    return suffix in (STATUS, CALL_STATE, CALL_EVENT, CALL_SERVICE_STATE) or engine_name(suffix) is not None
+
+
+def as_call_event(suffix: str, payload: Any) -> CallEvent | None:
+    """The payload as a call event (None for another topic, or a payload that does not fit)."""
+    if suffix != CALL_EVENT:
+        return None
+    try:
+        return decode_call_event(payload)
+    except PayloadError:
+        return None
+
+
+def decoded(decode: Callable[[Any], Any], payload: Any) -> Any | None:
+    try:
+        return decode(payload)
+    except PayloadError:
+        return None
 
 
 def demo_config_text(broker_url: str, data_dir: Path, language: str = "en") -> str:
@@ -52,9 +88,9 @@ def demo_config_text(broker_url: str, data_dir: Path, language: str = "en") -> s
 class BusView:
     """What the demo sees on the bus, printed as it arrives."""
 
-    def __init__(self, client: aiomqtt.Client, base: str) -> None:
+    def __init__(self, client: aiomqtt.Client, topics: Topics) -> None:
         self.client = client
-        self.base = base
+        self.topics = topics
         self.seen: list[tuple[float, str, Any]] = []
         self._changed = asyncio.Event()
 
@@ -68,20 +104,21 @@ class BusView:
                 payload = raw.decode("utf-8", "replace")
             self.seen.append((time.monotonic(), topic, payload))
             self._changed.set()
-            suffix = topic[len(self.base) + 1:] if topic.startswith(f"{self.base}/") else ""
-            if suffix.startswith(SHOWN) and not (suffix == "call/event" and isinstance(payload, dict) and payload.get("type") == "utterance"):
+            suffix = self.topics.suffix(topic) or ""
+            said = as_call_event(suffix, payload)
+            if isinstance(said, UtteranceEvent):
+                who = "caller   " if said.role == "caller" else "secretary"
+                cut = " [interrupted]" if said.interrupted else ""
+                print(f"  {who}  {said.text}{cut}", flush=True)
+            elif shown(suffix):
                 print(f"  bus  {suffix:<26} {_short(payload)}", flush=True)
-            if suffix == "call/event" and isinstance(payload, dict) and payload.get("type") == "utterance":
-                who = "caller   " if payload.get("role") == "caller" else "secretary"
-                cut = " [interrupted]" if payload.get("interrupted") else ""
-                print(f"  {who}  {payload.get('text')}{cut}", flush=True)
 
     async def wait_for(self, predicate: Callable[[str, Any], bool], timeout: float) -> float:
         deadline = time.monotonic() + timeout
         index = 0
         while True:
             for at, topic, payload in self.seen[index:]:
-                if predicate(topic.removeprefix(f"{self.base}/"), payload):
+                if predicate(self.topics.suffix(topic) or topic, payload):
                     return at
             index = len(self.seen)
             self._changed.clear()
@@ -97,7 +134,7 @@ class BusView:
         reply_topic = f"secretary-demo/replies/{uuid.uuid4().hex}"
         await self.client.subscribe(reply_topic, qos=1)
         props = request_properties(reply_topic, correlation)
-        await self.client.publish(f"{self.base}/cmd/{verb}", json.dumps(args), qos=1, properties=props)
+        await self.client.publish(self.topics.command(verb), json.dumps(args), qos=1, properties=props)
         await self.wait_for(lambda topic, payload: topic == reply_topic, timeout)
         return next(p for _, t, p in reversed(self.seen) if t == reply_topic)
 
@@ -135,14 +172,14 @@ async def _run_with_broker(broker: MosquittoBroker, data_dir: Path | None, langu
     loaded = parse_config_text(demo_config_text(broker.url, data_dir, language), "embedded default.yaml")
     configure_logging(loaded.settings.log)
     cfg = loaded.settings
-    base = f"{cfg.mqtt.topic_prefix}/{cfg.box_id}"
+    topics = Topics(cfg.mqtt.topic_prefix, cfg.box_id)
     print(f"secretary demo: box {cfg.box_id!r}, modem {cfg.modem.driver}, persona {cfg.call.persona} ({language}), "
           f"data in {data_dir}, private broker {broker.url}")
     print("  (the first run assembles the packaged models; later runs start faster)")
     app = SecretaryApp(loaded, notifier=SystemdNotifier(environ={}))
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="secretary-demo", protocol=aiomqtt.ProtocolVersion.V5, socket_options=NO_DELAY) as client:
-        await client.subscribe(f"{base}/#", qos=1)
-        view = BusView(client, base)
+        await client.subscribe(topics("#"), qos=1)
+        view = BusView(client, topics)
         async with asyncio.TaskGroup() as tasks:
             listening = tasks.create_task(view.listen())
             started = time.monotonic()
@@ -154,15 +191,16 @@ async def _run_with_broker(broker: MosquittoBroker, data_dir: Path | None, langu
                 app.stop()
                 await daemon
                 try:
-                    await view.wait_for(lambda t, p: t == "status" and p == "offline", 3)
+                    await view.wait_for(lambda t, p: t == STATUS and says_online(p) is False, 3)
                 except TimeoutError:
                     pass
                 listening.cancel()
-    online = next((t for t, topic, p in view.seen if topic == f"{base}/status" and p == "online"), None)
-    offline = next((t for t, topic, p in view.seen if topic == f"{base}/status" and p == "offline" and t >= stop_at), None)
+    online = next((t for t, topic, p in view.seen if topic == topics.status and says_online(p)), None)
+    offline = next((t for t, topic, p in view.seen if topic == topics.status and says_online(p) is False and t >= stop_at),
+                   None)
     print()
     if result is None:
-        result = _report(view, base, data_dir)
+        result = _report(view, data_dir)
     if online is None or offline is None or result is not None:
         print(f"demo FAILED: {result or 'the box was not seen going online and offline on the bus'}")
         return 1
@@ -170,24 +208,33 @@ async def _run_with_broker(broker: MosquittoBroker, data_dir: Path | None, langu
     return 0
 
 
-def _events(view: BusView, base: str, kind: str) -> list[dict[str, Any]]:
-    return [p for _, t, p in view.seen if t == f"{base}/call/event" and isinstance(p, dict) and p.get("type") == kind]
+def says_online(payload: Any) -> bool | None:
+    """What ``status`` says: True online, False offline, None if it does not fit the contract."""
+    status = decoded(BoxStatus.decode, payload)
+    return status.online if status is not None else None
 
 
-def _report(view: BusView, base: str, data_dir: Path) -> str | None:
+def _events(view: BusView) -> list[CallEvent]:
+    found = (as_call_event(view.topics.suffix(t) or "", p) for _, t, p in view.seen)
+    return [event for event in found if event is not None]
+
+
+def _report(view: BusView, data_dir: Path) -> str | None:
     """Transcript, latency per turn and the record's location; an error text if the call went wrong."""
-    utterances = _events(view, base, "utterance")
-    ended = _events(view, base, "ended")
+    events = _events(view)
+    utterances = [e for e in events if isinstance(e, UtteranceEvent)]
+    ended = [e for e in events if isinstance(e, EndedEvent)]
     if not ended:
         return "the call never ended"
     end = ended[-1]
     print("transcript:")
     for u in utterances:
-        who = "Caller   " if u.get("role") == "caller" else "Secretary"
-        print(f"  [{u.get('start_s', 0):6.2f} s] {who}: {u.get('text')}{' [interrupted]' if u.get('interrupted') else ''}")
+        who = "Caller   " if u.role == "caller" else "Secretary"
+        print(f"  [{u.start_s or 0:6.2f} s] {who}: {u.text}{' [interrupted]' if u.interrupted else ''}")
     print("latency per turn (from the caller's end of speech):")
-    for turn, u in enumerate(x for x in utterances if x.get("role") == "secretary" and "latency_ms" in x):
-        lat = u["latency_ms"]
+    for turn, u in enumerate(x for x in utterances if x.role == "secretary" and x.latency_ms is not None):
+        lat = u.latency_ms
+        assert lat is not None
         if "greeting_ms" in lat:
             print(f"  greeting: first audio {lat['greeting_ms']} ms after PCM came up")
             continue
@@ -195,12 +242,12 @@ def _report(view: BusView, base: str, data_dir: Path) -> str | None:
               f"then STT final +{lat.get('stt_ms')}, reply text +{lat.get('first_text_ms')}, "
               f"first TTS audio +{lat.get('first_tts_ms')}, first frame on the line +{lat.get('first_audio_ms')} ms"
               f"{' (filler played)' if lat.get('filler') else ''}")
-    print(f"outcome: {end.get('outcome')} ({end.get('reason')}), {end.get('duration_s')} s")
-    print(f"message: {json.dumps(end.get('message'), ensure_ascii=False)}")
-    print(f"summary: {end.get('summary')}")
-    record = data_dir / "calls" / str(end.get("call_id"))
+    print(f"outcome: {end.outcome} ({end.reason}), {end.duration_s} s")
+    print(f"message: {json.dumps(end.message, ensure_ascii=False)}")
+    print(f"summary: {end.summary}")
+    record = data_dir / "calls" / end.call_id
     print(f"record:  {record}  (secretary.wav = the reply audio, caller.wav, transcript.json, transcript.txt)")
-    if not any(u.get("role") == "caller" for u in utterances):
+    if not any(u.role == "caller" for u in utterances):
         return "the secretary heard nothing the caller said"
     return None
 
@@ -209,14 +256,14 @@ async def _script(view: BusView, language: str) -> str | None:
     """Ring the box and play the caller's lines, one after each secretary turn; None when all went well."""
     lines = caller_script(language)[:3]
     try:
-        await view.wait_for(lambda t, p: t == "modem/state" and isinstance(p, dict) and p.get("registered"), 30)
+        await view.wait_for(lambda t, p: t == MODEM_STATE and _registered(p), 30)
         print("\n  demo: waiting for the engines and the persona's phrases (progress above)\n")
-        await view.wait_for(lambda t, p: t == "services/calls/state" and isinstance(p, dict) and p.get("state") == "running", 900)
+        await view.wait_for(lambda t, p: t == CALL_SERVICE_STATE and _running(p), 900)
         print(f"\n  demo: the simulated caller {DEMO_CALLER} rings the box\n")
-        reply = await view.command("simulator/call", {"from": DEMO_CALLER})
+        reply = await view.command(SIMULATOR_CALL, {"from": DEMO_CALLER})
         if not reply.get("ok"):
             return f"simulator refused the call: {reply}"
-        await view.wait_for(lambda t, p: t == "call/event" and p.get("type") == "answered", 30)
+        await view.wait_for(lambda t, p: isinstance(as_call_event(t, p), AnsweredEvent), 30)
         spoken = 0
         for line in lines:
             spoken += 1
@@ -224,21 +271,40 @@ async def _script(view: BusView, language: str) -> str | None:
             if _ended(view):
                 break
             print(f"\n  demo: the caller says ({line.seconds:.1f} s): {line.text}\n")
-            await view.command("simulator/speak", {"wav": str(line.wav)})
+            await view.command(SIMULATOR_SPEAK, {"wav": str(line.wav)})
         try:
-            await view.wait_for(lambda t, p: t == "call/event" and p.get("type") == "ended", 90)
+            await view.wait_for(_call_ended, 90)
         except TimeoutError:
             print("\n  demo: the secretary did not end the call; the caller hangs up\n")
-            await view.command("simulator/hangup", {})
-            await view.wait_for(lambda t, p: t == "call/event" and p.get("type") == "ended", 30)
-        await view.wait_for(lambda t, p: t == "call/state" and p.get("state") == "idle", 10)
+            await view.command(SIMULATOR_HANGUP, {})
+            await view.wait_for(_call_ended, 30)
+        await view.wait_for(lambda t, p: t == CALL_STATE and _idle(p), 10)
     except TimeoutError:
         return "timed out waiting for the daemon (see the bus lines above)"
     return None
 
 
+def _registered(payload: Any) -> bool:
+    modem = decoded(ModemState.decode, payload)
+    return modem is not None and bool(modem.registered)
+
+
+def _running(payload: Any) -> bool:
+    service = decoded(ServiceState.decode, payload)
+    return service is not None and service.state == "running"
+
+
+def _idle(payload: Any) -> bool:
+    call = decoded(CallState.decode, payload)
+    return call is not None and call.state == "idle"
+
+
+def _call_ended(suffix: str, payload: Any) -> bool:
+    return isinstance(as_call_event(suffix, payload), EndedEvent)
+
+
 def _ended(view: BusView) -> bool:
-    return any(t.endswith("/call/event") and isinstance(p, dict) and p.get("type") == "ended" for _, t, p in view.seen)
+    return any(isinstance(e, EndedEvent) for e in _events(view))
 
 
 def _secretary_turns_at_least(count: int) -> Callable[[str, Any], bool]:
@@ -246,12 +312,11 @@ def _secretary_turns_at_least(count: int) -> Callable[[str, Any], bool]:
 
     def predicate(topic: str, payload: Any) -> bool:
         nonlocal seen
-        if topic != "call/event" or not isinstance(payload, dict):
-            return False
-        if payload.get("type") == "ended":
+        event = as_call_event(topic, payload)
+        if isinstance(event, EndedEvent):
             return True
-        if payload.get("type") == "utterance" and payload.get("role") == "secretary":
+        if isinstance(event, UtteranceEvent) and event.role == "secretary":
             seen += 1
-        return seen >= count
+        return event is not None and seen >= count
 
     return predicate

@@ -19,6 +19,10 @@ from typing import Any
 
 import aiomqtt
 
+from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.fields import PayloadError
+from channels.bus_contract.modem_payloads import ModemState
+from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, STATUS, Topics
 from config.errors import ConfigError
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.loader import LoadedConfig, load_config
@@ -50,53 +54,62 @@ class Check:
 async def _broker(loaded: LoadedConfig) -> tuple[Check, dict[str, Any] | None]:
     """Connect to the box's broker and read the daemon's retained state (``status``, ``modem/state``)."""
     cfg = loaded.settings.mqtt
-    base = f"{cfg.topic_prefix}/{loaded.settings.box_id}/"
+    topics = Topics(cfg.topic_prefix, loaded.settings.box_id)
     state: dict[str, Any] = {}
     try:
         async with aiomqtt.Client(
             cfg.host, cfg.port, username=cfg.username, password=loaded.secret(cfg.password_env),
             identifier=f"secretary-doctor-{os.getpid()}", timeout=3,
         ) as client:
-            await client.subscribe(base + "status")
-            await client.subscribe(base + "modem/state")
+            for suffix in DOCTOR_TOPICS:
+                await client.subscribe(topics(suffix))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RETAINED_WAIT_S):
                     async for message in client.messages:
                         raw = message.payload if isinstance(message.payload, bytes) else b""
-                        suffix = str(message.topic)[len(base):]
+                        suffix = topics.suffix(str(message.topic)) or ""
                         with contextlib.suppress(ValueError):
-                            state[suffix] = json.loads(raw) if suffix != "status" else raw.decode()
-                        if {"status", "modem/state"} <= state.keys():
+                            state[suffix] = json.loads(raw) if suffix != STATUS else raw.decode()
+                        if set(DOCTOR_TOPICS) <= state.keys():
                             break
             return Check("broker", "OK", f"connected to {cfg.host}:{cfg.port}"), state
     except aiomqtt.MqttError as exc:
         return Check("broker", "FAIL", f"cannot connect to {cfg.host}:{cfg.port}: {exc}"), None
 
 
+def _daemon_online(state: dict[str, Any] | None) -> bool:
+    """Whether the daemon's retained ``status`` says online."""
+    try:
+        return state is not None and BoxStatus.decode(state.get(STATUS)).online
+    except PayloadError:
+        return False
+
+
 def _live_modem(state: dict[str, Any] | None) -> list[Check]:
     """What the running daemon reports about its modem (it owns the ports, so doctor asks it, not the modem)."""
     if state is None:
         return []
-    if state.get("status") != "online":
+    if not _daemon_online(state):
         return [Check("daemon", "WARN", "secretaryd is not running (no 'online' status on the broker): "
                                         "start it to check the SIM, registration and signal")]
-    modem = state.get("modem/state")
-    if not isinstance(modem, dict):
+    try:
+        modem = ModemState.decode(state.get(MODEM_STATE))
+    except PayloadError:
         return [Check("daemon", "WARN", "secretaryd is online but has not reported its modem yet")]
     checks = [Check("daemon", "OK", "secretaryd is online")]
-    sim = modem.get("sim")
+    sim = modem.sim
     if sim == "ready":
         checks.append(Check("sim", "OK", "SIM ready"))
     elif sim in SIM_ADVICE:
         checks.append(Check("sim", "FAIL", SIM_ADVICE[sim]))
     else:
         checks.append(Check("sim", "FAIL", f"SIM state {sim!r}: insert a SIM (power off first) or check it in a phone"))
-    if modem.get("registered"):
-        checks.append(Check("network", "OK", f"registered on {modem.get('operator') or 'the network'}"))
+    if modem.registered:
+        checks.append(Check("network", "OK", f"registered on {modem.operator or 'the network'}"))
     else:
         checks.append(Check("network", "FAIL", "not registered: check the antenna, the SIM's plan and coverage"))
-    signal = modem.get("signal_dbm")
-    if isinstance(signal, (int, float)):
+    signal = modem.signal_dbm
+    if signal is not None:
         level = "OK" if signal >= WEAK_SIGNAL_DBM else "WARN"
         hint = "" if level == "OK" else ": weak, calls may break up (move the antenna, use an external one)"
         checks.append(Check("signal", level, f"{signal} dBm{hint}"))
@@ -286,7 +299,7 @@ async def run_doctor(config_path: Path) -> int:
         checks.append(_disk(loaded.settings.data_dir))
         broker, state = await _broker(loaded)
         checks.append(broker)
-        checks.extend(await _modem(loaded, daemon_online=bool(state) and state.get("status") == "online"))
+        checks.extend(await _modem(loaded, daemon_online=_daemon_online(state)))
         if loaded.settings.modem.driver == "sim7600":
             checks.extend(_live_modem(state))
     for check in checks:

@@ -26,7 +26,7 @@ from daemon.call.service import CallService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.modem.modem_service import ModemService
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 
@@ -121,7 +121,7 @@ class CallBox:
 async def call_box(config: SecretaryConfig) -> AsyncIterator[CallBox]:
     bus = RecordingBus(Topics("secretary", config.box_id))
     relay: EventHub[ModemEvent] = EventHub()
-    modem = ModemService(bus, config.modem, None, config.data_dir, relay=relay, call_flow_publishes_endings=True)
+    modem = ModemService(bus, config.modem, None, config.data_dir, relay=relay)
     engines = {s.name: s for s in engine_services(bus, config.engines, config.data_dir)}
     calls = CallService(bus, config, relay, lambda: modem.modem, engines.get)
     supervisor = Supervisor(RestartPolicy(0.5, 5, 60), stop_timeout_s=10)

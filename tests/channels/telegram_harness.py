@@ -28,7 +28,7 @@ from daemon.modem.modem_service import ModemService
 from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 from tests.calls.call_harness import box_config
@@ -98,7 +98,7 @@ async def telegram_box(
 ) -> AsyncIterator[TelegramBox]:
     bus = Bus(Topics(config.mqtt.topic_prefix, config.box_id))
     relay: EventHub[ModemEvent] = EventHub()
-    modem = ModemService(bus, config.modem, None, config.data_dir, relay=relay, call_flow_publishes_endings=True)
+    modem = ModemService(bus, config.modem, None, config.data_dir, relay=relay)
     supervisor = Supervisor(RestartPolicy(0.2, 2, 60), stop_timeout_s=10)
     supervisor.add(BusConnection(bus, config.mqtt))
     supervisor.add(modem)

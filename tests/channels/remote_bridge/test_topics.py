@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from channels.remote_bridge.topics import TopicSelection, covers, engine_name, is_event, matches, minimal_filters
-from config.remote_schema import DEFAULT_TOPICS
+from channels.bus_contract.topics import engine_name, is_event, matches
+from channels.remote_bridge.topics import DEFAULT_TOPICS, TopicSelection, covers, minimal_filters
 
 
 @pytest.mark.parametrize(("topic_filter", "topic", "expected"), [

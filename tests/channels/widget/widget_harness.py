@@ -30,7 +30,7 @@ from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from tests.calls.call_harness import box_config
 from tests.engines.llm_standins import open_sse, openai_text_stream
 from tests.daemon.web.web_daemon import free_port

@@ -17,7 +17,7 @@ from daemon.bus.connection import Bus, BusConnection
 from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
 from daemon.runtime.systemd_notify import SystemdNotifier
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
 

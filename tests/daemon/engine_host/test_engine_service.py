@@ -9,7 +9,7 @@ from daemon.bus.connection import Bus
 from daemon.engine_host.engine_service import EngineService, StatusSink
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from daemon.bus.topics import Topics
+from channels.bus_contract.topics import Topics
 from engines.engine_status import EngineState, EngineStatus
 
 
