@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from channels.bus_contract.fields import FieldReader, PayloadError
+from channels.bus_contract import fields as wire
+from channels.bus_contract.fields import Payload, PayloadError
 
 ONLINE, OFFLINE = "online", "offline"
 SERVICE_STATES = ("starting", "running", "degraded", "backoff", "stopping", "stopped")  # what the supervisor says
@@ -34,50 +35,27 @@ class BoxStatus:
 
 
 @dataclass(frozen=True)
-class ServiceState:
+class ServiceState(Payload):
     """``services/<name>/state``: retained ``{state, detail, restarts, since}`` (``state`` one of SERVICE_STATES)."""
 
-    state: str
-    detail: str | None = None
-    restarts: int | None = None
-    since: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail, "restarts": self.restarts, "since": self.since}
-
-    @classmethod
-    def decode(cls, payload: Any) -> ServiceState:
-        r = FieldReader(payload, "services/<name>/state")
-        return cls(state=r.required_text("state"), detail=r.text("detail"), restarts=r.count("restarts"),
-                   since=r.number("since"))
+    what: ClassVar[str] = "services/<name>/state"
+    state: str = wire.text(required=True)
+    detail: str | None = wire.text()
+    restarts: int | None = wire.count()
+    since: float | None = wire.number()
 
 
 @dataclass(frozen=True)
-class EngineState:
+class EngineState(Payload):
     """``engines/<name>/state``: retained; design.md's ``{state, backend, device, detail}`` and the load figures."""
 
-    state: str
-    backend: str | None = None
-    device: str | None = None
-    model: str | None = None
-    detail: str | None = None
-    load_s: float | None = None
-    warmup_s: float | None = None
-    failures: tuple[str, ...] | None = None  # each backend that failed, and why
-    since: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {
-            "state": self.state, "backend": self.backend, "device": self.device, "model": self.model,
-            "detail": self.detail, "load_s": self.load_s, "warmup_s": self.warmup_s,
-            "failures": list(self.failures) if self.failures is not None else None, "since": self.since,
-        }
-
-    @classmethod
-    def decode(cls, payload: Any) -> EngineState:
-        r = FieldReader(payload, "engines/<name>/state")
-        return cls(
-            state=r.required_text("state"), backend=r.text("backend"), device=r.text("device"), model=r.text("model"),
-            detail=r.text("detail"), load_s=r.number("load_s"), warmup_s=r.number("warmup_s"),
-            failures=r.texts("failures"), since=r.number("since"),
-        )
+    what: ClassVar[str] = "engines/<name>/state"
+    state: str = wire.text(required=True)
+    backend: str | None = wire.text()
+    device: str | None = wire.text()
+    model: str | None = wire.text()
+    detail: str | None = wire.text()
+    load_s: float | None = wire.number()
+    warmup_s: float | None = wire.number()
+    failures: tuple[str, ...] | None = wire.texts()  # each backend that failed, and why
+    since: float | None = wire.number()

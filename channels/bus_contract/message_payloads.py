@@ -3,57 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from channels.bus_contract.fields import FieldReader
+from channels.bus_contract import fields as wire
+from channels.bus_contract.fields import Payload
 
 
 @dataclass(frozen=True)
-class SmsReceivedEvent:
+class SmsReceivedEvent(Payload):
     """``sms/event`` ``received``: ``{type, from, text, ts}``."""
 
+    what: ClassVar[str] = "sms/event"
     type: ClassVar[str] = "received"
-    sender: str | None  # "from" on the wire
-    text: str
-    ts: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {"type": self.type, "from": self.sender, "text": self.text, "ts": self.ts}
-
-    @classmethod
-    def decode(cls, payload: Any) -> SmsReceivedEvent:
-        r = FieldReader(payload, "sms/event")
-        r.choice("type", (cls.type,), required=True)
-        return cls(sender=r.text("from"), text=r.required_text("text"), ts=r.number("ts"))
+    type_checked: ClassVar[bool] = True
+    text: str = wire.text(required=True)
+    sender: str | None = wire.text(key="from")
+    ts: float | None = wire.number()
 
 
 @dataclass(frozen=True)
-class CallbackRequestEvent:
+class CallbackRequestEvent(Payload):
     """``callback/event`` ``callback_request``: a visitor left a number to be called back through ``channel``."""
 
+    what: ClassVar[str] = "callback/event"
     type: ClassVar[str] = "callback_request"
-    id: str
-    number: str
-    channel: str
-    ts: float | None = None
-    widget: str | None = None
-    name: str | None = None
-    note: str | None = None
-    page: str | None = None
-    session: str | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {
-            "type": self.type, "id": self.id, "number": self.number, "ts": self.ts, "channel": self.channel,
-            "widget": self.widget, "name": self.name, "note": self.note, "page": self.page, "session": self.session,
-        }
-
-    @classmethod
-    def decode(cls, payload: Any) -> CallbackRequestEvent:
-        r = FieldReader(payload, "callback/event")
-        r.choice("type", (cls.type,), required=True)
-        return cls(
-            id=r.required_text("id"), number=r.required_text("number"), channel=r.required_text("channel"),
-            ts=r.number("ts"), widget=r.text("widget"), name=r.text("name"), note=r.text("note"), page=r.text("page"),
-            session=r.text("session"),
-        )
+    type_checked: ClassVar[bool] = True
+    id: str = wire.text(required=True)
+    number: str = wire.text(required=True)
+    channel: str = wire.text(required=True)
+    ts: float | None = wire.number()
+    widget: str | None = wire.text()
+    name: str | None = wire.text()
+    note: str | None = wire.text()
+    page: str | None = wire.text()
+    session: str | None = wire.text()

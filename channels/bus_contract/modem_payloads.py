@@ -5,112 +5,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from channels.bus_contract.fields import FieldReader, by_type, decode_by_type
+from channels.bus_contract import fields as wire
+from channels.bus_contract.fields import Payload, by_type, decode_by_type
 
 
 @dataclass(frozen=True)
-class ModemPorts:
+class ModemPorts(Payload):
     """``{at, audio}``: the device paths the driver uses."""
 
-    at: str | None = None
-    audio: str | None = None
-
-    def encode(self) -> dict[str, str | None]:
-        return {"at": self.at, "audio": self.audio}
-
-    @classmethod
-    def decode(cls, payload: Any) -> ModemPorts:
-        r = FieldReader(payload, "ports")
-        return cls(at=r.text("at"), audio=r.text("audio"))
-
-
-def _ports(r: FieldReader) -> ModemPorts | None:
-    value = r.mapping("ports")
-    return ModemPorts.decode(value) if value is not None else None
+    what: ClassVar[str] = "ports"
+    at: str | None = wire.text()
+    audio: str | None = wire.text()
 
 
 @dataclass(frozen=True)
-class ModemState:
+class ModemState(Payload):
     """``modem/state``: design.md's ``{sim, registered, operator, signal_dbm, ports}`` and what else the box knows."""
 
-    sim: str | None = None  # ready, pin_required, absent, ...
-    registered: bool | None = None
-    operator: str | None = None
-    signal_dbm: float | None = None
-    ports: ModemPorts | None = None
-    connected: bool | None = None
-    own_number: str | None = None
-    problems: tuple[str, ...] | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {
-            "sim": self.sim, "registered": self.registered, "operator": self.operator, "signal_dbm": self.signal_dbm,
-            "ports": self.ports.encode() if self.ports is not None else None, "connected": self.connected,
-            "own_number": self.own_number, "problems": list(self.problems) if self.problems is not None else None,
-        }
-
-    @classmethod
-    def decode(cls, payload: Any) -> ModemState:
-        r = FieldReader(payload, "modem/state")
-        return cls(
-            sim=r.text("sim"), registered=r.flag("registered"), operator=r.text("operator"),
-            signal_dbm=r.number("signal_dbm"), ports=_ports(r), connected=r.flag("connected"),
-            own_number=r.text("own_number"), problems=r.texts("problems"),
-        )
+    what: ClassVar[str] = "modem/state"
+    sim: str | None = wire.text()  # ready, pin_required, absent, ...
+    registered: bool | None = wire.flag()
+    operator: str | None = wire.text()
+    signal_dbm: float | None = wire.number()
+    ports: ModemPorts | None = wire.nested(ModemPorts)
+    connected: bool | None = wire.flag()
+    own_number: str | None = wire.text()
+    problems: tuple[str, ...] | None = wire.texts()
 
 
 @dataclass(frozen=True)
-class PcmAlarmEvent:
+class PcmAlarmEvent(Payload):
     """``modem/event`` ``pcm_alarm``: the call audio port misbehaved (``kind`` says how)."""
 
+    what: ClassVar[str] = "modem/event pcm_alarm"
     type: ClassVar[str] = "pcm_alarm"
-    kind: str
-    detail: str | None = None
-    call_id: str | None = None
-    ts: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {"type": self.type, "kind": self.kind, "detail": self.detail, "call_id": self.call_id, "ts": self.ts}
-
-    @classmethod
-    def decode(cls, payload: Any) -> PcmAlarmEvent:
-        r = FieldReader(payload, "modem/event pcm_alarm")
-        return cls(kind=r.required_text("kind"), detail=r.text("detail"), call_id=r.text("call_id"),
-                   ts=r.number("ts"))
+    kind: str = wire.text(required=True)
+    detail: str | None = wire.text()
+    call_id: str | None = wire.text()
+    ts: float | None = wire.number()
 
 
 @dataclass(frozen=True)
-class ModemConnectedEvent:
+class ModemConnectedEvent(Payload):
     """``modem/event`` ``connected``: the modem was found (or came back) on these ports."""
 
+    what: ClassVar[str] = "modem/event connected"
     type: ClassVar[str] = "connected"
-    ports: ModemPorts | None = None
-    ts: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {"type": self.type, "ports": self.ports.encode() if self.ports is not None else None, "ts": self.ts}
-
-    @classmethod
-    def decode(cls, payload: Any) -> ModemConnectedEvent:
-        r = FieldReader(payload, "modem/event connected")
-        return cls(ports=_ports(r), ts=r.number("ts"))
+    ports: ModemPorts | None = wire.nested(ModemPorts)
+    ts: float | None = wire.number()
 
 
 @dataclass(frozen=True)
-class ModemDisconnectedEvent:
+class ModemDisconnectedEvent(Payload):
     """``modem/event`` ``disconnected``: the modem went away (unplugged, crashed); ``reason`` says what was seen."""
 
+    what: ClassVar[str] = "modem/event disconnected"
     type: ClassVar[str] = "disconnected"
-    reason: str | None = None
-    ts: float | None = None
-
-    def encode(self) -> dict[str, Any]:
-        return {"type": self.type, "reason": self.reason, "ts": self.ts}
-
-    @classmethod
-    def decode(cls, payload: Any) -> ModemDisconnectedEvent:
-        r = FieldReader(payload, "modem/event disconnected")
-        return cls(reason=r.text("reason"), ts=r.number("ts"))
+    reason: str | None = wire.text()
+    ts: float | None = wire.number()
 
 
 ModemHealthEvent = PcmAlarmEvent | ModemConnectedEvent | ModemDisconnectedEvent
