@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomqtt  # noqa: E402
 
+from channels.bus_contract.topics import Topics  # noqa: E402
 from config.schema import MqttConfig  # noqa: E402
 from daemon.bus.connection import NO_DELAY, Bus, BusConnection, request_properties  # noqa: E402
-from daemon.tools.private_broker import MosquittoBroker  # noqa: E402
 from daemon.runtime.supervisor import RestartPolicy, Supervisor  # noqa: E402
-from channels.bus_contract.topics import Topics  # noqa: E402
+from daemon.tools.private_broker import MosquittoBroker  # noqa: E402
 
 EVENTS = 2000
 REQUESTS = 500

@@ -26,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.persona_schema import bundled_personas  # noqa: E402
+from daemon.dialogue.llm_dialogue import END_CALL, HISTORY_FILL, SAVE_MESSAGE, system_prompt  # noqa: E402
 from engines.llm.context_fit import fit_context  # noqa: E402
 from engines.llm.gguf_model import resolve_gguf  # noqa: E402
 from engines.llm.interface import ChatDelta, ChatMessage, ChatRequest, LlmBackend  # noqa: E402
 from engines.llm.token_counter import GgufTokenCounter  # noqa: E402
-from daemon.dialogue.llm_dialogue import END_CALL, HISTORY_FILL, SAVE_MESSAGE, system_prompt  # noqa: E402
 
 CALLER = [
     "Здравствуйте, это Иван Петров из компании Ромашка, я по поводу счёта за прошлый месяц.",

@@ -80,17 +80,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.schema import SecretaryConfig  # noqa: E402
 from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
-from daemon.tools.demo_caller import CallerLine, caller_script  # noqa: E402
-from daemon.engine_host.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
 from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
-from daemon.voices.persona_voice import PersonaVoice  # noqa: E402
 from daemon.dialogue.reply_chunker import ReplyChunker  # noqa: E402
+from daemon.engine_host.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
+from daemon.tools.demo_caller import CallerLine, caller_script  # noqa: E402
+from daemon.voices.persona_voice import PersonaVoice  # noqa: E402
 from drivers.audio import ENGINE_RATE, StreamResampler, read_wav  # noqa: E402
 from engines.chained_engine import ChainedEngine  # noqa: E402
 from engines.engine_status import EngineState  # noqa: E402
 from engines.fallback_chain import ChainExhausted, FallbackChain, RequestError  # noqa: E402
-from engines.llm.llm_engine import LlmEngine  # noqa: E402
 from engines.llm.interface import ChatMessage, ChatRequest  # noqa: E402
+from engines.llm.llm_engine import LlmEngine  # noqa: E402
 from engines.stt.interface import SttFinal  # noqa: E402
 from engines.stt.stt_engine import SttEngine  # noqa: E402
 from engines.tts.tts_engine import TtsEngine  # noqa: E402

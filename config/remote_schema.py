@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from config.section import EnvVarName, Section
 
+
 class HomeAssistantConfig(Section):
     enabled: bool = True
     discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]{1,64}$")

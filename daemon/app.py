@@ -16,23 +16,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from channels.bus_contract.topics import Topics, service_state
+from channels.bus_contract.verbs import RELOAD
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.bus.connection import Bus, BusConnection
 from daemon.call.line_socket import LineCallRunner, LineSocketService
-from daemon.runtime.logging_setup import configure_logging
 from daemon.call.service import CallService
-from daemon.records.callback_requests import CallbackRequests
 from daemon.channel_host import channel_services
 from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_service import EngineService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.modem.modem_service import ModemService
+from daemon.records.callback_requests import CallbackRequests
+from daemon.runtime.logging_setup import configure_logging
 from daemon.runtime.service import Service, ServiceReport, ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
 from daemon.runtime.systemd_notify import SystemdNotifier, WatchdogService
-from channels.bus_contract.topics import Topics, service_state
-from channels.bus_contract.verbs import RELOAD
 from daemon.web.web_context import BrowserCallRunner
 from daemon.web.web_service import WebService
 from drivers.sim7600 import ModemEvent, Sim7600Modem

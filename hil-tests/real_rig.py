@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from box_bus import BoxBus
+from modem_events import EventLog
+from rig import Feature, Rig, RigCall, RigTiming, same_number
+from rig_audio import FRAME_S, CallerQueue, read_line_wav
+
 from drivers.sim7600 import (
     CallAnswered,
     CallEnded,
@@ -36,9 +40,6 @@ from drivers.sim7600 import (
     SmsReceived,
 )
 from drivers.sim7600.events import ModemEvent
-from modem_events import EventLog
-from rig import Feature, Rig, RigCall, RigTiming, same_number
-from rig_audio import FRAME_S, CallerQueue, read_line_wav
 
 REQUIRED = (
     "SECRETARY_HIL_BOX_MQTT",

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from box_bus import BoxBus
-from config.loader import load_config
-from daemon.app import SecretaryApp
-from daemon.tools.private_broker import MosquittoBroker
-from daemon.runtime.systemd_notify import SystemdNotifier
 from rig import Rig, RigCall, RigTiming
 from rig_audio import FRAME_S
+
+from config.loader import load_config
+from daemon.app import SecretaryApp
+from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 
 BOX_ID = "hil-box"
 TESTER_NUMBER = "+15557654321"

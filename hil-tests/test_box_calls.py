@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-
-from daemon.tools.demo_caller import CallerLine, caller_script
 from measurements import Measure
 from rig import BoxPersona, Feature, Rig, same_number
 from rig_audio import audible_fraction, first_audible_s, last_audible_end_s, slice_s
 from transcriber import Transcriber, has_word, word_recall
+
+from daemon.tools.demo_caller import CallerLine, caller_script
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

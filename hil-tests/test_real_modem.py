@@ -25,13 +25,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from modem_events import next_event
 
 from drivers.sim7600.at_channel import AtChannel
 from drivers.sim7600.call_model import CallState
 from drivers.sim7600.modem import Sim7600Modem, Sim7600Settings
 from drivers.sim7600.parsers import parse_csq
 from drivers.sim7600.pcm_port import FRAME_BYTES
-from modem_events import next_event
 
 AT_PORT = os.environ.get("SECRETARY_HIL_AT_PORT")
 AUDIO_PORT = os.environ.get("SECRETARY_HIL_AUDIO_PORT")

@@ -10,13 +10,9 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 import pytest
+from box_bus import BoxBus, BoxCommandError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from box_bus import BoxBus, BoxCommandError
-from daemon.tools.demo_caller import caller_script
-from daemon.tools.private_broker import MosquittoBroker
-from drivers.sim7600.simulator.call_audio import UplinkRecorder
 from real_rig import MissingEnv, RealRigEnv
 from rig import Said, same_number
 from rig_audio import (
@@ -31,6 +27,10 @@ from rig_audio import (
 )
 from sim_rig import UplinkTail
 from transcriber import has_word, word_recall
+
+from daemon.tools.demo_caller import caller_script
+from daemon.tools.private_broker import MosquittoBroker
+from drivers.sim7600.simulator.call_audio import UplinkRecorder
 
 
 def tone(seconds: float, amplitude: float = 3000.0) -> np.ndarray:

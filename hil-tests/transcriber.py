@@ -16,12 +16,12 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+from rig_audio import SAMPLE_RATE, Samples
 
 from drivers.audio.resample import StreamResampler
-from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings
 from engines.audio_format import SAMPLE_RATE as STT_RATE
+from engines.stt.faster_whisper_backend import FasterWhisperBackend, FasterWhisperSettings
 from engines.stt.interface import SttFinal
-from rig_audio import SAMPLE_RATE, Samples
 
 WORD_SIMILARITY = 0.85
 _SPELLINGS = (("ph", "f"), ("ck", "k"), ("y", "i"))

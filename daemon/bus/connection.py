@@ -25,13 +25,13 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
-from config.schema import MqttConfig
-from daemon.bus.outbox import OutboundMessage, Outbox
-from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler
-from daemon.runtime.service import Service, ServiceStatus
 from channels.bus_contract.box_payloads import BoxStatus
 from channels.bus_contract.topics import CALL_EVENT, Topics
+from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
+from config.schema import MqttConfig
+from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler
+from daemon.bus.outbox import OutboundMessage, Outbox
+from daemon.runtime.service import Service, ServiceStatus
 
 log = logging.getLogger("secretary.bus")
 

@@ -12,13 +12,17 @@ web page, and run on the same flow.
 
 A caller's 20 ms frame and the reply's way back, with the file for each step::
 
-    drivers/sim7600/pcm_port.py (PcmSession.read_frame)       | call/stream_line.py (browser, Twilio)
-      -> call/line.py          CallLine.caller_audio: decode, caller track, 16 kHz
+    drivers/sim7600/modem.py   CallAudioReady pushes the call's PcmSession -> service.py starts the flow
+    drivers/sim7600/pcm_port.py (PcmSession.read_frame)        | call/stream_line.py (browser, Twilio)
+      -> call/line.py          CallLine.caller_audio -> drivers/audio/capture.py: decode, caller track,
+                               float32 at ENGINE_RATE (the engines' one format)
       -> call/listener.py      CallerListener: engines/vad (SpeechDetector) -> engines/stt (SttEngine)
       -> call/flow.py          CallFlow: barge-in, endpoint, fillers, DTMF, silence
       -> dialogue/             Dialogue.reply -> dialogue/reply_chunker.py (clauses)
       -> call/speaker.py       Speaker.say: engines/tts (TtsEngine) or voices/phrase_cache.py
-      -> call/line.py          CallLine: playout (crossfade, 8 kHz, level) -> jitter buffer -> 20 ms clock
-      -> drivers/sim7600/pcm_port.py (PcmSession.write_frame) | call/stream_line.py
-    and on every tick both tracks -> drivers/audio CallRecorder; utterances -> records/call_record.py
+      -> call/line.py          begin_reply / next_segment / play / end_reply / wait_played / cut
+                               -> drivers/audio/playout.py LinePlayout (crossfade, 8 kHz, level) -> jitter buffer
+      -> drivers/audio/playout.py FrameSender: the one 20 ms tick on a PacingClock (secretary track, encode)
+      -> drivers/sim7600/pcm_port.py (PcmSession.write_frame)  | call/stream_line.py
+    and utterances -> records/call_record.py; call/state and call/event -> call/announcer.py
 """

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from config.call_schema import CallConfig
 from config.persona_schema import PersonaConfig
 from daemon.call.line import CallLine
-from daemon.records.call_record import Utterance
 from daemon.call.listener import (
     CallerListener,
     CallerNoise,
@@ -46,10 +45,11 @@ from daemon.call.listener import (
     CallerUtterance,
     ListenerEvent,
 )
+from daemon.call.speaker import ReplyProgress, Speaker
 from daemon.dialogue.interface import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
 from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
-from daemon.call.speaker import ReplyProgress, Speaker
+from daemon.records.call_record import Utterance
 from daemon.voices.phrase_cache import CachedSpeech
 
 log = logging.getLogger("secretary.call")

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from channels import line_protocol as lp
-from daemon.records.call_record import is_valid_call_id
 from daemon.bus.commands import CommandError
-from daemon.runtime.service import Service, ServiceStatus
 from daemon.call.stream_line import StreamLineSession
+from daemon.records.call_record import is_valid_call_id
+from daemon.runtime.service import Service, ServiceStatus
 
 log = logging.getLogger("secretary.lines")
 HELLO_TIMEOUT_S = 5.0

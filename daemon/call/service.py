@@ -28,25 +28,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.schema import SecretaryConfig
 from channels.bus_contract.call_payloads import EndedEvent, UtteranceEvent
 from channels.bus_contract.verbs import CALLS_DELETE, CALLS_GET, CALLS_LIST
+from config.schema import SecretaryConfig
+from daemon.bus.commands import CommandError
 from daemon.bus.connection import Bus
 from daemon.call.announcer import CallAnnouncer, stamp
 from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
-from daemon.records.call_index import CallIndex, CallSummaryRow
 from daemon.call.line import CallLine, LineSession
-from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
-from daemon.records.retention import run_retention
-from daemon.dialogue.call_summary import llm_summary, slots_summary
 from daemon.call.listener import CallerListener, ListenerEvent
-from daemon.bus.commands import CommandError
+from daemon.call.speaker import Speaker
+from daemon.dialogue.call_summary import llm_summary, slots_summary
 from daemon.dialogue.interface import Dialogue
 from daemon.dialogue.llm_dialogue import LlmDialogue
-from daemon.voices.persona_voice import PersonaVoice
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
+from daemon.records.call_index import CallIndex, CallSummaryRow
+from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
+from daemon.records.retention import run_retention
 from daemon.runtime.service import Service, ServiceStatus
-from daemon.call.speaker import Speaker
+from daemon.voices.persona_voice import PersonaVoice
 from daemon.voices.phrase_cache import CachedSpeech, SpeechCache
 from drivers.audio import ENGINE_RATE, CallRecorder
 from drivers.sim7600 import (

@@ -14,11 +14,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from daemon.records.call_record import Utterance
 from daemon.dialogue.message_slots import MessageSlots
+from daemon.records.call_record import Utterance
 from engines.fallback_chain import BackendError, RequestError
-from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import ChatMessage, ChatRequest
+from engines.llm.llm_engine import LlmEngine
 
 log = logging.getLogger("secretary.call")
 

@@ -35,8 +35,8 @@ from config.persona_schema import PersonaConfig
 from config.schema import SecretaryConfig
 from daemon.bus.commands import CommandError, Emit
 from daemon.dialogue.llm_dialogue import LANGUAGE_NAMES
-from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
 from daemon.runtime.service import Service, ServiceStatus
+from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
 from drivers.audio import ENGINE_RATE, StreamingWavWriter, read_wav
 from drivers.audio.pcm import float_to_int16
 from engines.audio_format import from_int16

@@ -26,8 +26,8 @@ from daemon.dialogue.interface import DialogueUnavailable, ReplyOutcome, TextFee
 from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.reply_chunker import ReplyChunker
 from engines.fallback_chain import ChainExhausted, RequestError
-from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import ChatMessage, ChatRequest, ToolCall, ToolSpec
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.reply_assembly import ToolCallAccumulator
 
 log = logging.getLogger("secretary.call")

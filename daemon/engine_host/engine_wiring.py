@@ -9,9 +9,8 @@ this module is the one place that maps one onto the other.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
-
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from config.engines_schema import (
@@ -29,8 +28,8 @@ from daemon.bus.connection import Bus
 from daemon.engine_host.engine_service import ChainTiming, EngineService, StatusSink
 from engines.fallback_chain import BackendSlot, FallbackChain
 from engines.llm.backend_factory import build_llm_backend
-from engines.llm.llm_engine import LlmEngine
 from engines.llm.interface import LlmBackend
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.settings import AnthropicSettings, LlamaCppSettings, OpenAiCompatibleSettings, VllmSettings
 from engines.stt.backend_factory import build_stt_backend
 from engines.stt.faster_whisper_backend import FasterWhisperSettings

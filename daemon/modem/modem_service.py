@@ -40,9 +40,9 @@ from channels.bus_contract.verbs import (
     UNBLOCK,
 )
 from config.schema import ModemConfig
-from daemon.modem.blocked_numbers import BlockedNumbers
-from daemon.bus.connection import Bus
 from daemon.bus.commands import CommandError
+from daemon.bus.connection import Bus
+from daemon.modem.blocked_numbers import BlockedNumbers
 from daemon.modem.modem_manager_inhibit import InhibitResult, ModemManagerInhibitor
 from daemon.runtime.service import Service, ServiceStatus
 from drivers.sim7600.call_state import CallControlError

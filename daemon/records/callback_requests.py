@@ -18,8 +18,8 @@ from typing import Any
 from channels.bus_contract.message_payloads import CallbackRequestEvent
 from channels.bus_contract.topics import CALLBACK_EVENT
 from channels.bus_contract.verbs import CALLBACK_REQUEST
-from daemon.bus.connection import Bus
 from daemon.bus.commands import CommandError
+from daemon.bus.connection import Bus
 from daemon.runtime.service import Service, ServiceStatus
 
 log = logging.getLogger("secretary.callbacks")

@@ -41,10 +41,10 @@ from config.loader import bundled_config_text, parse_config_text
 from daemon.app import SecretaryApp
 from daemon.bus.connection import NO_DELAY, request_properties
 from daemon.call.service import CallService
-from daemon.tools.demo_caller import caller_script
 from daemon.runtime.logging_setup import configure_logging
-from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.demo_caller import caller_script
+from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
 
 DEMO_CALLER = "+79161234567"
 

@@ -23,8 +23,8 @@ from channels.bus_contract.box_payloads import BoxStatus
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
 from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, STATUS, Topics
-from config.errors import ConfigError
 from config.engines_schema import EnginesConfig, VllmConfig
+from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.engine_host.model_files import model_checks
 from daemon.runtime.system_dbus import close_bus, connect_bus, get_property

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
 from drivers.audio import LINE_RATE, read_wav
 from drivers.audio.pcm import float_to_int16
 from drivers.audio.wav_io import StreamingWavWriter
-from daemon.voices.persona_voice import PersonaVoice, spoken_at_rate
 from engines.tts.tts_engine import TtsEngine
 
 log = logging.getLogger("secretary.call")

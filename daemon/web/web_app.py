@@ -8,8 +8,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from daemon.web.pages import browser_call_page, calls_page, config_page, login_page, status_page, voices_page
 from daemon.web.auth import auth_middleware, csrf_middleware
+from daemon.web.pages import browser_call_page, calls_page, config_page, login_page, status_page, voices_page
 from daemon.web.web_context import CONTEXT, WebContext
 
 log = logging.getLogger("secretary.web")

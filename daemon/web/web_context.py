@@ -14,10 +14,10 @@ from aiohttp import web
 
 from channels.bus_client import ChannelBus
 from config.schema import SecretaryConfig
+from daemon.call.stream_line import StreamLineSession
 from daemon.records.call_index import CallIndex
 from daemon.voices.samples import VoiceLibrary
 from daemon.web.auth import SESSION_KEY, LoginLimiter, PasswordStore, Session, SessionStore
-from daemon.call.stream_line import StreamLineSession
 from daemon.web.metrics import BoxMetrics
 from daemon.web.status_relay import StatusRelay
 

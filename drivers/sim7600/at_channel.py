@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-
 from drivers.sim7600.framing import DEFAULT_MAX_LINE_BYTES, LineFramer, Prompt
 from drivers.sim7600.result_codes import (
     CALL_FINALS,

@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 

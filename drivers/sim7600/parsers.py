@@ -8,11 +8,11 @@ text.  Formats: sim7600.md §4.3, §5, §6.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import IntEnum, StrEnum
-import re
 from typing import Final
 
 from drivers.sim7600.fields import param_int, param_str, split_params, to_int

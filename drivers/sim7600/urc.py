@@ -14,10 +14,10 @@ from typing import Final
 from drivers.sim7600.fields import param_int, param_str, split_params
 from drivers.sim7600.parsers import (
     CallerId,
-    decode_number,
     CallListEntry,
     Registration,
     SimStatus,
+    decode_number,
     parse_clcc_entry,
     parse_clip,
     parse_cpin,

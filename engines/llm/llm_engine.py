@@ -30,8 +30,8 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
-from engines.engine_status import EngineStatus
 from engines.chained_engine import ChainedEngine
+from engines.engine_status import EngineStatus
 from engines.fallback_chain import BackendSlot, FallbackChain, NoEligibleBackend, Progress
 from engines.llm.context_fit import Fitted, fit_context
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend, Usage

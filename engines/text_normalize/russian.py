@@ -34,8 +34,8 @@ from engines.text_normalize.abbreviations import expand_abbreviations
 from engines.text_normalize.latin_to_cyrillic import replace_latin_words
 from engines.text_normalize.leftover_digits import replace_leftover_digits
 from engines.text_normalize.phone_numbers import PhoneNumber, replace_phones
-from engines.text_normalize.sentence_end import keep_period
 from engines.text_normalize.russian_numbers import cardinal, decimal, digits, ordinal
+from engines.text_normalize.sentence_end import keep_period
 
 MONTHS_GENITIVE = (
     "января", "февраля", "марта", "апреля", "мая", "июня",

@@ -19,8 +19,8 @@ import numpy as np
 
 from engines.backend import BackendError, BackendUnavailable
 from engines.fallback_chain import RequestError
-from engines.tts.intonation_presets import builtin_speed
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend, warmup_text
+from engines.tts.intonation_presets import builtin_speed
 from engines.tts.sentences import split_sentences
 from engines.tts.settings import EspeakSettings
 from engines.tts.wav_bytes import WavError, parse_wav_pcm16

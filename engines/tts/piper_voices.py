@@ -26,8 +26,8 @@ from typing import Any
 
 from engines.backend import BackendError, BackendUnavailable
 from engines.fallback_chain import RequestError
-from engines.tts.intonation_presets import builtin_speed
 from engines.tts.interface import AudioChunk, SynthesisRequest
+from engines.tts.intonation_presets import builtin_speed
 from engines.tts.sentences import split_sentences
 from engines.tts.settings import PACKAGED_PREFIX, PiperSettings
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from engines.engine_status import EngineStatus
 from engines.chained_engine import ChainedEngine
+from engines.engine_status import EngineStatus
 from engines.fallback_chain import BackendSlot, FallbackChain, Progress, RequestError
 from engines.text_normalize import normalize
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend

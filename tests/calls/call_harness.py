@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from channels.bus_contract.topics import Topics
 from config.loader import parse_config_text
 from config.schema import SecretaryConfig
 from daemon.bus.connection import Bus
@@ -26,7 +27,6 @@ from daemon.call.service import CallService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.modem.modem_service import ModemService
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from channels.bus_contract.topics import Topics
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 

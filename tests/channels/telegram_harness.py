@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from channels.bus_contract.topics import Topics
 from config.schema import SecretaryConfig
 from daemon.bus.connection import Bus, BusConnection
 from daemon.call.service import CallService
-from daemon.records.callback_requests import CallbackRequests
 from daemon.channel_host import TelegramService
 from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.modem.modem_service import ModemService
-from daemon.tools.private_broker import MosquittoBroker
+from daemon.records.callback_requests import CallbackRequests
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from channels.bus_contract.topics import Topics
+from daemon.tools.private_broker import MosquittoBroker
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 from tests.calls.call_harness import box_config

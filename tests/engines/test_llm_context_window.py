@@ -15,13 +15,13 @@ import pytest_asyncio
 
 from engines.backend import BackendError
 from engines.fallback_chain import BackendSlot, RequestError
-from engines.llm.llm_engine import LlmEngine, ContextTooLong
 from engines.llm.context_fit import fit_context, fixed_tokens, message_tokens
 from engines.llm.gguf_model import resolve_gguf
 from engines.llm.interface import ChatMessage, ChatRequest
-from engines.llm.openai_wire import openai_message
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+from engines.llm.llm_engine import ContextTooLong, LlmEngine
 from engines.llm.openai_compatible_backend import OpenAiCompatibleBackend
+from engines.llm.openai_wire import openai_message
 from engines.llm.reply_assembly import collect_reply
 from engines.llm.settings import OpenAiCompatibleSettings
 from tests.engines.llm_helpers import LLAMA, Borrowed

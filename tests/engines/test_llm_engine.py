@@ -19,13 +19,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from engines.backend import BackendError
 from engines.engine_status import EngineState, EngineStatus
 from engines.fallback_chain import BackendSlot
 from engines.llm.backend_factory import llm_slot
-from engines.llm.llm_engine import LlmEngine
-from engines.backend import BackendError
 from engines.llm.interface import ChatDelta, ChatMessage, ChatRequest, LlmBackend, ToolCall
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+from engines.llm.llm_engine import LlmEngine
 from engines.llm.openai_compatible_backend import OpenAiCompatibleBackend
 from engines.llm.reply_assembly import ReplyAssembler
 from engines.llm.reply_continuation import CONTINUE_INSTRUCTION

@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import Any
 
 from drivers.sim7600.simulator.at_interpreter import AtInputInterpreter, CommandLine, TextAborted, TextEntry
-from drivers.sim7600.simulator.commands import SimCommands
 from drivers.sim7600.simulator.call_audio import FRAME_BYTES, SpeechQueue, UplinkRecorder, read_pcm_wav
+from drivers.sim7600.simulator.commands import SimCommands
 from drivers.sim7600.simulator.pty_endpoint import PtyEndpoint
 from drivers.sim7600.simulator.sim_config import SimulatorConfig
 from drivers.sim7600.simulator.sim_state import (

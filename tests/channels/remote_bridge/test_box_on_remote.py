@@ -14,8 +14,8 @@ import pytest
 
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from tests.channels.remote_bridge.tcp_gate import TcpGate
 from tests.support.daemon_runner import secretaryd_command, write_config
 from tests.support.mqtt_watch import MqttWatch, Seen

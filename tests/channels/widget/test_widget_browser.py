@@ -25,9 +25,9 @@ from daemon.tools.private_broker import MosquittoBroker
 from tests.calls.call_harness import cloud_llm
 from tests.channels.widget.callback_desk import CallbackDesk, callback_desk
 from tests.channels.widget.widget_harness import StreamedAnswers, WidgetBox, widget_box, widget_config
-from tests.engines.llm_standins import StandIn
 from tests.daemon.web.chromium import chromium
 from tests.daemon.web.web_daemon import ARTIFACTS
+from tests.engines.llm_standins import StandIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 GREETING = "Hello! I am Lidia. Ask me anything, or leave your number."

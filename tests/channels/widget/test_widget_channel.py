@@ -28,8 +28,8 @@ from tests.channels.widget.widget_harness import (
     widget_box,
     widget_config,
 )
-from tests.engines.llm_standins import StandIn
 from tests.daemon.web.web_daemon import free_port
+from tests.engines.llm_standins import StandIn
 
 pytestmark = pytest.mark.timeout(120)
 OTHER_SITE = "https://evil.example"

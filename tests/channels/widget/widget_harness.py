@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from channels.bus_contract.topics import Topics
 from channels.widget.widget_channel import WidgetChannel
 from config.schema import SecretaryConfig
 from daemon.bus.connection import Bus, BusConnection
@@ -30,10 +31,9 @@ from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from channels.bus_contract.topics import Topics
 from tests.calls.call_harness import box_config
-from tests.engines.llm_standins import open_sse, openai_text_stream
 from tests.daemon.web.web_daemon import free_port
+from tests.engines.llm_standins import open_sse, openai_text_stream
 
 SITE = "https://example.com"
 ANSWER = ("Hello! ", "Alex is out until five.")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from channels.bus_contract.topics import Topics
 from config.loader import load_config
 from config.schema import MqttConfig
 from daemon.app import SecretaryApp
 from daemon.bus.connection import Bus, BusConnection
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
 from daemon.runtime.systemd_notify import SystemdNotifier
-from channels.bus_contract.topics import Topics
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
 

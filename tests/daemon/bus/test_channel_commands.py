@@ -14,12 +14,12 @@ import pytest
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
 from config.loader import load_config
 from daemon.app import SecretaryApp
+from daemon.bus.commands import CommandError
 from daemon.modem.blocked_numbers import BlockedNumbers, normalize_number
 from daemon.records.call_index import CallIndex
 from daemon.records.call_record import CallRecordHeader
-from daemon.bus.commands import CommandError
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import write_config
 
 

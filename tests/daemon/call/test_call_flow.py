@@ -23,7 +23,6 @@ from config.call_schema import CallConfig
 from config.loader import bundled_config_text, parse_config_text
 from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming
 from daemon.call.line import CallLine
-from daemon.records.call_record import Utterance
 from daemon.call.listener import (
     CallerNoise,
     CallerSpeechStarted,
@@ -31,12 +30,13 @@ from daemon.call.listener import (
     CallerUtterance,
     ListenerEvent,
 )
+from daemon.call.speaker import Speaker
+from daemon.call.stream_line import StreamLineSession
 from daemon.dialogue.interface import ReplyOutcome, TextFeed
 from daemon.dialogue.message_slots import MessageSlots
+from daemon.records.call_record import Utterance
 from daemon.voices.persona_voice import PersonaVoice
-from daemon.call.speaker import Speaker
 from daemon.voices.phrase_cache import CachedSpeech
-from daemon.call.stream_line import StreamLineSession
 from engines.tts.interface import AudioChunk
 
 PERSONA = parse_config_text(bundled_config_text(), "default").settings.personas["lidia"]

@@ -14,9 +14,9 @@ import pytest
 from channels import line_protocol as lp
 from config.loader import load_config
 from daemon.app import SecretaryApp
+from daemon.runtime.systemd_notify import SystemdNotifier
 from daemon.tools.demo_caller import RECORDINGS_DIR
 from daemon.tools.private_broker import MosquittoBroker
-from daemon.runtime.systemd_notify import SystemdNotifier
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
 

@@ -14,14 +14,14 @@ import pytest
 import pytest_asyncio
 
 from config.persona_schema import bundled_personas
-from daemon.records.call_record import Utterance
 from daemon.dialogue.call_summary import llm_summary, transcript_text
 from daemon.dialogue.interface import ReplyOutcome, TextFeed
 from daemon.dialogue.llm_dialogue import HISTORY_FILL, LlmDialogue
 from daemon.dialogue.message_slots import MessageSlots
+from daemon.records.call_record import Utterance
 from engines.fallback_chain import BackendSlot
-from engines.llm.llm_engine import LlmEngine
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+from engines.llm.llm_engine import LlmEngine
 from tests.engines.llm_helpers import LLAMA, Borrowed
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+from channels.bus_contract.topics import Topics
 from daemon.bus.connection import Bus
 from daemon.engine_host.engine_service import EngineService, StatusSink
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from channels.bus_contract.topics import Topics
 from engines.engine_status import EngineState, EngineStatus
 
 

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import samplerate
 
+from channels.bus_contract.topics import Topics
 from config.loader import parse_config_text
 from config.schema import SecretaryConfig
 from daemon.bus.connection import Bus, BusConnection
 from daemon.engine_host.engine_service import EngineService
 from daemon.engine_host.engine_wiring import engine_services
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
-from channels.bus_contract.topics import Topics
+from daemon.tools.private_broker import MosquittoBroker
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.stt.interface import SttFinal
 from engines.tts.interface import SynthesisRequest

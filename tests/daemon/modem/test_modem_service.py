@@ -10,8 +10,8 @@ import pytest
 
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from drivers.sim7600.simulator import SimulatedModem, SimulatorConfig
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch, Seen

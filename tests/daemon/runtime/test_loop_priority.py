@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import daemon.app
-import daemon.runtime.logging_setup
 import daemon.main as daemon_main
+import daemon.runtime.logging_setup
 from config.errors import ConfigError
 from config.loader import parse_config_text
 from daemon.runtime.loop_priority import WORKER_THREAD_PREFIX, apply_loop_priority

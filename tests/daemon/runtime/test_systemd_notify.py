@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.service import ServiceReport, ServiceState, ServiceStatus
 from daemon.runtime.systemd_notify import SystemdNotifier, WatchdogService
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import secretaryd_command, write_config
 
 

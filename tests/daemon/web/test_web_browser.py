@@ -19,9 +19,9 @@ from playwright.async_api import expect
 
 from daemon.tools.demo_caller import RECORDINGS_DIR
 from daemon.tools.private_broker import MosquittoBroker
-from tests.support.mqtt_watch import MqttWatch
 from tests.daemon.web.chromium import chromium, fake_microphone_args
 from tests.daemon.web.web_daemon import ARTIFACTS, PASSWORD, WebDaemon, web_daemon
+from tests.support.mqtt_watch import MqttWatch
 
 pytestmark = pytest.mark.slow
 BASE = "secretary/test-box"

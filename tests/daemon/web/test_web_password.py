@@ -11,12 +11,12 @@ import pytest
 
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from daemon.web.auth import PasswordStore
 from daemon.web.web_service import password_path
-from tests.support.daemon_runner import write_config
 from tests.daemon.web.web_daemon import PASSWORD, free_port, web_daemon
+from tests.support.daemon_runner import write_config
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import aiohttp
 
 from config.loader import load_config
 from daemon.app import SecretaryApp
-from daemon.tools.private_broker import MosquittoBroker
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from daemon.web.auth import PasswordStore
 from daemon.web.web_service import password_path
 from tests.support.daemon_runner import write_config
