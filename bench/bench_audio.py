@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.audio import g711  # noqa: E402
+from drivers.audio import ENGINE_RATE, g711  # noqa: E402
 from drivers.audio.call_recorder import CallRecorder  # noqa: E402
 from drivers.audio.capture import LineCapture  # noqa: E402
 from drivers.audio.jitter_buffer import StreamingAudioBuffer  # noqa: E402
@@ -303,7 +303,7 @@ async def _once(pcm: np.ndarray) -> Any:
 
 
 def caller_speech_16k() -> list[np.ndarray]:
-    """The bundled English caller lines (real speech, 8 kHz) at 16 kHz int16, as the line capture makes them."""
+    """The bundled English caller lines (real speech, 8 kHz) at the engine rate, float32 as the line capture makes them."""
     from daemon.tools.demo_caller import caller_script
 
     clips: list[np.ndarray] = []
@@ -311,9 +311,9 @@ def caller_speech_16k() -> list[np.ndarray]:
         if line.seconds < 3.0:
             continue
         pcm, rate = read_wav(line.wav)
-        r = StreamResampler(rate, 16000, "sinc_medium")
-        clips.append(float_to_int16(np.concatenate([r.process(pcm), r.flush()])))
-    return clips or [float_to_int16(speechlike(16000, 4.0, seed=5))]
+        r = StreamResampler(rate, ENGINE_RATE, "sinc_medium")
+        clips.append(np.concatenate([r.process(pcm), r.flush()]))
+    return clips or [speechlike(ENGINE_RATE, 4.0, seed=5)]
 
 
 def percentiles(values_ms: np.ndarray) -> dict[str, float]:

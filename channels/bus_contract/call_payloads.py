@@ -32,58 +32,56 @@ class CallState(Payload):
     channel: str | None = wire.text(omit_none=True)
 
 
-@dataclass(frozen=True)
-class RingingEvent(Payload):
-    what: ClassVar[str] = "call/event ringing"
-    type: ClassVar[str] = "ringing"
+@dataclass(frozen=True, kw_only=True)
+class CallEventBase(Payload):
+    """What every ``call/event`` has: the call it is about and when it happened (then the type's own fields)."""
+
     call_id: str = wire.text(required=True)
     ts: float | None = wire.number()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RingingEvent(CallEventBase):
+    what: ClassVar[str] = "call/event ringing"
+    type: ClassVar[str] = "ringing"
     caller: str | None = wire.text()
     withheld: bool | None = wire.flag()
     direction: str | None = wire.choice(DIRECTIONS)
 
 
-@dataclass(frozen=True)
-class AnsweredEvent(Payload):
+@dataclass(frozen=True, kw_only=True)
+class AnsweredEvent(CallEventBase):
     what: ClassVar[str] = "call/event answered"
     type: ClassVar[str] = "answered"
-    call_id: str = wire.text(required=True)
-    ts: float | None = wire.number()
     caller: str | None = wire.text()
     direction: str | None = wire.choice(DIRECTIONS)
     channel: str | None = wire.text(omit_none=True)  # only for a call that did not come through the modem
 
 
-@dataclass(frozen=True)
-class DtmfEvent(Payload):
+@dataclass(frozen=True, kw_only=True)
+class DtmfEvent(CallEventBase):
     what: ClassVar[str] = "call/event dtmf"
     type: ClassVar[str] = "dtmf"
-    call_id: str = wire.text(required=True)
     digit: str = wire.text(required=True)
-    ts: float | None = wire.number()
 
 
-@dataclass(frozen=True)
-class MissedEvent(Payload):
+@dataclass(frozen=True, kw_only=True)
+class MissedEvent(CallEventBase):
     """The caller gave up before the answer (an ``ended`` follows)."""
 
     what: ClassVar[str] = "call/event missed"
     type: ClassVar[str] = "missed"
-    call_id: str = wire.text(required=True)
-    ts: float | None = wire.number()
     caller: str | None = wire.text()
 
 
-@dataclass(frozen=True)
-class UtteranceEvent(Payload):
+@dataclass(frozen=True, kw_only=True)
+class UtteranceEvent(CallEventBase):
     """One line of the conversation as it happens; a secretary turn says how long each stage took."""
 
     what: ClassVar[str] = "call/event utterance"
     type: ClassVar[str] = "utterance"
-    call_id: str = wire.text(required=True)
     role: str = wire.choice(ROLES, required=True)
     text: str = wire.text(required=True)
-    ts: float | None = wire.number()
     start_s: float | None = wire.number()  # from the call's start
     end_s: float | None = wire.number()
     interrupted: bool | None = wire.flag()
@@ -91,8 +89,8 @@ class UtteranceEvent(Payload):
     latency_ms: dict[str, Any] | None = wire.mapping(omit_none=True)  # {stage_ms: ms, ...}
 
 
-@dataclass(frozen=True)
-class EndedEvent(Payload):
+@dataclass(frozen=True, kw_only=True)
+class EndedEvent(CallEventBase):
     """Every call's last event. The modem's own ending (a call no flow took: missed, blocked, dialled out)
     has no ``outcome``; a call the secretary took also says ``outcome``, ``message``, ``persona``,
     ``started_at``, ``record_dir`` and ``channel`` (those keys are on the wire exactly when ``outcome`` is).
@@ -103,8 +101,6 @@ class EndedEvent(Payload):
     only_with: ClassVar[dict[str, tuple[str, ...]]] = {
         "outcome": ("outcome", "message", "persona", "started_at", "record_dir", "channel"),
     }
-    call_id: str = wire.text(required=True)
-    ts: float | None = wire.number()
     caller: str | None = wire.text()
     direction: str | None = wire.choice(DIRECTIONS)
     answered: bool | None = wire.flag()
