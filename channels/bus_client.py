@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 
 from channels.bus_contract.topics import Topics, is_state
 from channels.firm_cancel import cancelled_firmly
+from channels.peer_json import BadJson, parse_peer_json
 from config.schema import MqttConfig
 
 log = logging.getLogger("secretary.channels.bus")
@@ -125,8 +126,8 @@ class ChannelBus:
         topic = str(message.topic)
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
         try:
-            payload: Any = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload: Any = parse_peer_json(raw) if raw else None
+        except BadJson:
             payload = raw.decode("utf-8", "replace")
         if topic == self.reply_topic:
             props = message.properties

@@ -24,6 +24,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from channels.peer_json import BadJson, parse_peer_json
+
 HELLO: Final = b"H"
 EVENT: Final = b"E"
 AUDIO: Final = b"A"
@@ -79,9 +81,9 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | No
 
 def decode_json(payload: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LineProtocolError(f"not JSON: {exc}") from None
+        data = parse_peer_json(payload)
+    except BadJson as exc:
+        raise LineProtocolError(str(exc)) from None
     if not isinstance(data, dict):
         raise LineProtocolError("a JSON object was expected")
     return data

@@ -32,6 +32,7 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from channels import line_protocol as lp
+from channels.peer_json import BadJson, parse_peer_json
 from channels.twilio.calls import CallRegistry, TwilioCall, persona_for
 from config.schema import SecretaryConfig
 from drivers.audio.g711 import ulaw_decode, ulaw_encode
@@ -318,8 +319,8 @@ def _parse(message: WSMessage) -> dict[str, Any] | None:
         log.info("twilio stream sent a non-text message", extra={"type": str(message.type)})
         return None
     try:
-        event = json.loads(message.data)
-    except (TypeError, ValueError) as exc:
+        event = parse_peer_json(message.data)
+    except (TypeError, BadJson) as exc:
         log.info("twilio stream sent malformed JSON", extra={"error": str(exc)})
         return None
     if not isinstance(event, dict):

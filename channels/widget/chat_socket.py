@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from aiohttp import WSMsgType, web
 
 from channels.bus_client import BusUnavailable, CommandFailed
 from channels.bus_contract.verbs import CALLBACK_REQUEST
+from channels.peer_json import BadJson, parse_peer_json
 from channels.widget.answers import ChatRequest, Reply, ask
 from channels.widget.handoff import CallbackForm, InvalidHandoff
 from channels.widget.rate_limit import too_fast_message, whole_seconds
@@ -84,8 +84,8 @@ class ChatSocket:
 
     async def _on_frame(self, data: str) -> None:
         try:
-            message = json.loads(data)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            message = parse_peer_json(data)
+        except BadJson:
             await self._error("protocol", "That was not a JSON message.")
             return
         kind = message.get("type") if isinstance(message, dict) else None

@@ -14,10 +14,11 @@ token by token). A verb may have its own time limit (``timeout_s``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from channels.peer_json import BadJson, parse_peer_json
 
 log = logging.getLogger("secretary.bus.commands")
 
@@ -75,11 +76,9 @@ class CommandRouter:
         if len(payload) > MAX_PAYLOAD_BYTES:
             return error_reply("bad_payload", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
         try:
-            args = json.loads(payload.decode("utf-8")) if payload.strip() else {}
-        except UnicodeDecodeError:
-            return error_reply("bad_payload", "payload is not UTF-8")
-        except json.JSONDecodeError as exc:
-            return error_reply("bad_payload", f"payload is not JSON: {exc.msg} at position {exc.pos}")
+            args = parse_peer_json(payload) if payload.strip() else {}
+        except BadJson as exc:
+            return error_reply("bad_payload", f"payload is {exc}")
         if not isinstance(args, dict):
             return error_reply("bad_payload", f"payload must be a JSON object, got {type(args).__name__}")
         timeout_s = self._timeouts.get(verb, timeout_s)

@@ -37,6 +37,7 @@ from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
 from channels.bus_contract.topics import CALL_EVENT, CALL_STATE, MODEM_STATE, STATUS, Topics, engine_name, service_state
 from channels.bus_contract.verbs import SIMULATOR_CALL, SIMULATOR_HANGUP, SIMULATOR_SPEAK
+from channels.peer_json import BadJson, parse_peer_json
 from config.loader import bundled_config_text, parse_config_text
 from daemon.app import SecretaryApp
 from daemon.bus.connection import NO_DELAY, request_properties
@@ -99,8 +100,8 @@ class BusView:
             topic = str(message.topic)
             raw = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             try:
-                payload: Any = json.loads(raw)
-            except ValueError:
+                payload: Any = parse_peer_json(raw)
+            except BadJson:
                 payload = raw.decode("utf-8", "replace")
             self.seen.append((time.monotonic(), topic, payload))
             self._changed.set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from channels.bus_contract.box_payloads import BoxStatus
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
 from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, STATUS, Topics
+from channels.peer_json import BadJson, parse_peer_json
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
@@ -68,8 +68,8 @@ async def _broker(loaded: LoadedConfig) -> tuple[Check, dict[str, Any] | None]:
                     async for message in client.messages:
                         raw = message.payload if isinstance(message.payload, bytes) else b""
                         suffix = topics.suffix(str(message.topic)) or ""
-                        with contextlib.suppress(ValueError):
-                            state[suffix] = json.loads(raw) if suffix != STATUS else raw.decode()
+                        with contextlib.suppress(BadJson, UnicodeDecodeError):
+                            state[suffix] = parse_peer_json(raw) if suffix != STATUS else raw.decode()
                         if set(DOCTOR_TOPICS) <= state.keys():
                             break
             return Check("broker", "OK", f"connected to {cfg.host}:{cfg.port}"), state

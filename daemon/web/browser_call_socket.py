@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
+from channels.peer_json import BadJson, parse_peer_json
 from daemon.call.stream_line import StreamLineSession
 
 log = logging.getLogger("secretary.web")
@@ -173,8 +174,8 @@ class _SocketCall:
     async def _on_text(self, text: str) -> bool:
         """Handle one control message; True when it is the hangup."""
         try:
-            message = json.loads(text)
-        except ValueError:
+            message = parse_peer_json(text)
+        except BadJson:
             await self._send_error("not JSON")
             return False
         kind = message.get("type") if isinstance(message, dict) else None

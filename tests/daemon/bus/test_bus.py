@@ -143,6 +143,8 @@ async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, bro
             b"\xff\xfe": "bad_payload",
             b"[1, 2]": "bad_payload",
             b'"text"': "bad_payload",
+            b"[" * 5000: "bad_payload",  # json.loads raises RecursionError, not ValueError, on this
+            b'{"a":' * 3000 + b"1" + b"}" * 3000: "bad_payload",
             b"{}": "invalid",
         }
         for payload, code in cases.items():
