@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from modem_events import next_event
 
+from daemon.modem.modem_service import modem_state_payload
 from drivers.sim7600.at_channel import AtChannel
 from drivers.sim7600.call_model import CallState
 from drivers.sim7600.modem import Sim7600Modem, Sim7600Settings
@@ -89,7 +90,7 @@ async def test_at_channel_talks_to_the_modem() -> None:
 @needs_audio
 async def test_driver_connects_and_reports_state(modem: Sim7600Modem) -> None:
     state = modem.state
-    print("modem/state:", state.contract_payload(), "problems:", state.problems)
+    print("modem/state:", modem_state_payload(state).encode())
     assert state.connected and state.info.model
     assert state.sim.value == "ready", state.problems
     assert state.pcm_supported

@@ -112,23 +112,16 @@ class CallLine:
         self._playout.cut(fade_ms)
 
     @property
-    def frames_sent(self) -> int:
-        return self._sender.frames_sent
-
-    @property
     def audible_frames(self) -> int:
         """Frames that carried reply audio, since the line came up."""
         return self._sender.audible_frames
 
-    @property
-    def last_audible_at(self) -> float | None:
-        return self._sender.last_audible_at
-
     def first_audible_after(self, mark: int) -> asyncio.Future[float]:
         """Resolves with the monotonic time of the first reply frame sent after ``audible_frames == mark``."""
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        if self.audible_frames > mark and self.last_audible_at is not None:
-            waiter.set_result(self.last_audible_at)
+        heard_at = self._sender.last_audible_at
+        if self.audible_frames > mark and heard_at is not None:
+            waiter.set_result(heard_at)
         else:
             self._waiters.append((mark, waiter))
         return waiter

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 
 class CallState(StrEnum):
@@ -45,10 +45,6 @@ class CallSnapshot:
     since: float  # unix time the state was entered
     direction: CallDirection | None = None
     withheld: bool = False
-
-    def contract_payload(self) -> dict[str, Any]:
-        """The retained ``call/state`` payload: ``{state, call_id, caller, since}``."""
-        return {"state": self.state.value, "call_id": self.call_id, "caller": self.caller, "since": self.since}
 
 
 def idle_snapshot(since: float | None = None) -> CallSnapshot:

@@ -110,7 +110,7 @@ class ModemDisconnected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModemStateChanged:
-    """The ``modem/state`` snapshot changed (``state.contract_payload()`` is the retained payload)."""
+    """The ``modem/state`` snapshot changed (the daemon's modem service maps it to the retained payload)."""
 
     type: ClassVar[str] = "modem_state"
     state: ModemState

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Final
 
 from drivers.sim7600.at_channel import AUTO_PREFIX, AtCommander, AutoPrefix
 from drivers.sim7600.fields import quote
@@ -56,16 +56,6 @@ class ModemState:
     @property
     def registered(self) -> bool:
         return self.registration.registered
-
-    def contract_payload(self) -> dict[str, Any]:
-        """The retained ``modem/state`` payload: ``{sim, registered, operator, signal_dbm, ports}``."""
-        return {
-            "sim": self.sim.value,
-            "registered": self.registered,
-            "operator": self.operator,
-            "signal_dbm": self.signal_dbm,
-            "ports": self.ports.contract_payload() if self.ports is not None else None,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,9 +48,6 @@ class ModemPorts:
     source: str  # "configured" | "sysfs" | "mixed"
     usb_path: str | None = None
 
-    def contract_payload(self) -> dict[str, str]:
-        return {"at": self.at, "audio": self.audio}
-
 
 class PortsNotFoundError(LookupError):
     """No usable modem ports; the message says why and what to do."""

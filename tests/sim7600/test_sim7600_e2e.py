@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from daemon.modem.modem_service import modem_state_payload
 from drivers.sim7600.call_model import CallDirection, CallState, EndReason
 from drivers.sim7600.parsers import SimStatus
 from drivers.sim7600.pcm_port import FRAME_BYTES
@@ -49,7 +50,8 @@ async def test_boot_and_modem_state(make_rig: RigFactory) -> None:
     assert state.own_number == "+79160000000"  # came hex-encoded (AT+CSCS="UCS2") and was decoded
     assert state.pcm_supported
     assert state.info.model == "SIMCOM_SIM7600G-H"
-    assert state.contract_payload() == {
+    wire = modem_state_payload(state).encode()  # what the modem service retains on modem/state
+    assert {key: wire[key] for key in ("sim", "registered", "operator", "signal_dbm", "ports")} == {
         "sim": "ready",
         "registered": True,
         "operator": "SimTel",
