@@ -3,7 +3,10 @@
 Each engine's chain is a list of ``BackendSlot``: the backend's config name
 and a builder that makes the (not yet loaded) backend from the typed config.
 The engines' own settings dataclasses stay independent of the YAML schema;
-this module is the one place that maps one onto the other.
+this module is the one place that maps one onto the other. The cloud LLM
+keys are resolved here through the daemon's secrets loader (``secret``: the
+process environment, then the 0600 secrets file), so a key saved from the
+web page is used after the reload that saving triggers.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from config.engines_schema import (
-    AnthropicConfig,
     EnginesConfig,
     LlamaCppConfig,
     LlmConfig,
@@ -26,6 +28,7 @@ from config.engines_schema import (
 )
 from daemon.bus.connection import Bus
 from daemon.engine_host.engine_service import ChainTiming, EngineService, StatusSink
+from daemon.engine_host.llm_keys import LlmBackendConfig, SecretLookup, llm_key_env, llm_keys_digest
 from engines.fallback_chain import BackendSlot, FallbackChain
 from engines.llm.backend_factory import build_llm_backend
 from engines.llm.interface import LlmBackend
@@ -101,7 +104,11 @@ def stt_slots(config: SttConfig, models_dir: Path) -> list[BackendSlot[SttBacken
 LlmSettings = LlamaCppSettings | VllmSettings | OpenAiCompatibleSettings | AnthropicSettings
 
 
-def llm_settings(backend: LlamaCppConfig | VllmConfig | OpenAICompatibleConfig | AnthropicConfig) -> LlmSettings:
+def _from_environment(name: str) -> str | None:
+    return None  # the backend reads its variable from the process environment at load
+
+
+def llm_settings(backend: LlmBackendConfig, secret: SecretLookup = _from_environment) -> LlmSettings:
     if isinstance(backend, LlamaCppConfig):
         return LlamaCppSettings(
             model=backend.model, mode=backend.mode, n_ctx=backend.n_ctx, n_threads=backend.n_threads,
@@ -120,17 +127,21 @@ def llm_settings(backend: LlamaCppConfig | VllmConfig | OpenAICompatibleConfig |
             extra_args=tuple(backend.extra_args),
             startup_timeout_s=backend.startup_timeout_s,
         )
+    env = llm_key_env(backend)
+    key = secret(env) if env else None
     if isinstance(backend, OpenAICompatibleConfig):
         return OpenAiCompatibleSettings(
-            provider=backend.provider, model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env
+            provider=backend.provider, model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env,
+            api_key=key,
         )
-    return AnthropicSettings(model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env)
+    return AnthropicSettings(model=backend.model, base_url=backend.base_url, api_key_env=backend.api_key_env, api_key=key)
 
 
-def llm_slots(config: LlmConfig, models_dir: Path) -> list[BackendSlot[LlmBackend]]:
+def llm_slots(config: LlmConfig, models_dir: Path, secret: SecretLookup = _from_environment) -> list[BackendSlot[LlmBackend]]:
+    """The chain's slots; ``secret`` resolves the API keys (default: each backend reads the process environment)."""
     def builder(name: str) -> Callable[[], LlmBackend]:
         backend = config.backends[name]
-        settings = llm_settings(backend)
+        settings = llm_settings(backend, secret)
         return lambda: build_llm_backend(backend.kind, settings, models_dir)
 
     return [BackendSlot(name, builder(name)) for name in config.chain]
@@ -180,7 +191,10 @@ def tts_slots(config: TtsConfig, models_dir: Path) -> list[BackendSlot[TtsBacken
 # -- services --------------------------------------------------------------
 
 
-def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[EngineService]:  # type: ignore[type-arg]
+def engine_services(
+    bus: Bus, engines: EnginesConfig, data_dir: Path, secret: SecretLookup = _from_environment,
+) -> list[EngineService]:  # type: ignore[type-arg]
+    """The four engine services; ``secret`` (the daemon passes LoadedConfig.secret) resolves the LLM API keys."""
     models_dir = models_dir_of(engines, data_dir)
     timing = ChainTiming(engines.retry_initial_s, engines.retry_max_s, engines.load_timeout_s)
     vad, stt, llm, tts = engines.vad, engines.stt, engines.llm, engines.tts
@@ -205,9 +219,9 @@ def engine_services(bus: Bus, engines: EnginesConfig, data_dir: Path) -> list[En
         EngineService(
             "llm", bus,
             lambda on_status: LlmEngine(
-                llm_slots(llm, models_dir), on_status, first_token_timeout_s=llm.first_token_timeout_s, **retry
+                llm_slots(llm, models_dir, secret), on_status, first_token_timeout_s=llm.first_token_timeout_s, **retry
             ),
-            config=(llm, models_dir, timing), load_gate=gate,
+            config=(llm, models_dir, timing, llm_keys_digest(llm, secret)), load_gate=gate,
         ),
         EngineService(
             "tts", bus,

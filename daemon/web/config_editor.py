@@ -2,9 +2,11 @@
 
 ``ConfigEditor`` loads the file as round-trip YAML (comments, key order and
 quoting kept) next to its validated ``LoadedConfig``, and saves an edited
-mapping only after the daemon's own loader accepts the new text: the secrets
-first, then a ``.bak`` copy of the current file, then the new text by an
-atomic replace. ``write_secrets`` updates ``KEY=value`` lines of the 0600
+mapping only after the daemon's own loader accepts the new text and the
+caller's ``check`` of the new settings finds nothing (the page's secret
+rules): the secrets first, then a ``.bak`` copy of the current file, then the
+new text by an atomic replace. A secret for a variable that the daemon's
+environment sets is refused: the environment wins, so it would never be used. ``write_secrets`` updates ``KEY=value`` lines of the 0600
 secrets file that ``config.secrets`` reads.
 """
 
@@ -16,7 +18,7 @@ import re
 import shlex
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,11 +29,19 @@ from ruamel.yaml.representer import RoundTripRepresenter
 
 from config.errors import ConfigError, ConfigIssue
 from config.loader import LoadedConfig, parse_config_text
+from config.schema import SecretaryConfig
+from config.yaml_source import parse_yaml
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NO_SECRETS: Mapping[str, str] = MappingProxyType({})
 _DEFAULT_INDENT = (2, 4, 2)  # mapping, sequence, offset: "key:\n  - item", as config/example.yaml
 NO_SECRETS_FILE = "set secrets_file to a 0600 env file to store secrets from the web page"
+SettingsCheck = Callable[[SecretaryConfig], list[ConfigIssue]]
+
+
+def shadowed_message(name: str) -> str:
+    return (f"{name} is set in the daemon's environment, which wins over the secrets file, so the secret typed "
+            "for it would not be used: name another variable, or change it where the environment is set")
 
 
 class _Representer(RoundTripRepresenter):
@@ -195,15 +205,21 @@ class ConfigEditor:
         self._yaml().dump(data, out)
         return out.getvalue()
 
-    def save(self, data: Any, secrets: Mapping[str, str] = _NO_SECRETS) -> LoadedConfig:
+    def save(self, data: Any, secrets: Mapping[str, str] = _NO_SECRETS, check: SettingsCheck | None = None) -> LoadedConfig:
         """Validate ``data`` as the daemon would and, only if valid, write it (and ``secrets``).
 
         Raises ConfigError (line numbers of the new text) and writes nothing when
-        the new text is invalid, or when there are secrets but no secrets_file.
+        the new text is invalid, when ``check`` of the new settings returns issues,
+        when there are secrets but no secrets_file, or when the environment sets
+        one of the secrets' variables.
         """
         source = str(self.path)
         text = self.dump(data)
-        environ = {**(os.environ if self._environ is None else self._environ), **secrets}
+        process_environ = os.environ if self._environ is None else self._environ
+        shadowed = [ConfigIssue("", shadowed_message(name)) for name in sorted(secrets) if name in process_environ]
+        if shadowed:
+            raise ConfigError(source, shadowed)
+        environ = {**process_environ, **secrets}
         creating = self._secrets_file_to_create(data) if secrets else None
         try:
             loaded: LoadedConfig | None = parse_config_text(text, source, environ)
@@ -212,6 +228,10 @@ class ConfigEditor:
             if creating is None or any(issue.path != "secrets_file" for issue in exc.issues):
                 raise
             loaded = None
+        if check is not None:
+            refused = check(loaded.settings if loaded is not None else self._settings_only(text))
+            if refused:
+                raise ConfigError(source, refused)
         if secrets:
             secrets_file = creating if loaded is None else loaded.settings.secrets_file
             if secrets_file is None:
@@ -229,6 +249,12 @@ class ConfigEditor:
         except OSError as exc:
             raise ConfigError(source, [ConfigIssue("", f"cannot be written: {exc.strerror or exc}")]) from None
         return loaded
+
+    @staticmethod
+    def _settings_only(text: str) -> SecretaryConfig:
+        """The settings of a text whose one problem is a secrets file yet to be created."""
+        data, _, _ = parse_yaml(text)
+        return SecretaryConfig.model_validate(data or {})
 
     @staticmethod
     def _secrets_file_to_create(data: Any) -> Path | None:

@@ -7,7 +7,10 @@ Telegram bots) becomes one subsection per existing entry. ``apply_form``
 walks the same tree, converts the posted strings back to typed values and
 writes only what changed into the round-trip YAML mapping, keeping the
 owner's comments and key order. Validation of the result is left to the
-loader, so the web page reports exactly the daemon's errors.
+loader, so the web page reports exactly the daemon's errors. Fields listed in
+``settings.program_fields`` are shown read-only and a post that changes one is
+refused; the secret rules (``settings.secret_binding``) need the config after
+the change and are applied when it is saved.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ruamel.yaml.tokens import CommentToken
 
 from config.errors import ConfigIssue, describe_field, describe_input, describe_type
 from config.schema import SecretaryConfig
+from daemon.web.settings.program_fields import locked_message, locked_reason
 
 FieldKind = Literal["text", "textarea", "integer", "number", "checkbox", "select", "lines", "mapping", "yaml", "env"]
 
@@ -55,6 +59,7 @@ class FormField:
     help: str = ""
     nullable: bool = False
     secret_set: bool | None = None
+    locked: str = ""  # why the page shows it read-only (a program the daemon starts...); "" when editable
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,7 @@ def _leaf(keys: tuple[str, ...], info: FieldInfo, shape: _Shape, value: Any,
         help=describe_field(info),
         nullable=shape.nullable,
         secret_set=bool(value and secret_is_set(value)) if kind == "env" else None,
+        locked=locked_reason(keys) or "",
     )
     return _Leaf(form_field, keys, shape, value)
 
@@ -624,12 +630,19 @@ def _secret(leaf: _Leaf, form: Mapping[str, str], name: Any) -> tuple[str, str] 
     return name, secret
 
 
+def typed_secrets(form: Mapping[str, str]) -> set[str]:
+    """The paths of the ``env`` fields whose secret this post carries (typed, not blank)."""
+    return {key.removeprefix(SECRET_PREFIX) for key, value in form.items()
+            if key.startswith(SECRET_PREFIX) and value.strip()}
+
+
 def apply_form(data: MutableMapping[str, Any], section: str, form: Mapping[str, str],
                settings: SecretaryConfig) -> tuple[dict[str, str], list[ConfigIssue]]:
     """Write the posted values of one section that differ from ``settings`` into ``data``.
 
     Returns (secrets to store, keyed by environment variable name; issues of values
-    that could not be converted to their field's type). Fields absent from the
+    that could not be converted to their field's type, of changes to locked fields
+    and of two different secrets typed for one variable). Fields absent from the
     post are left alone; a checkbox counts only when its presence marker was posted.
     """
     node, plan = _walk_section(settings, section, lambda _: False)
@@ -653,9 +666,13 @@ def apply_form(data: MutableMapping[str, Any], section: str, form: Mapping[str, 
             secret = _secret(leaf, form, value)
             if isinstance(secret, ConfigIssue):
                 issues.append(secret)
+            elif secret is not None and secrets.get(secret[0], secret[1]) != secret[1]:
+                issues.append(ConfigIssue(path, f"another field of this form typed a different secret for {secret[0]}"))
             elif secret is not None:
                 secrets[secret[0]] = secret[1]
-        if _plain(value) != _plain(leaf.current):
+        if _plain(value) != _plain(leaf.current) and leaf.field.locked:
+            issues.append(ConfigIssue(path, locked_message(leaf.field.locked)))
+        elif _plain(value) != _plain(leaf.current):
             _write(data, leaf.keys, value, plan)
     return secrets, issues
 

@@ -1,7 +1,8 @@
 """Claude through Anthropic's Messages API (``POST {base}/v1/messages``, streamed).
 
-Headers ``x-api-key`` (read at load from the environment variable the
-settings name; unset is ``BackendUnavailable`` naming it) and
+Headers ``x-api-key`` (the settings' ``api_key``, which the daemon's secrets
+loader resolved, else the variable ``api_key_env`` read from the process
+environment at load; missing is ``BackendUnavailable`` naming it) and
 ``anthropic-version``. The reply streams as server-sent events decoded by
 ``anthropic_wire``; a stream that ends before ``message_stop`` is an error,
 and closing the stream closes the HTTP response.
@@ -46,9 +47,12 @@ class AnthropicMessagesBackend(LlmBackend):
         return f"anthropic ({self.base_url})"
 
     async def load(self) -> None:
-        key = os.environ.get(self._settings.api_key_env, "").strip()
+        key = (self._settings.api_key or "").strip() or os.environ.get(self._settings.api_key_env, "").strip()
         if not key:
-            raise BackendUnavailable(f"anthropic: the API key variable ${self._settings.api_key_env} is not set in the environment")
+            raise BackendUnavailable(
+                f"anthropic: the API key variable ${self._settings.api_key_env} is not set "
+                "(neither in the environment nor in the secrets file)"
+            )
         self._headers = {
             "x-api-key": key,
             "anthropic-version": self._settings.anthropic_version,

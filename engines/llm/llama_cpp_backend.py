@@ -3,6 +3,11 @@
 ``LlamaCppServerBackend`` starts ``python -m llama_cpp.server`` (this
 interpreter unless settings name another) on a free loopback port with the
 GGUF model, waits for ``/v1/models``, and streams through the OpenAI client.
+Each load makes a random API key that the server demands on every request
+(``Authorization: Bearer``), so no other local user can drive the model
+through its port; the key reaches the child in its environment (``API_KEY``,
+read by llama_cpp.server's settings), never on its command line, which every
+local user can read in /proc.
 A crashed server is restarted by ``ServerProcess``; a request that was
 streaming when it died fails with ``BackendError`` so the chain fails over.
 ``close`` terminates the process group.
@@ -20,6 +25,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import secrets
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -40,6 +46,8 @@ from engines.thread_stream import iterate_in_thread
 
 _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 _WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=1, temperature=0.0)
+# llama_cpp.server's ServerSettings (pydantic-settings, case-insensitive) reads its api_key from this variable.
+API_KEY_VARIABLE = "API_KEY"
 
 
 class _GgufBackend(LlmBackend):
@@ -78,6 +86,7 @@ class LlamaCppServerBackend(_GgufBackend):
         self._session: aiohttp.ClientSession | None = None
         self._process: ServerProcess | None = None
         self._client: OpenAiChatClient | None = None
+        self._api_key = ""
 
     @property
     def process(self) -> ServerProcess | None:
@@ -93,6 +102,7 @@ class LlamaCppServerBackend(_GgufBackend):
                 raise BackendUnavailable(
                     f"llama.cpp server needs {', '.join(missing)} (pip install 'llama-cpp-python[server]')"
                 )
+        self._api_key = secrets.token_urlsafe(32)  # new for each load; restarts after a crash keep it
         self._session = aiohttp.ClientSession()
         self._process = ServerProcess(
             "llama.cpp-server",
@@ -115,6 +125,7 @@ class LlamaCppServerBackend(_GgufBackend):
             self._session,
             self._process.base_url + "/v1",
             source="llama.cpp server",
+            api_key=self._api_key,
             connect_timeout_s=self._settings.connect_timeout_s,
             idle_timeout_s=self._settings.idle_timeout_s,
             default_max_tokens=self._settings.default_max_tokens,
@@ -137,13 +148,15 @@ class LlamaCppServerBackend(_GgufBackend):
         if s.chat_format:
             argv += ["--chat_format", s.chat_format]
         argv += list(s.extra_args)
-        return ServerCommand(tuple(argv), {**os.environ, "PYTHONUNBUFFERED": "1"})
+        env = {k: v for k, v in os.environ.items() if k.lower() != API_KEY_VARIABLE.lower()}
+        return ServerCommand(tuple(argv), {**env, "PYTHONUNBUFFERED": "1", API_KEY_VARIABLE: self._api_key})
 
     async def _probe(self, base_url: str) -> bool:
         assert self._session is not None
         try:
             async with asyncio.timeout(2.0):
-                async with self._session.get(base_url + "/v1/models") as response:
+                headers = {"Authorization": f"Bearer {self._api_key}"}
+                async with self._session.get(base_url + "/v1/models", headers=headers) as response:
                     return response.status == 200
         except (TimeoutError, aiohttp.ClientError):
             return False
@@ -166,6 +179,7 @@ class LlamaCppServerBackend(_GgufBackend):
         session, self._session = self._session, None
         counter, self._counter = self._counter, None
         self._client = None
+        self._api_key = ""
         if counter is not None:
             counter.close()
         try:

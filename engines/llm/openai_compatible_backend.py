@@ -4,8 +4,9 @@ Presets name the base URL, the key's environment variable and a default
 model of OpenAI, DeepSeek, OpenRouter and Gemini (Google's OpenAI
 compatibility endpoint); ``custom`` is any base URL, which is also how a
 remote vLLM cluster or another box's llama.cpp server is reached. The key is
-read from the environment at load; a preset whose variable is unset is
-``BackendUnavailable`` naming the variable. A custom server without a model
+the settings' ``api_key`` (the daemon's secrets loader resolved it), else the
+variable read from the process environment at load; a preset whose key is
+missing is ``BackendUnavailable`` naming the variable. A custom server without a model
 name serves the first model its ``/models`` lists.
 """
 
@@ -14,32 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import aiohttp
 
 from engines.backend import BackendError, BackendUnavailable
 from engines.llm.interface import ChatDelta, ChatRequest, LlmBackend
 from engines.llm.openai_chat_client import OpenAiChatClient
+from engines.llm.provider_presets import PRESETS, key_env_of
 from engines.llm.settings import OpenAiCompatibleSettings
-
-
-@dataclass(frozen=True)
-class ProviderPreset:
-    base_url: str
-    api_key_env: str | None
-    default_model: str
-
-
-PRESETS: dict[str, ProviderPreset] = {
-    "openai": ProviderPreset("https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini"),
-    "deepseek": ProviderPreset("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", "deepseek-chat"),
-    "openrouter": ProviderPreset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openai/gpt-4o-mini"),
-    "gemini": ProviderPreset(
-        "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", "gemini-2.5-flash"
-    ),
-    "custom": ProviderPreset("", None, ""),
-}
 
 
 class OpenAiCompatibleBackend(LlmBackend):
@@ -49,7 +32,7 @@ class OpenAiCompatibleBackend(LlmBackend):
         preset = PRESETS[settings.provider]
         self._settings = settings
         self.base_url = (settings.base_url or preset.base_url).rstrip("/")
-        self.key_env = settings.api_key_env or preset.api_key_env
+        self.key_env = key_env_of(settings.provider, settings.api_key_env)
         self._model = settings.model or preset.default_model
         self._session: aiohttp.ClientSession | None = None
         self._client: OpenAiChatClient | None = None
@@ -67,12 +50,13 @@ class OpenAiCompatibleBackend(LlmBackend):
         return f"{self._settings.provider} ({self.base_url})"
 
     async def load(self) -> None:
-        api_key: str | None = None
-        if self.key_env:
-            api_key = os.environ.get(self.key_env, "").strip()
-            if not api_key:
+        api_key = (self._settings.api_key or "").strip() or None
+        if api_key is None and self.key_env:
+            api_key = os.environ.get(self.key_env, "").strip() or None
+            if api_key is None:
                 raise BackendUnavailable(
-                    f"{self._settings.provider}: the API key variable ${self.key_env} is not set in the environment"
+                    f"{self._settings.provider}: the API key variable ${self.key_env} is not set "
+                    "(neither in the environment nor in the secrets file)"
                 )
         self._session = aiohttp.ClientSession()
         self._client = OpenAiChatClient(

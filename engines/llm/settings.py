@@ -1,7 +1,10 @@
 """Frozen settings of each LLM backend kind (the daemon maps YAML onto these).
 
-Secrets never appear here: a backend that needs a key names the environment
-variable that holds it (``api_key_env``) and reads it at load.
+A backend that needs a key names the variable that holds it (``api_key_env``).
+The daemon resolves that name through its secrets loader (the process
+environment, then the 0600 secrets file) and hands the value in ``api_key``,
+which never appears in a repr; without it the backend reads the variable from
+the process environment at load.
 
 llama.cpp's prompt-processing threads default to ``n_threads`` here, not to
 every core as llama-cpp-python would: on the 2-core box, with STT and TTS
@@ -126,6 +129,7 @@ class OpenAiCompatibleSettings:
     model: str = ""
     base_url: str | None = None
     api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # resolved by the daemon; None: read api_key_env
     headers: Mapping[str, str] = field(default_factory=dict)
     include_usage: bool = True
     default_max_tokens: int | None = None
@@ -150,6 +154,7 @@ class AnthropicSettings:
     model: str = "claude-sonnet-4-5"
     base_url: str = "https://api.anthropic.com"
     api_key_env: str = "ANTHROPIC_API_KEY"
+    api_key: str | None = field(default=None, repr=False)  # resolved by the daemon; None: read api_key_env
     anthropic_version: str = "2023-06-01"
     default_max_tokens: int = 1024
     connect_timeout_s: float = 5.0

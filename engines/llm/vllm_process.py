@@ -5,7 +5,12 @@
 --enable-lora --max-loras K --max-lora-rank R --lora-modules name=path ...``
 from settings (the executable is configurable: vLLM lives in its own venv).
 The child environment sets ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` so
-persona adapters can be loaded and unloaded while it runs.
+persona adapters can be loaded and unloaded while it runs, and
+``VLLM_API_KEY``: vLLM then demands ``Authorization: Bearer <key>`` on every
+``/v1`` route (chat, models, the adapter admin), so no other local user can
+use its port. ``VllmProcess`` makes a random key for each start; it goes in
+the environment, never on the command line (every local user can read argv in
+/proc).
 
 ``VllmProcess`` supervises it through ``ServerProcess`` (ready when
 ``GET /health`` answers 200, restarted with backoff after a crash, output
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,10 +40,14 @@ from engines.llm.settings import VllmSettings, resolve_under
 log = logging.getLogger("secretary.engines.llm")
 
 _ADMIN_TIMEOUT_S = 120.0
+API_KEY_VARIABLE = "VLLM_API_KEY"  # vLLM's own: the same as --api-key, kept out of argv
 
 
-def vllm_command(settings: VllmSettings, models_dir: Path, port: int) -> ServerCommand:
-    """The ``vllm serve`` command line and environment for ``port``."""
+def vllm_command(settings: VllmSettings, models_dir: Path, port: int, *, api_key: str | None = None) -> ServerCommand:
+    """The ``vllm serve`` command line and environment for ``port``.
+
+    ``api_key`` None is a server without a key: ``secretary vllm serve`` (its own systemd unit) runs that way.
+    """
     model = resolve_under(models_dir, settings.model)
     argv = [
         settings.executable, "serve", model,
@@ -55,6 +65,9 @@ def vllm_command(settings: VllmSettings, models_dir: Path, port: int) -> ServerC
             argv += [f"{name}={resolve_under(models_dir, path)}" for name, path in settings.lora_adapters.items()]
     argv += list(settings.extra_args)
     env = {**os.environ, **settings.env, "PYTHONUNBUFFERED": "1"}
+    env.pop(API_KEY_VARIABLE, None)  # only the key made for this start opens the server
+    if api_key is not None:
+        env[API_KEY_VARIABLE] = api_key
     if settings.enable_lora:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     return ServerCommand(tuple(argv), env)
@@ -70,9 +83,10 @@ class VllmProcess:
         self._static = {name: resolve_under(models_dir, p) for name, p in settings.lora_adapters.items()}
         self._runtime: dict[str, str] = {}
         self._admin_lock = asyncio.Lock()
+        self._api_key = secrets.token_urlsafe(32)
         self._server = ServerProcess(
             "vllm",
-            lambda port: vllm_command(settings, models_dir, port),
+            lambda port: vllm_command(settings, models_dir, port, api_key=self._api_key),
             self._healthy,
             on_ready=self._reload_runtime_adapters,
             startup_timeout_s=settings.startup_timeout_s,
@@ -85,6 +99,7 @@ class VllmProcess:
             session,
             self._server.base_url + "/v1",
             source="vllm",
+            api_key=self._api_key,
             connect_timeout_s=settings.connect_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
             include_usage=True,
@@ -146,6 +161,7 @@ class VllmProcess:
             self._server.base_url + path,
             source=f"vllm {path}",
             body=body,
+            headers={"Authorization": f"Bearer {self._api_key}"},
             connect_timeout_s=self._settings.connect_timeout_s,
             idle_timeout_s=_ADMIN_TIMEOUT_S,
         )

@@ -12,6 +12,10 @@ Run as ``llm_fake_vllm.py serve MODEL --host H --port N --served-model-name S
   one word per token, honouring ``max_tokens`` and ``stop``; unknown model 404;
 - ``GET /fake/state``: its argv, environment flag and adapters, for tests.
 
+With ``VLLM_API_KEY`` set, every ``/v1`` route wants ``Authorization: Bearer
+<key>`` and answers 401 ``{"error": "Unauthorized"}`` otherwise, like vLLM's
+authentication middleware (``/health`` stays open).
+
 Environment knobs for tests: ``FAKE_VLLM_FAIL`` (print it to stderr and exit
 1, like a CUDA OOM at start; with ``FAKE_VLLM_FAIL_IF_EXISTS`` only while that
 file exists), ``FAKE_VLLM_STARTUP_S`` (load time before the port opens),
@@ -59,9 +63,16 @@ class FakeVllm:
         self.adapters: dict[str, str] = dict(item.split("=", 1) for item in args.lora_modules)
         self.runtime = os.environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "").lower() in ("true", "1")
         self.token_delay = float(os.environ.get("FAKE_VLLM_TOKEN_DELAY_S", "0"))
+        self.api_key = os.environ.get("VLLM_API_KEY") or None
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.api_key and request.path.startswith("/v1") and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.authenticate])
         app.router.add_get("/health", lambda r: web.Response(status=200))
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/fake/state", self.state)
@@ -79,7 +90,8 @@ class FakeVllm:
 
     async def state(self, request: web.Request) -> web.Response:
         return web.json_response({"argv": sys.argv[1:], "extra": self.extra, "runtime_lora": self.runtime,
-                                  "adapters": self.adapters, "pid": os.getpid()})
+                                  "adapters": self.adapters, "pid": os.getpid(),
+                                  "api_key_set": self.api_key is not None})
 
     async def load(self, request: web.Request) -> web.Response:
         body = await request.json()

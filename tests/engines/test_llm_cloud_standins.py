@@ -23,7 +23,8 @@ from engines.llm.backend_factory import build_llm_backend, llm_slot
 from engines.llm.http_errors import LlmAuthError, LlmHttpError, LlmProtocolError, LlmRequestError, LlmTimeout
 from engines.llm.interface import ChatMessage, ChatRequest, LlmBackend, ToolCall, ToolSpec
 from engines.llm.llm_engine import LlmEngine
-from engines.llm.openai_compatible_backend import PRESETS, OpenAiCompatibleBackend
+from engines.llm.openai_compatible_backend import OpenAiCompatibleBackend
+from engines.llm.provider_presets import PRESETS
 from engines.llm.reply_assembly import ChatReply, collect_reply
 from engines.llm.settings import AnthropicSettings, OpenAiCompatibleSettings
 from tests.engines.llm_standins import (

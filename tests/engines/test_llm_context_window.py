@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from engines.backend import BackendError
 from engines.fallback_chain import BackendSlot, RequestError
-from engines.llm.context_fit import fit_context, fixed_tokens, message_tokens
+from engines.llm.context_fit import fixed_tokens, message_tokens
 from engines.llm.gguf_model import resolve_gguf
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.llm.llama_cpp_backend import LlamaCppServerBackend

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
 from engines.backend import BackendError, BackendUnavailable
 from engines.llm.backend_factory import build_llm_backend
-from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+from engines.llm.llama_cpp_backend import API_KEY_VARIABLE, LlamaCppServerBackend
 from engines.llm.reply_assembly import collect_reply
 from engines.llm.settings import LlamaCppSettings
 from tests.engines.llm_helpers import COUNT, LLAMA, STORY, alive, wait_until
@@ -82,16 +83,44 @@ async def test_cancel_mid_stream_then_next_request_is_prompt(server: LlamaCppSer
     assert first is not None and first < 5.0, first
 
 
-async def test_idle_crash_is_restarted_by_the_supervisor(models_dir: Path) -> None:
+def server_key(pid: int) -> str:
+    """The API key a running server was given (its environment: readable by its own user only)."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(item.split(b"=", 1)[1].decode() for item in environ if item.startswith(f"{API_KEY_VARIABLE}=".encode()))
+
+
+async def test_the_server_refuses_every_request_without_its_key(server: LlamaCppServerBackend) -> None:
+    process = server.process
+    assert process is not None and process.pid is not None
+    key = server_key(process.pid)
+    assert len(key) >= 40
+    assert key.encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes()  # argv is world-readable
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer not-the-key"}):
+            async with http.post(process.base_url + "/v1/chat/completions", json=chat, headers=headers) as response:
+                assert response.status == 401, await response.text()
+            async with http.get(process.base_url + "/v1/models", headers=headers) as response:
+                assert response.status == 401
+        async with http.get(process.base_url + "/v1/models", headers={"Authorization": f"Bearer {key}"}) as response:
+            assert response.status == 200
+    reply = await collect_reply(server.stream_chat(COUNT))  # the backend's own client sends the key
+    assert reply.text
+
+
+async def test_idle_crash_is_restarted_by_the_supervisor(server: LlamaCppServerBackend, models_dir: Path) -> None:
     backend = LlamaCppServerBackend(replace(LLAMA, restart_backoff_initial_s=0.1), models_dir)
     await backend.load()
     try:
         process = backend.process
-        assert process is not None and process.pid is not None
+        assert process is not None and process.pid is not None and server.process is not None
         old = process.pid
+        key = server_key(old)
+        assert server.process.pid is not None and key != server_key(server.process.pid)  # a new key for each load
         os.kill(old, signal.SIGKILL)
         assert await wait_until(lambda: process.restarts == 1 and process.ready, 15)
         assert process.pid not in (None, old) and not alive(old)
+        assert process.pid is not None and server_key(process.pid) == key  # the client's key opens the restarted one
         reply = await collect_reply(backend.stream_chat(COUNT))
         assert reply.text and reply.finish_reason
     finally:
@@ -117,7 +146,7 @@ async def test_a_killed_daemon_leaves_no_server_behind(tmp_path: Path) -> None:
         """
         import asyncio, sys
         from pathlib import Path
-        from engines.llm.llama_cpp_backend import LlamaCppServerBackend
+        from engines.llm.llama_cpp_backend import API_KEY_VARIABLE, LlamaCppServerBackend
         from engines.llm.settings import LlamaCppSettings
 
         async def main():

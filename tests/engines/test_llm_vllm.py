@@ -28,7 +28,7 @@ from engines.llm.interface import ChatMessage, ChatRequest
 from engines.llm.reply_assembly import collect_reply
 from engines.llm.settings import VllmSettings
 from engines.llm.vllm_backend import VllmBackend
-from engines.llm.vllm_process import vllm_command
+from engines.llm.vllm_process import API_KEY_VARIABLE, vllm_command
 from tests.engines.llm_helpers import alive, wait_until
 
 FAKE = Path(__file__).with_name("llm_fake_vllm.py")
@@ -111,8 +111,46 @@ def test_command_line_from_settings(tmp_path: Path) -> None:
         "--quantization", "awq",
     )
     assert command.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and command.env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert API_KEY_VARIABLE not in command.env  # `secretary vllm serve` (its own unit) runs without a key
     with pytest.raises(ValueError, match="gpu_memory_utilization"):
         VllmSettings(gpu_memory_utilization=0.99)
+
+
+def test_the_api_key_goes_in_the_environment_never_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(API_KEY_VARIABLE, "inherited-from-the-daemon")
+    settings = VllmSettings(executable="vllm", enable_lora=False)
+    keyed = vllm_command(settings, tmp_path, 8123, api_key="per-start-key")
+    assert keyed.env[API_KEY_VARIABLE] == "per-start-key"
+    assert not any("per-start-key" in arg or arg == "--api-key" for arg in keyed.argv)
+    assert API_KEY_VARIABLE not in vllm_command(settings, tmp_path, 8123).env  # the daemon's own never leaks in
+
+
+async def test_the_server_refuses_requests_without_its_key(vllm: VllmBackend, adapters: Path) -> None:
+    state = await fake_state(vllm)
+    assert state["api_key_set"] is True
+    environ = Path(f"/proc/{state['pid']}/environ").read_bytes().split(b"\0")
+    key = next(i.split(b"=", 1)[1].decode() for i in environ if i.startswith(API_KEY_VARIABLE.encode() + b"="))
+    assert len(key) >= 40 and key.encode() not in Path(f"/proc/{state['pid']}/cmdline").read_bytes()
+    assert vllm.process is not None
+    base = vllm.process.server.base_url
+    chat = {"model": "secretary", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer not-the-key"}):
+            async with http.get(base + "/v1/models", headers=headers) as response:
+                assert response.status == 401
+            async with http.post(base + "/v1/chat/completions", json=chat, headers=headers) as response:
+                assert response.status == 401
+            lora = {"lora_name": "clara", "lora_path": str(adapters / "clara")}
+            async with http.post(base + "/v1/load_lora_adapter", json=lora, headers=headers) as response:
+                assert response.status == 401
+        async with http.get(base + "/v1/models", headers={"Authorization": f"Bearer {key}"}) as response:
+            assert response.status == 200
+    # The backend's own client and adapter admin send it.
+    assert (await collect_reply(vllm.stream_chat(ask("hello")))).text == "secretary: hello"
+    await vllm.load_persona_adapter("clara", adapters / "clara")
+    await vllm.unload_persona_adapter("clara")
 
 
 async def test_starts_serves_and_selects_persona_adapters(vllm: VllmBackend, adapters: Path) -> None:

@@ -1,4 +1,9 @@
-"""Settings: the config file's sections as forms, checked by the daemon's own typed config, saved atomically, applied by reload."""
+"""Settings: the config file's sections as forms, checked by the daemon's own typed config, saved atomically, applied by reload.
+
+A save is also held to the page's own rules (``daemon/web/settings``): a change
+that moves a stored secret needs it typed again, and the fields naming
+programs the daemon starts cannot be changed here.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,18 @@ from aiohttp import web
 from channels.bus_client import BusUnavailable, CommandFailed
 from channels.bus_contract.verbs import RELOAD
 from config.errors import ConfigError, ConfigIssue
+from config.schema import SecretaryConfig
 from daemon.web.config_editor import ConfigEditor
-from daemon.web.config_forms import SECTIONS, FormField, FormSection, apply_form, build_form, field_errors
+from daemon.web.config_forms import (
+    SECTIONS,
+    FormField,
+    FormSection,
+    apply_form,
+    build_form,
+    field_errors,
+    typed_secrets,
+)
+from daemon.web.settings.secret_binding import rebinding_issues
 from daemon.web.web_context import WebContext, context, redirect, render, session_of
 
 log = logging.getLogger("secretary.web")
@@ -126,8 +141,13 @@ async def save_section(request: web.Request) -> web.Response:
     secrets, issues = apply_form(data, section, posted, loaded.settings)
     if issues:
         return await _page(request, section, posted=posted, issues=issues, status=400)
+    retyped = typed_secrets(posted)
+
+    def bound(new_settings: SecretaryConfig) -> list[ConfigIssue]:
+        return rebinding_issues(loaded.settings, new_settings, retyped, lambda name: loaded.secret(name) is not None)
+
     try:
-        new = await asyncio.to_thread(editor.save, data, secrets)
+        new = await asyncio.to_thread(editor.save, data, secrets, bound)
     except ConfigError as exc:
         return await _page(request, section, posted=posted, issues=list(exc.issues), status=400)
     log.info("config saved from the web page", extra={"section": section, "secrets": sorted(secrets)})

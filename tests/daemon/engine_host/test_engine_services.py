@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 import samplerate
 
+from channels.bus_contract.clients import DAEMON
 from channels.bus_contract.topics import Topics
 from config.loader import parse_config_text
 from config.schema import SecretaryConfig
@@ -23,13 +23,13 @@ from daemon.tools.private_broker import MosquittoBroker
 from engines.llm.interface import ChatMessage, ChatRequest
 from engines.stt.interface import SttFinal
 from engines.tts.interface import SynthesisRequest
-from tests.support.mqtt_watch import MqttWatch
+from tests.support.bus_logins import config_login
 
 BASE = "secretary/test-box"
 
 
 def config_for(broker: MosquittoBroker, data_dir: Path, engines_yaml: str = "") -> SecretaryConfig:
-    text = f"box_id: test-box\ndata_dir: {data_dir}\nmqtt:\n  url: {broker.url}\n" + engines_yaml
+    text = f"box_id: test-box\ndata_dir: {data_dir}\nmqtt:\n{broker.mqtt_yaml()}" + engines_yaml
     return parse_config_text(text, source="test.yaml").settings
 
 
@@ -38,7 +38,7 @@ async def run_engines(cfg: SecretaryConfig, *, connect: bool = True) -> AsyncIte
     bus = Bus(Topics(cfg.mqtt.topic_prefix, cfg.box_id))
     supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=8.0)
     if connect:
-        supervisor.add(BusConnection(bus, cfg.mqtt))
+        supervisor.add(BusConnection(bus, cfg.mqtt, config_login(cfg, DAEMON)))
     services = {s.name: s for s in engine_services(bus, cfg.engines, cfg.data_dir)}
     for service in services.values():
         supervisor.add(service)
