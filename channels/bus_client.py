@@ -8,6 +8,13 @@ kept in ``state`` (by topic suffix, e.g. ``modem/state``). ``request`` sends a
 ``cmd/<verb>`` with a response topic and correlation data and waits for the
 reply; a streaming command's partial replies go to ``on_partial``. ``run``
 stops when cancelled even if aiomqtt swallowed the cancellation (3.11).
+
+What a peer publishes never escapes ``_dispatch``: a state or event over
+``MAX_PAYLOAD_BYTES``, not UTF-8, not JSON (``status`` alone is plain text)
+or not a JSON object is not delivered; a reply that is not a JSON object fails
+its request with ``bad_payload`` at once. Each is logged once per topic per
+interval (``channels/peer_log.py``), and the broker is asked on connect not to
+deliver packets bigger than ``CHANNEL_MAX_PACKET_BYTES`` at all.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from channels.bus_contract.topics import Topics, is_state
+from channels.bus_contract.clients import ANONYMOUS, BusLogin
+from channels.bus_contract.limits import CHANNEL_MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES, MAX_REPLY_BYTES, over_limit
+from channels.bus_contract.topics import PLAIN_TEXT, Topics, is_state
 from channels.firm_cancel import cancelled_firmly
 from channels.peer_json import BadJson, parse_peer_json
+from channels.peer_log import BadPayloadLog
 from config.schema import MqttConfig
 
 log = logging.getLogger("secretary.channels.bus")
@@ -66,7 +76,7 @@ class ChannelBus:
         subscriptions: list[str],
         on_message: Callable[[str, Any], None],
         *,
-        password: str | None = None,
+        login: BusLogin | None = None,
     ) -> None:
         self.mqtt = mqtt
         self.topics = Topics(mqtt.topic_prefix, box_id)
@@ -74,19 +84,21 @@ class ChannelBus:
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.on_message = on_message
-        self._password = password
+        self._login = login or ANONYMOUS  # its user on the box's broker (channels/bus_contract/clients.py)
         self.reply_topic = self.topics.reply(client_id)
         self.state: dict[str, Any] = {}
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._pending: dict[bytes, _Pending] = {}
+        self.bad_payloads = BadPayloadLog(log, f"channel bus {client_id}")
 
     def _connect(self) -> aiomqtt.Client:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.MaximumPacketSize = CHANNEL_MAX_PACKET_BYTES
         cfg = self.mqtt
         return aiomqtt.Client(
-            cfg.host, cfg.port, username=cfg.username, password=self._password, identifier=self.client_id,
+            cfg.host, cfg.port, username=self._login.username, password=self._login.password, identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
             keepalive=cfg.keepalive_s, timeout=5.0, socket_options=NO_DELAY,
             tls_context=ssl.create_default_context() if cfg.tls else None,
@@ -125,25 +137,15 @@ class ChannelBus:
     def _dispatch(self, message: aiomqtt.Message) -> None:
         topic = str(message.topic)
         raw = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-        try:
-            payload: Any = parse_peer_json(raw) if raw else None
-        except BadJson:
-            payload = raw.decode("utf-8", "replace")
         if topic == self.reply_topic:
-            props = message.properties
-            correlation = getattr(props, "CorrelationData", None) if props is not None else None
-            pending = self._pending.get(correlation) if isinstance(correlation, bytes) else None
-            if pending is None or not isinstance(payload, dict):
-                log.debug("reply nobody waits for", extra={"topic": topic})
-                return
-            if "partial" in payload:
-                if pending.on_partial is not None:
-                    pending.on_partial(payload["partial"])
-            elif not pending.reply.done():
-                pending.reply.set_result(payload)
+            self._on_reply(message, raw)
             return
         suffix = self.topics.suffix(topic)
         if suffix is None:
+            return
+        payload, problem = _read(raw, MAX_PAYLOAD_BYTES, text=suffix in PLAIN_TEXT)
+        if problem is not None:
+            self.bad_payloads.bad(suffix, problem)
             return
         if message.retain or is_state(suffix):
             self.state[suffix] = payload
@@ -151,6 +153,28 @@ class ChannelBus:
             self.on_message(suffix, payload)
         except Exception:  # a consumer bug must not cut the connection
             log.exception("channel message handler failed", extra={"topic": suffix})
+
+    def _on_reply(self, message: aiomqtt.Message, raw: bytes) -> None:
+        props = message.properties
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        pending = self._pending.get(correlation) if isinstance(correlation, bytes) else None
+        if pending is None:
+            log.debug("reply nobody waits for", extra={"topic": self.reply_topic})
+            return
+        payload, problem = _read(raw, MAX_REPLY_BYTES, text=False)
+        if problem is None and payload is None:
+            problem = "payload is empty"
+        if problem is not None:
+            self.bad_payloads.bad(self.reply_topic, problem)
+            if not pending.reply.done():
+                refused = {"code": "bad_payload", "message": f"the reply's {problem}"}
+                pending.reply.set_result({"ok": False, "error": refused})
+            return
+        if "partial" in payload:
+            if pending.on_partial is not None:
+                pending.on_partial(payload["partial"])
+        elif not pending.reply.done():
+            pending.reply.set_result(payload)
 
     async def request(
         self, verb: str, args: dict[str, Any] | None = None, *, timeout_s: float = 10.0,
@@ -185,3 +209,24 @@ class ChannelBus:
         for pending in self._pending.values():
             if not pending.reply.done():
                 pending.reply.set_exception(BusUnavailable(reason))
+
+
+def _read(raw: bytes, limit: int, *, text: bool) -> tuple[Any, str | None]:
+    """A message's payload (a JSON object, the text of a plain-text topic, None when empty), or why it is refused."""
+    if not raw:
+        return None, None  # a retained message cleared
+    too_big = over_limit(raw, limit)
+    if too_big is not None:
+        return None, too_big
+    if text:
+        try:
+            return raw.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return None, "payload is not UTF-8"
+    try:
+        payload = parse_peer_json(raw)
+    except BadJson as exc:
+        return None, f"payload is {exc}"
+    if not isinstance(payload, dict):
+        return None, f"payload must be a JSON object, got {type(payload).__name__}"
+    return payload, None

@@ -12,6 +12,10 @@ another: ``kind`` (1 byte) + payload length (2 bytes, big-endian) + payload.
   20 ms frames paced in real time, the channel any length.
 - ``E`` event (channel -> daemon): ``{"type": "dtmf", "digit": "5"}``, a key the caller pressed.
 - ``X`` hangup (channel -> daemon): JSON ``{reason}``; the caller is gone.
+
+The 2-byte length caps every message at ``MAX_PAYLOAD`` (65535 bytes); a JSON
+message (hello, event, hangup) is also refused over ``MAX_JSON_PAYLOAD`` and
+when it is not a JSON object (``decode_json``), before it is parsed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ AUDIO: Final = b"A"
 HANGUP: Final = b"X"
 KINDS: Final = frozenset({HELLO, EVENT, AUDIO, HANGUP})
 MAX_PAYLOAD: Final = 65_535
+MAX_JSON_PAYLOAD: Final = 4096  # a hello or an event is a few short fields
 SAMPLE_RATE: Final = 8000
 FRAME_BYTES: Final = 320  # 20 ms
 
@@ -80,6 +85,9 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | No
 
 
 def decode_json(payload: bytes) -> dict[str, Any]:
+    """A JSON message's object; LineProtocolError (saying why) for anything else."""
+    if len(payload) > MAX_JSON_PAYLOAD:
+        raise LineProtocolError(f"a JSON message of {len(payload)} bytes is over the limit of {MAX_JSON_PAYLOAD}")
     try:
         data = parse_peer_json(payload)
     except BadJson as exc:

@@ -1,4 +1,9 @@
-"""Run one channel as its own process (``python -m channels.<name> --config PATH``), talking to the box over the bus."""
+"""Run one channel as its own process (``python -m channels.<name> --config PATH``), talking to the box over the bus.
+
+Like ``secretaryd``, a channel started by hand (not by systemd, whose units
+say ``UMask=0027``) first tightens the process umask (``private_umask``): what
+it writes (an outbox, spooled voice notes, secrets) is never world-readable.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
+
+PRIVATE_UMASK = 0o027  # no write for the group, nothing for others: systemd's UMask=0027 for hand-started processes
+
+
+def private_umask() -> int:
+    """Add ``PRIVATE_UMASK`` to the process umask (a stricter one stays); returns the umask now in force."""
+    tightened = os.umask(0o777) | PRIVATE_UMASK  # os.umask only reads by writing
+    os.umask(tightened)
+    return tightened
 
 
 class _LoggedStatus:
@@ -38,6 +53,7 @@ def run_standalone(
     parser = argparse.ArgumentParser(prog=f"python -m channels.{name}", description=description)
     parser.add_argument("--config", type=Path, required=True, help="the box's config file")
     args = parser.parse_args(argv)
+    private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         loaded = load_config(args.config)

@@ -6,6 +6,7 @@ every problem at once, each with its key path, what is allowed and its line.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from config.errors import ConfigError, ConfigIssue, issues_from_validation
 from config.schema import SecretaryConfig
-from config.secrets import Secrets, load_secrets
+from config.secrets import Secrets, load_secrets, read_env_file
 from config.yaml_source import parse_yaml
 
 
@@ -29,7 +30,8 @@ class LoadedConfig:
         return self.secrets.get(env_name)
 
 
-def parse_config_text(text: str, source: str, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def _validated(text: str, source: str) -> tuple[SecretaryConfig, dict[tuple[str, ...], int]]:
+    """The settings of a YAML text and the line of each key; no secrets read."""
     data, lines, issues = parse_yaml(text)
     if issues:
         raise ConfigError(source, issues)
@@ -41,26 +43,44 @@ def parse_config_text(text: str, source: str, environ: Mapping[str, str] | None 
     if bad_keys:
         raise ConfigError(source, [ConfigIssue("", f"keys must be text, got {bad_keys[0]!r}")])
     try:
-        settings = SecretaryConfig.model_validate(data)
+        return SecretaryConfig.model_validate(data), lines
     except ValidationError as exc:
         raise ConfigError(source, issues_from_validation(SecretaryConfig, exc, lines)) from None
+
+
+def load_settings(path: Path | str) -> SecretaryConfig:
+    """A config file's settings alone, secrets not read (for ``secretary mqtt users``, which writes some)."""
+    return _validated(_read(Path(path)), str(path))[0]
+
+
+def parse_config_text(text: str, source: str, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    settings, lines = _validated(text, source)
+    issues: list[ConfigIssue] = []
+    credentials = settings.mqtt.credentials_file
+    if credentials is not None:  # the broker users' passwords (`secretary mqtt users`); the environment still wins
+        found, problems = read_env_file(credentials)
+        issues += [ConfigIssue("mqtt.credentials_file", i.message, lines.get(("mqtt", "credentials_file")))
+                   for i in problems]
+        environ = {**found, **(os.environ if environ is None else environ)}
     secrets, secret_issues = load_secrets(settings.secrets_file, environ)
-    if secret_issues:
-        raise ConfigError(source, [
-            ConfigIssue(i.path, i.message, lines.get(("secrets_file",))) for i in secret_issues
-        ])
+    issues = [ConfigIssue(i.path, i.message, lines.get(("secrets_file",))) for i in secret_issues] + issues
+    if issues:
+        raise ConfigError(source, issues)
     return LoadedConfig(settings, secrets, source)
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     path = Path(path)
+    return parse_config_text(_read(path), str(path), environ)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), [ConfigIssue("", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [ConfigIssue("", f"cannot be read: {exc}")]) from None
-    return parse_config_text(text, str(path), environ)
 
 
 def bundled_config_text(name: str = "default.yaml") -> str:

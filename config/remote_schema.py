@@ -6,7 +6,11 @@ environment), where it publishes the chosen ``topics`` under the same
 ``<topic_prefix>/<box_id>/`` layout, with its own last will (``status``:
 ``offline``). Home Assistant MQTT discovery makes the box appear with no
 manual setup; the only command accepted from the remote side is the ones
-listed in ``commands``.
+listed in ``commands``. SMS events go without their text unless
+``forward_sms_text`` says otherwise. A plain ``mqtt://`` url to a host other
+than this one works, but ``cleartext_warning`` says what then goes in clear
+(the bridge logs it and shows it in its service state; ``secretary doctor``
+prints it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from config.section import EnvVarName, Section
+from config.section import EnvVarName, Section, is_loopback_host
 
 
 class HomeAssistantConfig(Section):
@@ -54,6 +58,10 @@ class RemoteBridgeConfig(Section):
         default_factory=lambda: ["hangup"], json_schema_extra={"allowed": "commands the remote side may send: hangup"}
     )
     home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    forward_sms_text: bool = Field(
+        False, json_schema_extra={"allowed": "true: SMS events reach the remote broker with their text; "
+                                             "false (the default): only who sent one and when"},
+    )
 
     @field_validator("url")
     @classmethod
@@ -96,3 +104,13 @@ class RemoteBridgeConfig(Section):
     @property
     def tls(self) -> bool:
         return urlsplit(self.url or "").scheme == "mqtts"
+
+    @property
+    def cleartext_warning(self) -> str | None:
+        """What goes in clear when the bridge is on and ``url`` is plain ``mqtt://`` to another host; else None."""
+        if not self.enabled or self.url is None or self.tls or is_loopback_host(self.host):
+            return None
+        sms = "SMS senders and texts" if self.forward_sms_text else "SMS senders"
+        return (f"channels.remote.url is plain mqtt:// to {self.host}: the remote broker's username and password, "
+                f"callers' numbers, call events with their transcripts and {sms} cross the network in clear; "
+                "use mqtts:// (and ca_file for a self-signed broker)")

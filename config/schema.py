@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from config.audio_schema import AudioConfig
 from config.call_schema import CallConfig
 from config.channels_schema import ChannelsConfig
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.persona_schema import PersonaConfig, PersonaName, bundled_personas
-from config.section import EnvVarName, ListenAddress, Section, split_host_port
+from config.section import EnvVarName, ListenAddress, Section, is_loopback_host, split_host_port
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -65,8 +65,13 @@ class MqttConfig(Section):
         pattern=_TOPIC_SEGMENT.pattern,
         json_schema_extra={"allowed": "one topic level of letters, digits, '_', '.', '-' (no '/', '+', '#')"},
     )
-    username: str | None = None
+    username: str | None = None  # one identity for every client (an external broker); see credentials_file
     password_env: EnvVarName = "SECRETARY_MQTT_PASSWORD"
+    credentials_file: Path | None = Field(
+        None,
+        json_schema_extra={"allowed": "the 0600 file `secretary mqtt users` writes (each client connects as its own "
+                                      "user, e.g. /etc/secretary/mqtt-credentials.env), or null for mqtt.username"},
+    )
     client_id: str | None = Field(None, min_length=1, max_length=64)
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(10.0, ge=0.1, le=300)
@@ -105,11 +110,70 @@ class MqttConfig(Section):
         return urlsplit(self.url).scheme == "mqtts"
 
 
+_WebHost = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_\[\]-]+$",
+                                json_schema_extra={"allowed": "a host name or IP address, e.g. secretary.example.org"})]
+_ProxyNetwork = Annotated[IPvAnyNetwork, Field(
+    json_schema_extra={"allowed": "an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8"})]
+
+
+class WebTlsConfig(Section):
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto",
+        json_schema_extra={"allowed": "'auto' (HTTPS unless web.listen is a loopback address), 'on' or 'off' "
+                                      "(plain HTTP: only with a loopback web.listen)"},
+    )
+    cert_file: Path | None = Field(
+        None, json_schema_extra={"allowed": "a PEM certificate (chain) file, or null for data_dir/web/tls/cert.pem"}
+    )
+    key_file: Path | None = Field(
+        None, json_schema_extra={"allowed": "its PEM private key file, or null for data_dir/web/tls/key.pem"}
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: object) -> object:
+        """YAML reads a bare on/off as true/false: take them as the words meant."""
+        if value is True:
+            return "on"
+        if value is False:
+            return "off"
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> WebTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both web.tls.cert_file and web.tls.key_file, or neither (then the box makes "
+                             "a self-signed certificate in data_dir/web/tls/)")
+        return self
+
+
 class WebConfig(Section):
     enabled: bool = True
     listen: ListenAddress = Field(
         "127.0.0.1:8080", json_schema_extra={"allowed": "host:port, e.g. 127.0.0.1:8080 or [::1]:8080"}
     )
+    tls: WebTlsConfig = Field(default_factory=WebTlsConfig)
+    allowed_hosts: list[_WebHost] = Field(
+        default_factory=list,
+        json_schema_extra={"allowed": "a list of further names or addresses the page answers to, e.g. "
+                                      "[secretary.example.org]; its own hostname, hostname.local, its IP "
+                                      "addresses and localhost are always allowed"},
+    )
+    trusted_proxies: list[_ProxyNetwork] = Field(
+        default_factory=list,
+        json_schema_extra={"allowed": "a list of proxy addresses or networks whose X-Forwarded-For is believed, "
+                                      "e.g. [127.0.0.1]; empty: none"},
+    )
+
+    @model_validator(mode="after")
+    def _no_plain_http_on_the_lan(self) -> WebConfig:
+        if self.tls.mode == "off" and not self.loopback:
+            raise ValueError(
+                f"web.tls.mode is off but web.listen {self.listen} is reachable from the network: the password "
+                "and session cookie would cross it in clear. Use web.tls.mode: auto (a self-signed certificate "
+                "is made) or listen on 127.0.0.1"
+            )
+        return self
 
     @property
     def host(self) -> str:
@@ -118,6 +182,22 @@ class WebConfig(Section):
     @property
     def port(self) -> int:
         return split_host_port(self.listen)[1]
+
+    @property
+    def loopback(self) -> bool:
+        """Whether ``listen`` is reachable from this machine only."""
+        return is_loopback_host(self.host)
+
+    @property
+    def tls_enabled(self) -> bool:
+        """HTTPS: ``on``, or ``auto`` on anything but loopback."""
+        return self.tls.mode == "on" or (self.tls.mode == "auto" and not self.loopback)
+
+    def tls_files(self, data_dir: Path) -> tuple[Path, Path]:
+        """The certificate and key files: the configured ones or the defaults inside data_dir."""
+        if self.tls.cert_file is not None and self.tls.key_file is not None:
+            return self.tls.cert_file, self.tls.key_file
+        return data_dir / "web" / "tls" / "cert.pem", data_dir / "web" / "tls" / "key.pem"
 
 
 class SupervisorConfig(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Annotated, ClassVar
@@ -44,6 +45,16 @@ def split_host_port(value: str) -> tuple[str, int]:
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"port must be from 1 to 65535, got {json.dumps(value)}")
     return host, int(port_text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: a listener or a connection that never leaves this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_listen(value: str) -> str:

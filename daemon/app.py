@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from channels.bus_contract.clients import DAEMON, WEB, bus_login
 from channels.bus_contract.topics import Topics, service_state
 from channels.bus_contract.verbs import RELOAD
 from config.errors import ConfigError
@@ -70,13 +71,13 @@ class SecretaryApp:
     def build_services(self, loaded: LoadedConfig) -> list[Service]:
         cfg = loaded.settings
         return [
-            BusConnection(self.bus, cfg.mqtt, loaded.secret(cfg.mqtt.password_env)),
+            BusConnection(self.bus, cfg.mqtt, bus_login(cfg.mqtt, DAEMON, loaded.secret)),
             WatchdogService(self.notifier, healthy=self._healthy),
             ModemService(
                 self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir,
                 relay=self.modem_events,
             ),
-            *engine_services(self.bus, cfg.engines, cfg.data_dir),
+            *engine_services(self.bus, cfg.engines, cfg.data_dir, loaded.secret),
             CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
             ChatService(self.bus, cfg, self._engine_service),
             LineSocketService(cfg.data_dir, self._line_call_runner),
@@ -89,7 +90,7 @@ class SecretaryApp:
         cfg = loaded.settings
         if not cfg.web.enabled:
             return []
-        return [WebService(cfg, self.config_path, loaded.secret(cfg.mqtt.password_env), self._browser_call_runner)]
+        return [WebService(cfg, self.config_path, bus_login(cfg.mqtt, WEB, loaded.secret), self._browser_call_runner)]
 
     def _line_call_runner(self) -> LineCallRunner | None:
         if CallService.name not in self.supervisor.names:

@@ -1,4 +1,4 @@
-"""``secretary``: the owner's command line (config check, demo, doctor, web password, vllm serve)."""
+"""``secretary``: the owner's command line (config check, demo, doctor, web password, mqtt users, vllm serve)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
+from channels.standalone import private_umask
 from config.errors import ConfigError
-from config.loader import load_config
+from config.loader import load_config, load_settings
+
+DEFAULT_CONFIG = Path("/etc/secretary/config.yaml")
+DEFAULT_BROKER_USERS = Path("/etc/mosquitto/secretary")  # image/files/mosquitto-secretary.conf reads them here
+DEFAULT_CREDENTIALS = Path("/etc/secretary/mqtt-credentials.env")
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -19,6 +24,8 @@ def _config_check(args: argparse.Namespace) -> int:
         return 1
     cfg = loaded.settings
     print(f"{args.path}: OK (box_id {cfg.box_id}, modem {cfg.modem.driver}, broker {cfg.mqtt.host}:{cfg.mqtt.port})")
+    if cfg.channels.remote.cleartext_warning:
+        print(f"warning: {cfg.channels.remote.cleartext_warning}")
     return 0
 
 
@@ -55,7 +62,7 @@ def _web_password(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
     store = PasswordStore(password_path(data_dir))
     try:
-        store.set_password(password)
+        store.set_password(password, generated=args.generated)
     except PasswordError as exc:
         print(f"Not changed: {exc}", file=sys.stderr)
         return 1
@@ -63,6 +70,31 @@ def _web_password(args: argparse.Namespace) -> int:
         print(f"Not changed: cannot write {password_path(data_dir)}: {exc}", file=sys.stderr)
         return 1
     print(f"The web password is set ({password_path(data_dir)}); open sessions are signed out within a few seconds.")
+    return 0
+
+
+def _mqtt_users(args: argparse.Namespace) -> int:
+    """Write the box broker's users (password and ACL files) and the box's credentials file for this config."""
+    from channels.bus_contract.topics import Topics
+    from daemon.tools.broker_users import BrokerUsersError, write_broker_users
+
+    try:
+        cfg = load_settings(args.config)  # secrets not read: the credentials file may not exist yet
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    credentials = args.credentials or cfg.mqtt.credentials_file or DEFAULT_CREDENTIALS
+    try:
+        users = write_broker_users(args.out, Topics(cfg.mqtt.topic_prefix, cfg.box_id), credentials, rotate=args.rotate)
+    except BrokerUsersError as exc:
+        print(f"Not written: {exc}", file=sys.stderr)
+        return 1
+    fresh = ", ".join(users.created) or "none (existing passwords kept)"
+    print(f"broker users for {cfg.mqtt.topic_prefix}/{cfg.box_id}/: new passwords: {fresh}")
+    print(f"  mosquitto: password_file {users.password_file}\n  mosquitto: acl_file {users.acl_file}")
+    print(f"  the box's processes: mqtt.credentials_file: {users.credentials_file}"
+          + ("" if cfg.mqtt.credentials_file == credentials else "  (not yet in the config: add it)"))
+    print("  restart mosquitto (or send it SIGHUP) to apply them")
     return 0
 
 
@@ -122,7 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     web_sub = web.add_subparsers(dest="web_command", required=True)
     password = web_sub.add_parser("password", help="set the web page's password (read from the terminal or stdin)")
     password.add_argument("--config", type=Path, default=Path("/etc/secretary/config.yaml"))
+    password.add_argument("--generated", action="store_true",
+                          help="mark it as generated (first boot), so `secretary doctor` warns until the owner sets one")
     password.set_defaults(func=_web_password)
+
+    mqtt = sub.add_parser("mqtt", help="the box's MQTT broker")
+    mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True)
+    users = mqtt_sub.add_parser(
+        "users", help="write the broker's users and ACL (one user per client) and the box's credentials file")
+    users.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    users.add_argument("--out", type=Path, default=DEFAULT_BROKER_USERS,
+                       help=f"where mosquitto's passwd and acl go (default {DEFAULT_BROKER_USERS})")
+    users.add_argument("--credentials", type=Path, default=None,
+                       help=f"the 0600 file of the box's passwords (default: mqtt.credentials_file, else "
+                            f"{DEFAULT_CREDENTIALS})")
+    users.add_argument("--rotate", action="store_true", help="new passwords for every user")
+    users.set_defaults(func=_mqtt_users)
 
     vllm = sub.add_parser("vllm", help="the local GPU LLM server")
     vllm_sub = vllm.add_subparsers(dest="vllm_command", required=True)
@@ -137,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    private_umask()  # what the tools write (a demo's records, keys, credentials) is not world-readable
     return int(args.func(args))
 
 

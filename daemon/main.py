@@ -1,4 +1,9 @@
-"""``secretaryd --config PATH``: the daemon in the foreground (systemd Type=notify)."""
+"""``secretaryd --config PATH``: the daemon in the foreground (systemd Type=notify).
+
+It tightens the process umask first (``channels.standalone.private_umask``,
+0027 as the unit's ``UMask``), so call records, the SQLite index and files
+with secrets are not world-readable when the daemon is started by hand.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from channels.standalone import private_umask
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 
@@ -35,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
     parser.add_argument("--version", action="version", version=f"secretaryd {package_version()}")
     args = parser.parse_args(argv)
+    private_umask()
     try:
         loaded = load_config(args.config)
     except ConfigError as exc:

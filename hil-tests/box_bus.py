@@ -6,6 +6,13 @@ the time it arrived (``time.monotonic()``), so a test can wait for a
 ``call/event`` or ``modem/event`` and measure when it came. Commands go out
 as MQTT v5 requests (response topic + correlation data) and their final
 reply is returned (``{"ok": false}`` raises ``BoxCommandError``).
+
+On the box's broker the rig is the owner's tool, the ``cli`` role of
+``channels/bus_contract/clients.py``: it logs in as ``username``, else the
+URL's user, else ``secretary-cli`` (the box's broker has no anonymous
+access), and its replies come back on that role's reply topic,
+``<prefix>/<box_id>/reply/secretary-cli-<box_id>``: the one the broker lets
+it read and the daemon agrees to answer on.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from urllib.parse import urlsplit
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from channels.bus_contract.clients import CLI
+from channels.bus_contract.topics import Topics
 
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 CONNECT_TIMEOUT_S = 10.0
@@ -61,16 +71,18 @@ class BrokerAddress:
 
 
 class BoxBus:
-    def __init__(self, url: str, base: str, *, password: str | None = None) -> None:
+    def __init__(self, url: str, topics: Topics, *, username: str | None = None, password: str | None = None) -> None:
+        """The box ``topics`` on the broker at ``url``, logged in as ``username`` and ``password`` (see above)."""
         self.address = BrokerAddress.parse(url)
-        self.base = base
+        self.base = topics.base
+        self._username = username or self.address.username or CLI.username
         self._password = password
         self.messages: list[BoxMessage] = []
         self._changed = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
-        self._reply_topic = f"hil/replies/{uuid.uuid4().hex}"
+        self._reply_topic = CLI.reply_topic(topics)  # the correlation data tells this rig's replies apart
         self._pending: dict[bytes, asyncio.Future[Any]] = {}
 
     async def __aenter__(self) -> BoxBus:
@@ -103,7 +115,7 @@ class BoxBus:
         address = self.address
         async with aiomqtt.Client(
             address.host, address.port, identifier=f"hil-rig-{uuid.uuid4().hex[:8]}",
-            username=address.username, password=self._password, protocol=aiomqtt.ProtocolVersion.V5,
+            username=self._username, password=self._password, protocol=aiomqtt.ProtocolVersion.V5,
             tls_context=ssl.create_default_context() if address.tls else None, socket_options=NO_DELAY,
         ) as client:
             self._client = client

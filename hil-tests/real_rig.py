@@ -29,6 +29,7 @@ from modem_events import EventLog
 from rig import Feature, Rig, RigCall, RigTiming, same_number
 from rig_audio import FRAME_S, CallerQueue, read_line_wav
 
+from channels.bus_contract.topics import Topics
 from drivers.sim7600 import (
     CallAnswered,
     CallEnded,
@@ -190,9 +191,8 @@ class RealRig(Rig):
 
     async def _start(self) -> None:
         env = self.env
-        base = f"{env.box_prefix}/{env.box_id}"
         self.box_events = await self._stack.enter_async_context(
-            BoxBus(env.box_mqtt, base, password=env.box_mqtt_password))
+            BoxBus(env.box_mqtt, Topics(env.box_prefix, env.box_id), password=env.box_mqtt_password))
         await self.box_events.wait_state("status", lambda s: s == "online", timeout=10)
         self.tester.start()
         self._stack.push_async_callback(self.tester.stop)

@@ -32,6 +32,7 @@ from box_bus import BoxBus
 from rig import Rig, RigCall, RigTiming
 from rig_audio import FRAME_S
 
+from channels.bus_contract.clients import CLI
 from config.loader import load_config
 from daemon.app import SecretaryApp
 from daemon.runtime.systemd_notify import SystemdNotifier
@@ -43,13 +44,13 @@ READY_TIMEOUT_S = 100.0  # first run: whisper assembled from its packages, Piper
 STOP_TIMEOUT_S = 15.0
 
 
-def sim_config(data_dir: Path, broker_url: str) -> dict[str, Any]:
-    """The box's config: the simulator as modem, the default engines (no ``engines`` section)."""
+def sim_config(data_dir: Path, broker: MosquittoBroker) -> dict[str, Any]:
+    """The box's config on ``broker`` (its users'): the simulator as modem, the default engines (no ``engines``)."""
     return {
         "box_id": BOX_ID,
         "data_dir": str(data_dir),
         "modem": {"driver": "simulator", "answer_after_rings": 1},
-        "mqtt": {"url": broker_url, "keepalive_s": 5, "reconnect_max_s": 0.5},
+        "mqtt": {**broker.mqtt_fields(), "keepalive_s": 5, "reconnect_max_s": 0.5},
         "supervisor": {"backoff_initial_s": 0.05, "backoff_max_s": 0.5},
         "web": {"enabled": False},
     }
@@ -160,16 +161,17 @@ class SimRig(Rig):
     async def _start(self) -> None:
         broker_dir = self.workdir / "mosquitto"
         broker_dir.mkdir(parents=True, exist_ok=True)
-        broker = MosquittoBroker(workdir=broker_dir)
+        broker = MosquittoBroker(workdir=broker_dir, box_id=BOX_ID)  # secured as on a box: users and ACL for hil-box
         await asyncio.to_thread(broker.start)
         self._stack.callback(broker.close)
         config_path = self.workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(sim_config(self.data_dir, broker.url)), encoding="utf-8")
+        config_path.write_text(yaml.safe_dump(sim_config(self.data_dir, broker)), encoding="utf-8")
         app = SecretaryApp(load_config(config_path, {}), config_path=config_path, notifier=SystemdNotifier(environ={}))
         self.app = app
         running = asyncio.create_task(app.run(), name="hil-secretaryd")
         self._stack.push_async_callback(self._stop_app, app, running)
-        self.box_events = await self._stack.enter_async_context(BoxBus(broker.url, f"secretary/{BOX_ID}"))
+        owner = BoxBus(broker.url, broker.topics, password=broker.login(CLI).password)  # the owner's tool's user
+        self.box_events = await self._stack.enter_async_context(owner)
         self._stack.push_async_callback(self.settle)  # runs first on exit: no call left behind
         ready = asyncio.ensure_future(self._wait_ready())
         done, _ = await asyncio.wait({ready, running}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)

@@ -28,6 +28,7 @@ from rig_audio import (
 from sim_rig import UplinkTail
 from transcriber import has_word, word_recall
 
+from channels.bus_contract.clients import CLI, DAEMON
 from daemon.tools.demo_caller import caller_script
 from daemon.tools.private_broker import MosquittoBroker
 from drivers.sim7600.simulator.call_audio import UplinkRecorder
@@ -129,10 +130,12 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 
 async def test_box_bus_requests_get_their_own_reply_and_refusals_raise(broker: MosquittoBroker) -> None:
-    base = "secretary/bench"
+    base = broker.topics.base
+    daemon = broker.login(DAEMON)
 
-    async def box() -> None:  # answers cmd/echo, refuses everything else, like the daemon's command router
-        async with aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+    async def box() -> None:  # answers cmd/echo, refuses everything else, like the daemon's command router (its user)
+        async with aiomqtt.Client("127.0.0.1", broker.port, username=daemon.username, password=daemon.password,
+                                  protocol=aiomqtt.ProtocolVersion.V5) as client:
             await client.subscribe(f"{base}/cmd/#", qos=1)
             await client.publish(f"{base}/status", b"online", qos=1, retain=True)
             async for message in client.messages:
@@ -147,7 +150,7 @@ async def test_box_bus_requests_get_their_own_reply_and_refusals_raise(broker: M
 
     responder = asyncio.create_task(box())
     try:
-        async with BoxBus(broker.url, base) as bus:
+        async with BoxBus(broker.url, broker.topics, password=broker.login(CLI).password) as bus:  # as the owner
             await bus.wait_state("status", lambda s: s == "online", timeout=5)
             replies = await asyncio.gather(*(bus.request("echo", {"n": n}) for n in range(5)))
             assert replies == [{"n": n} for n in range(5)]

@@ -11,9 +11,21 @@ from daemon.tools.private_broker import MosquittoBroker
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _process_umask_restored() -> Iterator[None]:
+    """A test that runs ``daemon.main`` or the CLI in-process tightens the umask (``private_umask``): undo it."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A real mosquitto on a free loopback port, private to the test."""
+    """A real mosquitto on a free loopback port, private to the test, secured as on the box for ``test-box``.
+
+    Anonymous clients are refused; each client logs in as its role (``broker.login(role)``, ``broker.mqtt_yaml()``).
+    """
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
     with MosquittoBroker(workdir=workdir) as running:

@@ -2,7 +2,8 @@
 
 design.md's MQTT section as code. ``topics.py`` names every suffix under
 ``<prefix>/<box_id>/`` and the topics each reader subscribes to; ``verbs.py``
-names every ``cmd/<verb>``; ``box_payloads.py`` (``status``, services,
+names every ``cmd/<verb>``; ``limits.py`` says how big a payload and a packet
+may be; ``box_payloads.py`` (``status``, services,
 engines), ``modem_payloads.py`` (``modem/state``, ``modem/event``),
 ``call_payloads.py`` (``call/state``, ``call/event``) and
 ``message_payloads.py`` (``sms/event``, ``callback/event``) hold one typed

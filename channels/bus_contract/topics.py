@@ -20,6 +20,7 @@ _ENGINES, _SERVICES, _STATE, _EVENT, _ANY = "engines", "services", "state", "eve
 
 # -- retained state ------------------------------------------------------------------
 STATUS = "status"  # "online" / "offline" (the daemon's last will)
+PLAIN_TEXT = (STATUS,)  # the topics whose payload is text, not JSON
 MODEM_STATE = "modem/state"
 CALL_STATE = "call/state"
 EVERY_ENGINE_STATE = f"{_ENGINES}/{_ANY}/{_STATE}"  # engines/<name>/state, one per engine
@@ -170,3 +171,9 @@ class Topics:
 
     def reply(self, client_id: str) -> str:
         return self(reply(client_id))
+
+    def is_reply(self, topic: str) -> bool:
+        """Whether ``topic`` is one of this box's reply topics: ``<base>/reply/<one level>``, no wildcard."""
+        suffix = self.suffix(topic) or ""
+        head, _, client = suffix.partition("/")
+        return head == REPLIES and bool(client) and not set(client) & {"/", "+", "#"}

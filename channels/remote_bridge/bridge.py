@@ -8,7 +8,8 @@ Every local message the selection carries goes to the outbox under the same
 suffix of the remote base (``<remote_prefix>/<box_id>/``): state retained,
 newest per topic; events (``call/event``, ``sms/event``) not retained, QoS 1,
 in order, at most ``MAX_QUEUED_EVENTS`` waiting (the oldest are dropped and
-counted). The remote ``status`` follows the box: ``online`` while the local
+counted). An SMS goes without its text unless ``forward_sms_text`` is on
+(``sms_privacy.py``). The remote ``status`` follows the box: ``online`` while the local
 bus is connected and the box says ``online``; ``offline`` otherwise, on a
 clean stop, and (last will) when the box dies. On every remote connection the
 bridge publishes ``status``, then everything retained it holds (discovery
@@ -17,7 +18,8 @@ configs, bridged state, ``last_call``), then what waited in the outbox.
 From the remote side only ``<base>ha/<command>`` for the configured
 ``commands`` is accepted (payload ``PRESS``, not retained); it becomes the
 local ``cmd/<command>``. The status handle reports ``degraded`` while either
-side is down.
+side is down; with a plain ``mqtt://`` url to another host the bridge works,
+and its state and log say what crosses the network in clear.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import aiomqtt
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
 from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.clients import REMOTE, BusLogin
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.topics import (
     CALL_EVENT,
     CALL_STATE,
     LAST_CALL,
     MODEM_STATE,
+    SMS_EVENT,
     STATUS,
     engine_name,
     is_event,
@@ -55,6 +59,7 @@ from channels.remote_bridge.ha_discovery import (
 from channels.remote_bridge.last_call import LastCall, next_last_call
 from channels.remote_bridge.outbox import Outgoing, RemoteOutbox
 from channels.remote_bridge.remote_client import OFFLINE, ONLINE, remote_client
+from channels.remote_bridge.sms_privacy import without_text
 from channels.remote_bridge.topics import TopicSelection
 from config.schema import SecretaryConfig
 
@@ -100,7 +105,7 @@ def software_version() -> str:
 
 
 class RemoteBridge:
-    def __init__(self, config: SecretaryConfig, local_password: str | None, remote_password: str | None) -> None:
+    def __init__(self, config: SecretaryConfig, local_login: BusLogin | None, remote_password: str | None) -> None:
         self.config = config
         self.remote = remote = config.channels.remote
         prefix = remote.topic_prefix or config.mqtt.topic_prefix
@@ -134,13 +139,16 @@ class RemoteBridge:
             ):
                 self.retained[entity.topic] = entity.payload
         self.bus = ChannelBus(
-            config.mqtt, config.box_id, f"secretary-remote-{config.box_id}", self.selection.subscriptions,
-            self._on_local, password=local_password,
+            config.mqtt, config.box_id, REMOTE.client_id(config.box_id), self.selection.subscriptions,
+            self._on_local, login=local_login,
         )
 
     async def run(self, status: StatusSink) -> None:
         """Bridge until cancelled; on cancellation the remote hears ``status`` = ``offline`` first."""
         self._sink = status
+        if self.remote.cleartext_warning:
+            log.warning("remote broker without TLS", extra={"url": self.remote.url,
+                                                            "warning": self.remote.cleartext_warning})
         if self.loops_back:
             status.degraded("channels.remote names the local broker and the same topic prefix: the bridge would "
                             "republish its own messages; set channels.remote.topic_prefix or another url")
@@ -165,6 +173,12 @@ class RemoteBridge:
         if not self.selection.carries(suffix):
             return
         topic = self.base + suffix
+        if suffix == SMS_EVENT and not self.remote.forward_sms_text:
+            payload = without_text(payload)
+            if payload is None:
+                log.warning("SMS event not bridged: not a received SMS whose text can be withheld",
+                            extra={"topic": SMS_EVENT})
+                return
         if is_event(suffix):
             self._put_event(Outgoing(topic, encode(payload), retain=False))
             if suffix == CALL_EVENT:
@@ -332,7 +346,8 @@ class RemoteBridge:
         if not self.remote_connected:
             problems.append(f"the remote broker {where} is not connected: {self.remote_error}")
         dropped = f"; {self.outbox.dropped} event(s) dropped while away" if self.outbox.dropped else ""
+        clear = f"; WARNING: {self.remote.cleartext_warning}" if self.remote.cleartext_warning else ""
         if problems:
-            self._sink.degraded("; ".join(problems) + dropped)
+            self._sink.degraded("; ".join(problems) + dropped + clear)
         else:
-            self._sink.ready(f"bridging to {where}{dropped}")
+            self._sink.ready(f"bridging to {where}{dropped}{clear}")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from channels.bus_client import ChannelBus
 from channels.bus_contract.call_payloads import EndedEvent, MissedEvent, decode_call_event
+from channels.bus_contract.clients import TELEGRAM, BusLogin
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.message_payloads import CallbackRequestEvent, SmsReceivedEvent
 from channels.bus_contract.topics import CALL_EVENT, CALLBACK_EVENT, SMS_EVENT, TELEGRAM_TOPICS
@@ -49,7 +50,7 @@ class StatusSink(Protocol):
 
 
 class TelegramChannel:
-    def __init__(self, config: SecretaryConfig, tokens: dict[str, str | None], mqtt_password: str | None = None) -> None:
+    def __init__(self, config: SecretaryConfig, tokens: dict[str, str | None], bus_login: BusLogin | None = None) -> None:
         self.config = config
         tg = config.channels.telegram
         self.data_dir = config.data_dir
@@ -58,8 +59,8 @@ class TelegramChannel:
         self.voice_dir = self.dir / "voice"
         self.events: asyncio.Queue[tuple[OwnerEvent, dict[str, Any]]] = asyncio.Queue()  # decoded, as it came
         self.bus = ChannelBus(
-            config.mqtt, config.box_id, f"secretary-telegram-{config.box_id}", SUBSCRIPTIONS, self._on_message,
-            password=mqtt_password,
+            config.mqtt, config.box_id, TELEGRAM.client_id(config.box_id), SUBSCRIPTIONS, self._on_message,
+            login=bus_login,
         )
         self.outbox: NotificationOutbox | None = None
         self.bots: dict[str, TelegramBot] = {}

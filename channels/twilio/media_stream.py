@@ -4,7 +4,10 @@ Twilio sends JSON text messages: ``connected``; ``start`` (``streamSid``,
 ``callSid``, ``customParameters`` from the TwiML, ``mediaFormat``, which must
 be ``audio/x-mulaw`` 8000 Hz mono); ``media`` (20 ms of base64 mu-law on the
 ``inbound`` track); ``mark`` (the reply audio up to a mark we sent has
-played); ``dtmf`` (passed to the call flow); ``stop`` (the caller hung up). On ``start`` the call is
+played); ``dtmf`` (passed to the call flow); ``stop`` (the caller hung up). A ``start`` is
+served only for a call a signed ``/twilio/voice`` opened moments ago and that has not streamed yet
+(``stream_grants.py``: the HMAC in ``customParameters``, one use, a short TTL); any other is closed
+with 1008 and a log line, and the caller's and called numbers come from that signed grant. On ``start`` the call is
 opened on the daemon's line socket (``channels.line_protocol``) and bridged
 both ways: caller mu-law -> PCM16 -> the line; the line's reply frames (20 ms,
 paced by the daemon) -> mu-law -> one ``media`` message each. After every
@@ -33,7 +36,9 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from channels import line_protocol as lp
 from channels.peer_json import BadJson, parse_peer_json
+from channels.peer_log import BadPayloadLog
 from channels.twilio.calls import CallRegistry, TwilioCall, persona_for
+from channels.twilio.stream_grants import GrantRefused, StreamGrant, StreamGrants
 from config.schema import SecretaryConfig
 from drivers.audio.g711 import ulaw_decode, ulaw_encode
 
@@ -44,28 +49,33 @@ IDLE_TIMEOUT_S: Final = 15.0  # Twilio sends 50 media messages a second: this mu
 DRAIN_TIMEOUT_S: Final = 60.0  # after the caller hung up, the daemon saves the record and says ``ended``
 LAST_AUDIO_TIMEOUT_S: Final = 5.0  # how long the end of the goodbye may take to play before the stream closes
 CLOSE_TIMEOUT_S: Final = 2.0
-MAX_MESSAGE_BYTES: Final = 1 << 20
+MAX_MESSAGE_BYTES: Final = 64 * 1024  # Twilio's biggest, ``start``, is about 1 KB; media 20 ms of base64 μ-law
 FINAL_MARK: Final = "call-ended"
 _CLOSED: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
 class StreamRefused(Exception):
-    """The ``start`` message is not one this bridge can serve."""
+    """The ``start`` message is not one this bridge can serve (``code``: the WebSocket close code it gets)."""
+
+    def __init__(self, message: str, code: WSCloseCode = WSCloseCode.UNSUPPORTED_DATA) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class MediaStreams:
     """The ``/twilio/stream`` endpoint: one ``StreamBridge`` per WebSocket, all closed when the channel stops."""
 
-    def __init__(self, config: SecretaryConfig, calls: CallRegistry, line_path: Path) -> None:
+    def __init__(self, config: SecretaryConfig, calls: CallRegistry, line_path: Path, grants: StreamGrants) -> None:
         self.config = config
         self.calls = calls
         self.line_path = line_path
+        self.grants = grants
         self.bridges: set[StreamBridge] = set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
         await ws.prepare(request)
-        bridge = StreamBridge(ws, self.config, self.calls, self.line_path)
+        bridge = StreamBridge(ws, self.config, self.calls, self.line_path, self.grants)
         self.bridges.add(bridge)
         try:
             await bridge.run()
@@ -89,11 +99,12 @@ class StreamBridge:
     """One Twilio media stream and its call on the daemon's line socket."""
 
     def __init__(self, ws: web.WebSocketResponse, config: SecretaryConfig, calls: CallRegistry,
-                 line_path: Path) -> None:
+                 line_path: Path, grants: StreamGrants) -> None:
         self.ws = ws
         self.config = config
         self.calls = calls
         self.line_path = line_path
+        self.grants = grants
         self.call_sid: str | None = None
         self.stream_sid: str | None = None
         self.started_at: float | None = None
@@ -119,13 +130,15 @@ class StreamBridge:
     async def run(self) -> None:
         try:
             start = await self._wait_for_start()
+            grant = None if start is None else self._redeem(start)
         except StreamRefused as exc:
-            log.warning("twilio media stream refused", extra={"error": str(exc)})
-            await self.ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(exc).encode()[:120])
+            log.warning("twilio media stream refused", extra={"error": str(exc), "call_sid": self.call_sid,
+                                                              "close_code": int(exc.code)})
+            await self.ws.close(code=exc.code, message=str(exc).encode()[:120])
             return
-        if start is None:
+        if start is None or grant is None:
             return
-        call = self._open_call(start)
+        call = self._open_call(start, grant)
         try:
             async with lp.open_line(self.line_path, call_id=call.sid, caller=call.caller, channel="twilio",
                                     persona=call.persona) as (line, _ready):
@@ -156,7 +169,7 @@ class StreamBridge:
                 return None
             if message.type in _CLOSED:
                 return None
-            event = _parse(message)
+            event = _parse(message, self.call_sid)
             if event is None:
                 continue
             kind = event.get("event")
@@ -170,13 +183,20 @@ class StreamBridge:
             else:
                 log.info("twilio stream message before start ignored", extra={"event": kind})
 
-    def _open_call(self, start: dict[str, Any]) -> TwilioCall:
+    def _redeem(self, start: dict[str, Any]) -> StreamGrant:
+        """The signed grant this ``start`` carries, used up; ``StreamRefused`` (1008) when it has none that holds."""
         self.call_sid = str(start["callSid"])
+        try:
+            return self.grants.redeem(self.call_sid, start.get("customParameters"))
+        except GrantRefused as exc:
+            raise StreamRefused(str(exc), WSCloseCode.POLICY_VIOLATION) from None
+
+    def _open_call(self, start: dict[str, Any], grant: StreamGrant) -> TwilioCall:
+        """The call opened from the signed grant: its numbers, not the unsigned ``start``'s."""
+        self.call_sid = grant.call_sid
         self.stream_sid = str(start["streamSid"])
         self.started_at = time.monotonic()
-        params = start.get("customParameters") if isinstance(start.get("customParameters"), dict) else {}
-        caller = str(params.get("caller") or "") or None
-        called = str(params.get("called") or "") or None
+        caller, called = grant.caller, grant.called
         call = self.calls.open(self.call_sid, persona=persona_for(self.config, called), caller=caller, called=called)
         log.info("twilio media stream started", extra={"call_sid": call.sid, "stream_sid": self.stream_sid,
                                                         "caller": call.caller, "persona": call.persona})
@@ -206,7 +226,7 @@ class StreamBridge:
                 break
             if message.type in _CLOSED:
                 break
-            event = _parse(message)
+            event = _parse(message, self.call_sid)
             if event is None:
                 continue
             kind = event.get("event")
@@ -314,17 +334,22 @@ class StreamBridge:
         return True
 
 
-def _parse(message: WSMessage) -> dict[str, Any] | None:
+_BAD_MESSAGES = BadPayloadLog(log, "twilio media stream")  # once per stream per interval, not per message
+
+
+def _parse(message: WSMessage, call_sid: str | None) -> dict[str, Any] | None:
+    """The JSON object of one stream message; None (logged, rate-limited) for anything else."""
+    peer = f"stream {call_sid or '(before start)'}"
     if message.type != WSMsgType.TEXT:
-        log.info("twilio stream sent a non-text message", extra={"type": str(message.type)})
+        _BAD_MESSAGES.bad(peer, f"a non-text message ({message.type.name})")
         return None
     try:
         event = parse_peer_json(message.data)
     except (TypeError, BadJson) as exc:
-        log.info("twilio stream sent malformed JSON", extra={"error": str(exc)})
+        _BAD_MESSAGES.bad(peer, f"malformed JSON: {exc}")
         return None
     if not isinstance(event, dict):
-        log.info("twilio stream sent a non-object message")
+        _BAD_MESSAGES.bad(peer, f"a JSON {type(event).__name__}, not an object")
         return None
     return event
 

@@ -3,8 +3,10 @@
 Twilio signs with the account's auth token over the URL it requested, which
 is the public one (the box sits behind a proxy or tunnel): ``public_url`` +
 the request's path and query. Form webhooks add their POST parameters; the
-WebSocket upgrade is signed over its ``wss://`` URL alone. Unsigned or wrongly
-signed requests get 403; without an auth token nothing is accepted (503).
+WebSocket upgrade is signed over its ``wss://`` URL alone, the same for every
+call (``stream_grants.py`` ties each stream to its signed ``/twilio/voice``).
+Unsigned or wrongly signed requests get 403; without an auth token nothing is
+accepted (503).
 """
 
 from __future__ import annotations

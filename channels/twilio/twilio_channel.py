@@ -18,11 +18,13 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 
 from channels.bus_client import ChannelBus
+from channels.bus_contract.clients import TWILIO, BusLogin
 from channels.line_protocol import socket_path
 from channels.twilio.calls import CallRegistry
 from channels.twilio.handoff import Handoffs
 from channels.twilio.media_stream import MediaStreams
 from channels.twilio.signature import TwilioSignature, signature_middleware
+from channels.twilio.stream_grants import StreamGrants
 from channels.twilio.webhooks import STREAM_PATH, TwilioWebhooks
 from config.schema import SecretaryConfig, split_host_port
 
@@ -39,16 +41,17 @@ class StatusSink(Protocol):
 
 
 class TwilioChannel:
-    def __init__(self, config: SecretaryConfig, secret: Callable[[str], str | None], mqtt_password: str | None) -> None:
+    def __init__(self, config: SecretaryConfig, secret: Callable[[str], str | None], bus_login: BusLogin | None) -> None:
         self.config = config
         tw = config.channels.twilio
         self.signature = TwilioSignature(secret(tw.auth_token_env), tw.public_url, tw.auth_token_env)
-        self.bus = ChannelBus(config.mqtt, config.box_id, f"secretary-twilio-{config.box_id}", [], _ignore,
-                              password=mqtt_password)
+        self.bus = ChannelBus(config.mqtt, config.box_id, TWILIO.client_id(config.box_id), [], _ignore,
+                              login=bus_login)
         self.calls = CallRegistry()
         self.handoffs = Handoffs(config.data_dir / "spool" / "twilio", self.bus)
-        self.webhooks = TwilioWebhooks(config, self.calls, self.bus, self.handoffs)
-        self.streams = MediaStreams(config, self.calls, socket_path(config.data_dir))
+        self.grants = StreamGrants()  # a signed /twilio/voice -> the one media stream it allows
+        self.webhooks = TwilioWebhooks(config, self.calls, self.bus, self.handoffs, self.grants)
+        self.streams = MediaStreams(config, self.calls, socket_path(config.data_dir), self.grants)
         self.port: int | None = None
 
     def build_app(self) -> web.Application:

@@ -1,7 +1,9 @@
 """Twilio's webhooks: the call arrives (``/twilio/voice``), and without Media Streams the ``<Gather>`` conversation.
 
 ``POST /twilio/voice``: with Media Streams, ``<Connect><Stream>`` to
-``/twilio/stream`` carrying the caller and called numbers; the ``<Connect>``
+``/twilio/stream`` carrying the caller and called numbers and the stream's
+signed grant (``stream_grants.py``: the stream is accepted for this call
+only, once, within a minute); the ``<Connect>``
 action ``/twilio/stream-ended`` hangs up after a call the secretary finished,
 or apologises and takes a voicemail when the secretary was not there.
 Without Media Streams (the fallback): the persona's greeting in a speech
@@ -26,6 +28,7 @@ from channels.twilio import twiml
 from channels.twilio.calls import CallRegistry, TwilioCall, persona_for
 from channels.twilio.handoff import Handoffs
 from channels.twilio.signature import websocket_base
+from channels.twilio.stream_grants import StreamGrants
 from config.persona_schema import PersonaConfig
 from config.schema import SecretaryConfig
 
@@ -49,7 +52,7 @@ class ChatBus(Protocol):
 
 class TwilioWebhooks:
     def __init__(
-        self, config: SecretaryConfig, calls: CallRegistry, bus: ChatBus, handoffs: Handoffs,
+        self, config: SecretaryConfig, calls: CallRegistry, bus: ChatBus, handoffs: Handoffs, grants: StreamGrants,
     ) -> None:
         self.config = config
         self.twilio = config.channels.twilio
@@ -57,6 +60,7 @@ class TwilioWebhooks:
         self.calls = calls
         self.bus = bus
         self.handoffs = handoffs
+        self.grants = grants
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -77,7 +81,7 @@ class TwilioWebhooks:
         log.info("twilio call", extra={"call_sid": call.sid, "caller": call.caller, "called": call.called,
                                        "persona": call.persona, "media_streams": self.twilio.media_streams})
         if self.twilio.media_streams:
-            parameters = {"caller": call.caller or "", "called": call.called or ""}
+            parameters = self.grants.issue(call.sid, call.caller, call.called)
             stream_url = websocket_base(self.public_url) + STREAM_PATH
             return _twiml(twiml.stream_twiml(stream_url, self.public_url + STREAM_ENDED_PATH, parameters))
         return _twiml(twiml.gather_twiml(persona.greeting, persona.language, self.public_url + GATHER_PATH))

@@ -6,6 +6,7 @@ only the broker.
 
 from __future__ import annotations
 
+from channels.bus_contract.clients import WIDGET, bus_login
 from channels.standalone import StandaloneChannel, run_standalone
 from channels.widget.widget_channel import WidgetChannel
 from config.loader import LoadedConfig
@@ -15,7 +16,7 @@ def build(loaded: LoadedConfig) -> StandaloneChannel | str:
     cfg = loaded.settings
     if not cfg.channels.widget.widgets:
         return "channels.widget.widgets is empty; nothing to serve"
-    return WidgetChannel(cfg, loaded.secret(cfg.mqtt.password_env))
+    return WidgetChannel(cfg, bus_login(cfg.mqtt, WIDGET, loaded.secret))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,10 @@ position). It answers cross-origin requests only from the widget's
 ``Vary: Origin``); anyone else gets 403 and no CORS header, so a browser on
 another site cannot read it. The chat WebSocket checks the ``Origin`` header
 the same way before it upgrades, since browsers let any page open a
-WebSocket anywhere; its protocol is in ``chat_socket``.
+WebSocket anywhere; its protocol is in ``chat_socket``. A chat resumes the
+session whose server-issued id it names (``?session=``); any other id gets a
+new session, at most ``NEW_SESSIONS_PER_HOUR`` per address and widget (then
+429 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from aiohttp import WSCloseCode, hdrs, web
 from channels.widget.chat_socket import ChatSocket
 from channels.widget.client_address import client_address
 from channels.widget.origins import origin_allowed
-from channels.widget.widget_context import CONTEXT, WidgetContext, context
+from channels.widget.rate_limit import whole_seconds
+from channels.widget.visitor_sessions import VisitorSession
+from channels.widget.widget_context import CONTEXT, NEW_SESSIONS_PER_HOUR, WidgetContext, context
 
 log = logging.getLogger("secretary.channels.widget")
 
@@ -101,7 +106,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if not ctx.connections.try_open(address):
         return _refusal(503, "too many chat connections; try again later")
     try:
-        session = ctx.sessions.open(widget_id, request.query.get("session"))
+        session = ctx.sessions.find(widget_id, request.query.get("session")) or _new_session(ctx, widget_id, address)
+        if not isinstance(session, VisitorSession):
+            return session  # the refusal: too many new sessions from this address
         await ws.prepare(request)
         ctx.sockets.add(ws)
         await ChatSocket(ctx, ws, widget_id, widget, session, address, origin).run()
@@ -109,6 +116,17 @@ async def chat(request: web.Request) -> web.StreamResponse:
         ctx.connections.close(address)
         ctx.sockets.discard(ws)
     return ws
+
+
+def _new_session(ctx: WidgetContext, widget_id: str, address: str) -> VisitorSession | web.Response:
+    """A new session for a visitor at ``address``, or 429 past ``NEW_SESSIONS_PER_HOUR`` from there."""
+    wait = ctx.new_sessions.admit((("address", widget_id, address),), NEW_SESSIONS_PER_HOUR)
+    if wait > 0:
+        log.info("widget session creation rate-limited", extra={"widget": widget_id, "address": address})
+        refusal = _refusal(429, f"too many new chats from your address; try again in {whole_seconds(wait)} s")
+        refusal.headers[hdrs.RETRY_AFTER] = str(whole_seconds(wait))
+        return refusal
+    return ctx.sessions.create(widget_id)
 
 
 async def healthz(request: web.Request) -> web.Response:

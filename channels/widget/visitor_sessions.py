@@ -8,9 +8,11 @@ them. A session untouched for ``idle_s`` (a day) is gone, and there are at
 most ``max_sessions`` (the longest idle go first), so memory stays bounded.
 Sessions live in memory: a restart of the box starts fresh conversations.
 
-Session ids are the server's (24 random URL-safe characters); an id that
-does not look like one is replaced by a fresh one. Ids are scoped to their
-widget: the same id on another widget is another session.
+Session ids are the server's: 24 random URL-safe characters (144 bits) made
+by ``create``. The page only hands back the id it was given; an id the server
+does not hold (made up, expired, or another widget's) never becomes a
+session: ``find`` says None and the visitor gets a fresh id, so nobody can
+pick an id for someone else to land in. Ids are scoped to their widget.
 """
 
 from __future__ import annotations
@@ -70,21 +72,31 @@ class VisitorSessions:
         self._clock = clock
         self._sessions: OrderedDict[tuple[str, str], VisitorSession] = OrderedDict()  # least recently seen first
 
-    def open(self, widget: str, session_id: str | None) -> VisitorSession:
-        """The visitor's live session, or a new one (with a fresh id if ``session_id`` is not a valid id)."""
+    def find(self, widget: str, session_id: str | None) -> VisitorSession | None:
+        """The live session the server issued as ``session_id`` on ``widget`` (now touched); None for any other id."""
+        self._expire(self._clock())
+        if session_id is None or not valid_session_id(session_id):
+            return None
+        session = self._sessions.get((widget, session_id))
+        if session is not None:
+            self.touch(session)
+        return session
+
+    def create(self, widget: str) -> VisitorSession:
+        """A new session with a fresh, unguessable id of the server's."""
         now = self._clock()
         self._expire(now)
-        if session_id is not None and valid_session_id(session_id):
-            session = self._sessions.get((widget, session_id))
-            if session is not None:
-                self.touch(session)
-                return session
-        else:
+        session_id = new_session_id()
+        while (widget, session_id) in self._sessions:  # 144 random bits: never, but never is cheap to make sure
             session_id = new_session_id()
         session = VisitorSession(widget, session_id, created=now, last_seen=now)
         self._sessions[(widget, session_id)] = session
         self._trim()
         return session
+
+    def open(self, widget: str, session_id: str | None) -> VisitorSession:
+        """The visitor's live session if the server issued ``session_id``, else a new one with a fresh id."""
+        return self.find(widget, session_id) or self.create(widget)
 
     def touch(self, session: VisitorSession) -> None:
         """The visitor is active: keep the session (again, if it was pushed out while they chatted)."""

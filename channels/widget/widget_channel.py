@@ -1,6 +1,6 @@
 """The website chat widget as a channel: its HTTP/WebSocket server and its bus connection.
 
-``WidgetChannel(config, mqtt_password).run(status)`` serves
+``WidgetChannel(config, bus_login).run(status)`` serves
 ``channels.widget.listen`` until cancelled; ``port`` is the bound port while
 it serves. The server keeps serving while the broker is away (the script,
 the look, the visitor's history), and reports itself degraded: chat answers
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from channels.bus_client import ChannelBus
+from channels.bus_contract.clients import WIDGET, BusLogin
 from channels.widget.routes import build_app
 from channels.widget.widget_context import WidgetContext
 from channels.widget.widget_script import WidgetScript
@@ -38,10 +39,10 @@ def _ignore(suffix: str, payload: Any) -> None:
 
 
 class WidgetChannel:
-    def __init__(self, config: SecretaryConfig, mqtt_password: str | None) -> None:
+    def __init__(self, config: SecretaryConfig, bus_login: BusLogin | None) -> None:
         self.config = config
         self.bus = ChannelBus(
-            config.mqtt, config.box_id, f"secretary-widget-{config.box_id}", [], _ignore, password=mqtt_password,
+            config.mqtt, config.box_id, WIDGET.client_id(config.box_id), [], _ignore, login=bus_login,
         )
         self.port: int | None = None  # the bound port, once serving
 

@@ -1,4 +1,8 @@
-"""What the widget's handlers share: the config, the bus, the visitor sessions, the limits, the open sockets."""
+"""What the widget's handlers share: the config, the bus, the visitor sessions, the limits, the open sockets.
+
+The limits: messages per minute and call-backs per hour (per session and per
+address), new sessions per hour (per address), open chats (``connections``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from config.schema import SecretaryConfig
 from config.widget_schema import WidgetConfig
 
 CALLBACKS_PER_HOUR = 5  # per visitor session and per address: each one becomes a message to the owner
+NEW_SESSIONS_PER_HOUR = 30  # per address and widget: new conversations (a reload keeps its own)
 
 
 @dataclass
@@ -26,6 +31,7 @@ class WidgetContext:
     sessions: VisitorSessions = field(default_factory=VisitorSessions)
     messages: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(60.0))
     callbacks: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3600.0))
+    new_sessions: SlidingWindowLimiter = field(default_factory=lambda: SlidingWindowLimiter(3600.0))
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     sockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
 

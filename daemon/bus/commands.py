@@ -9,6 +9,12 @@ A streaming handler (``register(..., streaming=True)``) also gets ``emit``:
 each call sends ``{"ok": true, "partial": ...}`` to the same response topic
 with the same correlation data before the final reply (a chat answer arriving
 token by token). A verb may have its own time limit (``timeout_s``).
+
+Nothing a peer publishes escapes: a payload over ``MAX_PAYLOAD_BYTES`` (the
+bus contract's limit), one that is not a JSON object, or an unknown verb is
+answered ``bad_payload`` / ``unknown_command`` and logged once per peer (the
+requester's response topic, else the command's topic) per interval, not once
+per message (``channels/peer_log.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.bus_contract.limits import MAX_PAYLOAD_BYTES, over_limit
+from channels.bus_contract.topics import command
 from channels.peer_json import BadJson, parse_peer_json
+from channels.peer_log import BadPayloadLog
 
 log = logging.getLogger("secretary.bus.commands")
 
@@ -26,7 +35,7 @@ CommandHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 Emit = Callable[[Any], None]
 StreamingHandler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
 
-MAX_PAYLOAD_BYTES = 64 * 1024
+PEER_FAULTS = frozenset({"bad_payload", "unknown_command"})  # the requester's fault: logged through BadPayloadLog
 
 
 class CommandError(Exception):
@@ -42,11 +51,17 @@ def error_reply(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
+def is_peer_fault(reply: dict[str, Any]) -> bool:
+    """Whether ``reply`` refuses what the requester sent (already logged, rate-limited, by the router)."""
+    return not reply.get("ok") and reply.get("error", {}).get("code") in PEER_FAULTS
+
+
 class CommandRouter:
     def __init__(self) -> None:
         self._handlers: dict[str, CommandHandler | StreamingHandler] = {}
         self._streaming: set[str] = set()
         self._timeouts: dict[str, float] = {}
+        self.bad_payloads = BadPayloadLog(log, "command")
 
     def register(
         self, verb: str, handler: CommandHandler | StreamingHandler, *, streaming: bool = False,
@@ -69,18 +84,18 @@ class CommandRouter:
     def verbs(self) -> list[str]:
         return sorted(self._handlers)
 
-    async def dispatch(self, verb: str, payload: bytes, timeout_s: float, emit: Emit | None = None) -> dict[str, Any]:
+    async def dispatch(
+        self, verb: str, payload: bytes, timeout_s: float, emit: Emit | None = None, *, peer: str | None = None,
+    ) -> dict[str, Any]:
+        """The reply to ``cmd/<verb>`` with ``payload``; ``peer`` names the requester in the log (its response topic)."""
         handler = self._handlers.get(verb)
         if handler is None:
-            return error_reply("unknown_command", f"unknown command {verb!r}; known: {', '.join(self.verbs) or 'none'}")
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            return error_reply("bad_payload", f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
-        try:
-            args = parse_peer_json(payload) if payload.strip() else {}
-        except BadJson as exc:
-            return error_reply("bad_payload", f"payload is {exc}")
-        if not isinstance(args, dict):
-            return error_reply("bad_payload", f"payload must be a JSON object, got {type(args).__name__}")
+            known = ", ".join(self.verbs) or "none"
+            return self._refuse(peer or command("<unknown verb>"), verb, "unknown_command",
+                                f"unknown command {verb!r}; known: {known}")
+        args, problem = _arguments(payload)
+        if problem is not None:
+            return self._refuse(peer or command(verb), verb, "bad_payload", problem)
         timeout_s = self._timeouts.get(verb, timeout_s)
         try:
             if verb in self._streaming:
@@ -90,6 +105,8 @@ class CommandRouter:
             async with asyncio.timeout(timeout_s):
                 result = await call
         except CommandError as exc:
+            if exc.code in PEER_FAULTS:  # a handler found the arguments bad: logged like the router's own refusals
+                return self._refuse(peer or command(verb), verb, exc.code, exc.message)
             return error_reply(exc.code, exc.message)
         except TimeoutError:
             return error_reply("timeout", f"command {verb!r} took longer than {timeout_s:g} s")
@@ -97,6 +114,24 @@ class CommandRouter:
             log.exception("command handler failed", extra={"verb": verb})
             return error_reply("internal", f"{type(exc).__name__}: {exc}")
         return {"ok": True, "result": result}
+
+    def _refuse(self, peer: str, verb: str, code: str, message: str) -> dict[str, Any]:
+        self.bad_payloads.bad(peer, f"{command(verb)}: {code}: {message}")
+        return error_reply(code, message)
+
+
+def _arguments(payload: bytes) -> tuple[dict[str, Any], str | None]:
+    """The command's arguments, or why the payload is refused."""
+    too_big = over_limit(payload, MAX_PAYLOAD_BYTES)
+    if too_big is not None:
+        return {}, too_big
+    try:
+        args = parse_peer_json(payload) if payload.strip() else {}
+    except BadJson as exc:
+        return {}, f"payload is {exc}"
+    if not isinstance(args, dict):
+        return {}, f"payload must be a JSON object, got {type(args).__name__}"
+    return args, None
 
 
 def _drop(_: Any) -> None:

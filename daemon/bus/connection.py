@@ -26,10 +26,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.clients import ANONYMOUS, BusLogin
+from channels.bus_contract.limits import DAEMON_MAX_PACKET_BYTES
 from channels.bus_contract.topics import CALL_EVENT, Topics
 from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
 from config.schema import MqttConfig
-from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler
+from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler, is_peer_fault
 from daemon.bus.outbox import OutboundMessage, Outbox
 from daemon.runtime.service import Service, ServiceStatus
 
@@ -87,14 +89,14 @@ class Bus:
 class BusConnection(Service):
     name = "bus"
 
-    def __init__(self, bus: Bus, config: MqttConfig, password: str | None = None) -> None:
+    def __init__(self, bus: Bus, config: MqttConfig, login: BusLogin = ANONYMOUS) -> None:
         self.bus = bus
         self.config = config
-        self._password = password
+        self._login = login  # the daemon's user (channels/bus_contract/clients.py)
         self._handlers: asyncio.TaskGroup | None = None
 
     def config_slice(self) -> Any:
-        return (self.config, self._password)
+        return (self.config, self._login)
 
     def _client(self) -> aiomqtt.Client:
         cfg = self.config
@@ -102,10 +104,11 @@ class BusConnection(Service):
         return aiomqtt.Client(
             cfg.host,
             cfg.port,
-            username=cfg.username,
-            password=self._password,
+            username=self._login.username,
+            password=self._login.password,
             identifier=cfg.client_id or f"secretaryd-{self.bus.topics.box_id}",
             protocol=aiomqtt.ProtocolVersion.V5,
+            properties=_connect_properties(),
             will=aiomqtt.Will(status, OFFLINE, qos=1, retain=True),
             keepalive=cfg.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
@@ -172,16 +175,23 @@ class BusConnection(Service):
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        if response_topic and not self.bus.topics.is_reply(response_topic):  # a command may not aim the daemon elsewhere
+            log.warning("command refused: its response topic is not a reply topic of this box",
+                        extra={"verb": verb, "response_topic": str(response_topic)[:200]})
+            return
+
         def emit(partial: Any) -> None:
             if response_topic:
                 self.bus.outbox.put_event(
                     OutboundMessage(response_topic, encode({"ok": True, "partial": partial}), correlation_data=correlation)
                 )
 
-        reply = await self.bus.commands.dispatch(verb, payload, self.config.command_timeout_s, emit)
-        log.info("command", extra={"verb": verb, "ok": reply["ok"], "replied": bool(response_topic)})
+        reply = await self.bus.commands.dispatch(verb, payload, self.config.command_timeout_s, emit,
+                                                 peer=response_topic or None)
+        if not is_peer_fault(reply):  # those the router logged, once per peer per interval
+            log.info("command", extra={"verb": verb, "ok": reply["ok"], "replied": bool(response_topic)})
         if not response_topic:
-            if not reply["ok"]:
+            if not reply["ok"] and not is_peer_fault(reply):
                 log.warning("command failed and has no response topic", extra={"verb": verb, "error": reply["error"]})
             return
         self.bus.outbox.put_event(
@@ -201,6 +211,13 @@ class BusConnection(Service):
             log.warning("could not say goodbye to the broker", extra={"error": str(exc)})
         finally:
             self.bus.connected = False
+
+
+def _connect_properties() -> Properties:
+    """MQTT v5 CONNECT properties: the broker drops, rather than delivers, packets over the commands' limit."""
+    props = Properties(PacketTypes.CONNECT)
+    props.MaximumPacketSize = DAEMON_MAX_PACKET_BYTES
+    return props
 
 
 def request_properties(response_topic: str, correlation: bytes) -> Properties:

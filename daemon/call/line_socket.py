@@ -4,6 +4,10 @@ It listens on ``data_dir/run/lines.sock`` (mode 0660: the daemon's user and
 group only). Each connection is one call, framed as ``channels.line_protocol``
 describes: a hello, then audio both ways and the call's events back, until
 either side hangs up. The call itself is ``CallService.line_call``.
+
+A hello that is not a JSON object we accept (bad UTF-8, bad or too deeply
+nested JSON, over ``MAX_JSON_PAYLOAD``) is refused with the reason; a bad
+event during the call is logged (once per call per interval) and ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from channels import line_protocol as lp
+from channels.peer_log import BadPayloadLog
 from daemon.bus.commands import CommandError
 from daemon.call.stream_line import StreamLineSession
 from daemon.records.call_record import is_valid_call_id
@@ -41,6 +46,7 @@ class LineSocketService(Service):
         self.path = lp.socket_path(data_dir)
         self._runner = runner
         self.calls: set[str] = set()
+        self.bad_payloads = BadPayloadLog(log, "line socket")
 
     def config_slice(self) -> Any:
         return self.path
@@ -62,7 +68,9 @@ class LineSocketService(Service):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self._one_call(reader, writer)
-        except (ConnectionError, lp.LineProtocolError) as exc:
+        except lp.LineProtocolError as exc:  # garbage instead of the framing: once per interval, however often
+            self.bad_payloads.bad("framing", f"line call dropped: {exc}")
+        except ConnectionError as exc:
             log.warning("line call dropped", extra={"error": str(exc)})
         finally:
             writer.close()
@@ -70,8 +78,11 @@ class LineSocketService(Service):
                 await writer.wait_closed()
 
     async def _one_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def refuse(message: str) -> None:
-            log.warning("line call refused", extra={"reason": message})
+        async def refuse(message: str, *, bad_hello: bool = False) -> None:
+            if bad_hello:  # a peer's garbage: logged once per interval, however often it comes
+                self.bad_payloads.bad("hello", message)
+            else:
+                log.warning("line call refused", extra={"reason": message})
             writer.write(lp.encode_json(lp.EVENT, {"type": "refused", "message": message}))
             await writer.drain()
 
@@ -84,7 +95,10 @@ class LineSocketService(Service):
             return
         if first[0] != lp.HELLO:
             return await refuse("the first message must be a hello")
-        hello = lp.decode_json(first[1])
+        try:
+            hello = lp.decode_json(first[1])
+        except lp.LineProtocolError as exc:
+            return await refuse(f"the hello is not a JSON object we accept: {exc}", bad_hello=True)
         call_id, caller, channel, persona = (hello.get("call_id"), hello.get("caller"), hello.get("channel"),
                                              hello.get("persona"))
         if not isinstance(call_id, str) or not is_valid_call_id(call_id) or call_id in self.calls:
@@ -146,7 +160,12 @@ class LineSocketService(Service):
                     elif kind == lp.HANGUP:
                         break
                     elif kind == lp.EVENT:
-                        self._channel_event(session, lp.decode_json(payload))
+                        try:
+                            event = lp.decode_json(payload)
+                        except lp.LineProtocolError as exc:
+                            self.bad_payloads.bad(f"call {session.call_id}", f"event: {exc}")
+                            continue
+                        self._channel_event(session, event)
             except (ConnectionError, lp.LineProtocolError) as exc:
                 log.info("line closed by the channel", extra={"call_id": session.call_id, "error": str(exc)})
             session.close()  # the caller is gone: the flow sees the line end

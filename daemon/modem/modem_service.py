@@ -10,14 +10,20 @@ starts with the modem's call state as the service finds it. Commands:
 (kept in ``data_dir/secretary.db``, added to ``modem.blocked_numbers``). With
 ``modem.driver: simulator`` the built-in simulator is started first (its ptys
 live under ``data_dir/run``) and the real driver talks to it.
+``cmd/simulator/speak`` reads only WAVs under the bundled caller recordings
+(``daemon/tools/demo_caller``) or ``data_dir/simulator``: any other path, a
+symlink or a ``..`` is refused ``bad_payload``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import logging
+import os
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +173,14 @@ class ModemService(Service):
             return {"ringing": number}
 
         async def speak(args: dict[str, Any]) -> dict[str, Any]:
-            wav = args.get("wav")
-            if not isinstance(wav, str) or not Path(wav).is_file():
-                raise CommandError("invalid", 'expected {"wav": "/path/to/8k-mono.wav"} naming an existing file')
-            return {"seconds": await sim.caller_speaks(Path(wav))}
+            from drivers.sim7600.simulator import read_pcm_wav  # simulator mode only
+
+            wav = speech_file(args.get("wav"), simulator_speech_dirs(self.data_dir))
+            try:
+                pcm = await asyncio.to_thread(read_pcm_wav, wav)
+            except (OSError, ValueError, EOFError, RuntimeError, wave.Error) as exc:
+                raise CommandError("bad_payload", f"wav: not an 8 kHz mono 16-bit WAV we can read: {exc}") from None
+            return {"seconds": await sim.caller_speaks(pcm)}
 
         async def dtmf(args: dict[str, Any]) -> dict[str, Any]:
             digits = args.get("digits")
@@ -349,3 +359,33 @@ def _report_inhibition(result: InhibitResult) -> None:
         log.warning("ModemManager runs and could not be inhibited", extra={"detail": result.detail})
     else:
         log.debug("ModemManager not inhibited", extra={"detail": result.detail})
+
+
+SIMULATOR_SPEECH_DIR = "simulator"  # under data_dir: the owner's own caller WAVs for cmd/simulator/speak
+
+
+def simulator_speech_dirs(data_dir: Path) -> tuple[Path, ...]:
+    """Where ``cmd/simulator/speak`` may read: the bundled caller recordings and ``data_dir/simulator``."""
+    bundled = Path(str(importlib.resources.files("daemon.tools.demo_caller")))  # data, not code of a later room
+    return bundled.resolve(), (data_dir / SIMULATOR_SPEECH_DIR).resolve()
+
+
+def speech_file(value: object, allowed: tuple[Path, ...]) -> Path:
+    """The WAV ``value`` names if it is a regular file under one of ``allowed``; CommandError bad_payload if not.
+
+    The path must be absolute and already canonical: no ``..``, no symlink on the way (``realpath`` gives it
+    back unchanged), so what is checked is what is read.
+    """
+    usage = f'expected {{"wav": "/path/to/8k-mono.wav"}} naming a WAV under {" or ".join(map(str, allowed))}'
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise CommandError("bad_payload", usage)
+    path = Path(value)
+    if not path.is_absolute() or ".." in path.parts:
+        raise CommandError("bad_payload", f"wav must be an absolute path without '..'; {usage}")
+    if os.path.realpath(path) != os.path.normpath(path):
+        raise CommandError("bad_payload", f"wav must not be or pass through a symlink; {usage}")
+    if not any(path.is_relative_to(root) for root in allowed):
+        raise CommandError("bad_payload", usage)
+    if not path.is_file():
+        raise CommandError("bad_payload", f"no WAV file at {value}")
+    return path

@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 from daemon.records.call_record import IN_PROGRESS, CallRecordHeader
 
 T = TypeVar("T")
+MAX_SQLITE_INT = 2**63 - 1  # the largest INTEGER SQLite stores
 
 _DELETE_CHUNK: Final = 500
 _COLUMNS: Final = (
@@ -251,8 +252,7 @@ class CallIndex:
 
     def recent(self, limit: int = 50, offset: int = 0, caller: str | None = None) -> list[CallSummaryRow]:
         """Newest first; ``caller`` filters by the exact (normalized) number."""
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must not be negative")
+        _check_window(limit, offset)
         where = "" if caller is None else "WHERE caller = ?"
         args: tuple[object, ...] = () if caller is None else (caller,)
         return self._select(f"{where} ORDER BY started_at DESC, call_id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
@@ -262,8 +262,7 @@ class CallIndex:
         limit: int = 50, offset: int = 0,
     ) -> tuple[list[CallSummaryRow], int]:
         """Newest first, filtered by part of the caller's number and a start-time range; also the total match count."""
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must not be negative")
+        _check_window(limit, offset)
         clauses: list[str] = []
         args: list[object] = []
         if number:
@@ -334,6 +333,14 @@ class CallIndex:
 
     async def adelete(self, call_ids: Sequence[str]) -> int:
         return await self._run(self.delete, list(call_ids))
+
+
+def _check_window(limit: int, offset: int) -> None:
+    """ValueError for a LIMIT/OFFSET SQLite cannot take (it would raise OverflowError past 2**63 - 1)."""
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+    if limit > MAX_SQLITE_INT or offset > MAX_SQLITE_INT:
+        raise ValueError(f"limit and offset must be at most {MAX_SQLITE_INT}")
 
 
 def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> int:

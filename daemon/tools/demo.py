@@ -33,6 +33,7 @@ from channels.bus_contract.call_payloads import (
     UtteranceEvent,
     decode_call_event,
 )
+from channels.bus_contract.clients import CLI
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
 from channels.bus_contract.topics import CALL_EVENT, CALL_STATE, MODEM_STATE, STATUS, Topics, engine_name, service_state
@@ -76,9 +77,10 @@ def decoded(decode: Callable[[Any], Any], payload: Any) -> Any | None:
         return None
 
 
-def demo_config_text(broker_url: str, data_dir: Path, language: str = "en") -> str:
+def demo_config_text(mqtt: dict[str, Any], data_dir: Path, language: str = "en") -> str:
+    """The embedded default with the private broker's ``mqtt`` keys (``MosquittoBroker.mqtt_fields``)."""
     data = yaml.safe_load(bundled_config_text("default.yaml"))
-    data["mqtt"]["url"] = broker_url
+    data["mqtt"].update(mqtt)
     data["data_dir"] = str(data_dir)
     data.setdefault("log", {})["level"] = "warning"
     data.setdefault("web", {})["enabled"] = False  # one call and out: no page, no password to print
@@ -92,6 +94,7 @@ class BusView:
     def __init__(self, client: aiomqtt.Client, topics: Topics) -> None:
         self.client = client
         self.topics = topics
+        self.reply_topic = CLI.reply_topic(topics)  # the one reply topic the broker lets the owner's tools read
         self.seen: list[tuple[float, str, Any]] = []
         self._changed = asyncio.Event()
 
@@ -132,11 +135,18 @@ class BusView:
 
     async def command(self, verb: str, args: dict[str, Any], timeout: float = 10.0) -> Any:
         correlation = uuid.uuid4().bytes
-        reply_topic = f"secretary-demo/replies/{uuid.uuid4().hex}"
-        await self.client.subscribe(reply_topic, qos=1)
+        reply_topic = self.reply_topic
+        earlier = sum(1 for _, t, _ in self.seen if t == reply_topic)  # one command at a time: the next reply is ours
+        replies = 0
+
+        def replied(suffix: str, payload: Any) -> bool:
+            nonlocal replies
+            replies += suffix == self.topics.suffix(reply_topic)
+            return replies > earlier
+
         props = request_properties(reply_topic, correlation)
         await self.client.publish(self.topics.command(verb), json.dumps(args), qos=1, properties=props)
-        await self.wait_for(lambda topic, payload: topic == reply_topic, timeout)
+        await self.wait_for(replied, timeout)
         return next(p for _, t, p in reversed(self.seen) if t == reply_topic)
 
 
@@ -152,8 +162,9 @@ def _short(payload: Any) -> str:
 
 
 async def run_demo(data_dir: Path | None = None, language: str = "en") -> int:
-    try:
-        broker = MosquittoBroker()
+    box = parse_config_text(bundled_config_text("default.yaml"), "embedded default.yaml").settings
+    try:  # secured like the box's: the daemon and this view each log in as their own user
+        broker = MosquittoBroker(box_id=box.box_id, topic_prefix=box.mqtt.topic_prefix)
         broker.start()
     except BrokerUnavailable as exc:
         print(f"demo: {exc}")
@@ -170,7 +181,7 @@ async def _run_with_broker(broker: MosquittoBroker, data_dir: Path | None, langu
         data_dir = default
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    loaded = parse_config_text(demo_config_text(broker.url, data_dir, language), "embedded default.yaml")
+    loaded = parse_config_text(demo_config_text(broker.mqtt_fields(), data_dir, language), "embedded default.yaml")
     configure_logging(loaded.settings.log)
     cfg = loaded.settings
     topics = Topics(cfg.mqtt.topic_prefix, cfg.box_id)
@@ -178,7 +189,10 @@ async def _run_with_broker(broker: MosquittoBroker, data_dir: Path | None, langu
           f"data in {data_dir}, private broker {broker.url}")
     print("  (the first run assembles the packaged models; later runs start faster)")
     app = SecretaryApp(loaded, notifier=SystemdNotifier(environ={}))
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="secretary-demo", protocol=aiomqtt.ProtocolVersion.V5, socket_options=NO_DELAY) as client:
+    login = broker.login(CLI)
+    async with aiomqtt.Client("127.0.0.1", broker.port, username=login.username, password=login.password,
+                              identifier="secretary-demo", protocol=aiomqtt.ProtocolVersion.V5,
+                              socket_options=NO_DELAY) as client:
         await client.subscribe(topics("#"), qos=1)
         view = BusView(client, topics)
         async with asyncio.TaskGroup() as tasks:

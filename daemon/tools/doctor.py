@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import aiomqtt
 
 from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.clients import CLI, ROLES, bus_login
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
 from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, STATUS, Topics
@@ -29,6 +31,9 @@ from config.loader import LoadedConfig, load_config
 from daemon.engine_host.model_files import model_checks
 from daemon.runtime.system_dbus import close_bus, connect_bus, get_property
 from daemon.runtime.systemd_units import BOX_UNITS, unit_states
+from daemon.web.auth import PasswordStore
+from daemon.web.transport.certificate import RENEW_BEFORE_DAYS, CertificateError, read_certificate
+from daemon.web.web_service import password_path
 from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3
@@ -56,10 +61,12 @@ async def _broker(loaded: LoadedConfig) -> tuple[Check, dict[str, Any] | None]:
     cfg = loaded.settings.mqtt
     topics = Topics(cfg.topic_prefix, loaded.settings.box_id)
     state: dict[str, Any] = {}
+    login = bus_login(cfg, CLI, loaded.secret)
     try:
         async with aiomqtt.Client(
-            cfg.host, cfg.port, username=cfg.username, password=loaded.secret(cfg.password_env),
+            cfg.host, cfg.port, username=login.username, password=login.password,
             identifier=f"secretary-doctor-{os.getpid()}", timeout=3,
+            tls_context=ssl.create_default_context() if cfg.tls else None,
         ) as client:
             for suffix in DOCTOR_TOPICS:
                 await client.subscribe(topics(suffix))
@@ -75,6 +82,28 @@ async def _broker(loaded: LoadedConfig) -> tuple[Check, dict[str, Any] | None]:
             return Check("broker", "OK", f"connected to {cfg.host}:{cfg.port}"), state
     except aiomqtt.MqttError as exc:
         return Check("broker", "FAIL", f"cannot connect to {cfg.host}:{cfg.port}: {exc}"), None
+
+
+async def _broker_access(loaded: LoadedConfig) -> list[Check]:
+    """The broker's posture: an anonymous client must be refused, and each client should log in as its own user."""
+    cfg = loaded.settings.mqtt
+    try:
+        async with aiomqtt.Client(cfg.host, cfg.port, identifier=f"secretary-doctor-anon-{os.getpid()}", timeout=3,
+                                  tls_context=ssl.create_default_context() if cfg.tls else None):
+            anonymous = Check("anonymous", "FAIL", f"{cfg.host}:{cfg.port} lets anyone in without a password, so any "
+                                                   "local process can dial, send SMS, delete calls and read codes: "
+                                                   "set `allow_anonymous false` (docs/security.md)")
+    except aiomqtt.MqttError as exc:
+        anonymous = Check("anonymous", "OK", f"an anonymous client is refused ({str(exc) or 'not authorized'})")
+    if cfg.credentials_file is None:
+        users = Check("mqtt users", "WARN", "every client logs in as mqtt.username: on the box's own broker, give "
+                                            "each its user with `secretary mqtt users` and mqtt.credentials_file")
+    else:
+        missing = [role.name for role in ROLES if not loaded.secret(role.password_env)]
+        users = (Check("mqtt users", "FAIL", f"{cfg.credentials_file} has no password for {', '.join(missing)}: "
+                                             "run `secretary mqtt users` again") if missing
+                 else Check("mqtt users", "OK", f"each client logs in as its own user ({cfg.credentials_file})"))
+    return [anonymous, users]
 
 
 def _daemon_online(state: dict[str, Any] | None) -> bool:
@@ -282,6 +311,45 @@ def _mosquitto() -> Check:
     return Check("mosquitto", "OK", str(found))
 
 
+def _web_posture(loaded: LoadedConfig) -> list[Check]:
+    """The web page's security: HTTPS and its certificate, and whether the password is still the generated one."""
+    cfg = loaded.settings
+    web = cfg.web
+    if not web.enabled:
+        return [Check("web", "OK", "the web page is off (web.enabled: false)")]
+    cert_path, _ = web.tls_files(cfg.data_dir)
+    if not web.tls_enabled:
+        tls = Check("web tls", "OK", f"plain HTTP on {web.listen}, this machine only (web.tls.mode {web.tls.mode})")
+    else:
+        try:
+            info = read_certificate(cert_path)
+        except CertificateError as exc:
+            own = web.tls.cert_file is None  # the daemon makes its own at start; an owner's file must be there
+            tls = Check("web tls", "WARN" if own else "FAIL",
+                        f"HTTPS on {web.listen}, but {exc}" + (": secretaryd makes it when it starts" if own else ""))
+        else:
+            days = info.days_left()
+            level = "FAIL" if days < 0 else "WARN" if days < RENEW_BEFORE_DAYS else "OK"
+            hint = ": upload a new one in the page's Security tab" if level != "OK" and not info.self_signed else ""
+            tls = Check("web tls", level, f"HTTPS on {web.listen}; {'self-signed' if info.self_signed else info.subject} "
+                                          f"certificate, SHA-256 {info.fingerprint}, valid until "
+                                          f"{info.not_after:%Y-%m-%d} ({int(days)} days){hint}")
+    path = password_path(cfg.data_dir)
+    if path.exists() and not os.access(path, os.R_OK):
+        password = Check("web login", "WARN", f"cannot read {path}: run doctor as root or the daemon's user")
+    else:
+        generated = PasswordStore(path).generated
+        if generated is None:
+            password = Check("web login", "WARN", "no web password yet (secretaryd makes one at its first start): "
+                                                  "set your own with `secretary web password`")
+        elif generated:
+            password = Check("web login", "WARN", "the web password is still the one generated at first boot: "
+                                                  "set your own with `secretary web password`")
+        else:
+            password = Check("web login", "OK", "the web password was set by the owner")
+    return [tls, password]
+
+
 async def run_doctor(config_path: Path) -> int:
     checks: list[Check] = []
     try:
@@ -297,8 +365,12 @@ async def run_doctor(config_path: Path) -> int:
         checks.append(_gpu(loaded.settings.engines))
         checks.extend(_models(loaded))
         checks.append(_disk(loaded.settings.data_dir))
+        checks.extend(_web_posture(loaded))
+        if loaded.settings.channels.remote.cleartext_warning:
+            checks.append(Check("remote", "WARN", loaded.settings.channels.remote.cleartext_warning))
         broker, state = await _broker(loaded)
         checks.append(broker)
+        checks.extend(await _broker_access(loaded) if state is not None else [])
         checks.extend(await _modem(loaded, daemon_online=_daemon_online(state)))
         if loaded.settings.modem.driver == "sim7600":
             checks.extend(_live_modem(state))

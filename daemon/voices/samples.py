@@ -179,7 +179,7 @@ def _read_wav(data: bytes) -> tuple[_Format, bytes]:
     _require_riff_wave(data)
     try:
         return _read_with_wave(data)
-    except (wave.Error, EOFError, struct.error):
+    except (wave.Error, EOFError, struct.error, RuntimeError):  # RuntimeError: a chunk that runs past the end
         return _read_chunks(data)
 
 

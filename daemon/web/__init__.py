@@ -7,8 +7,10 @@ mounts the pages in ``pages/``. What every page shares is in
 is relayed from the bus by ``status_relay.py`` and counted by ``metrics.py``;
 settings are edited by ``config_forms.py`` and ``config_editor.py`` without
 losing the owner's comments; ``browser_call_socket.py`` carries a browser's
-microphone into the call flow::
+microphone into the call flow. ``transport/`` is the network side: TLS and its
+certificate, the Host check, body limits, who a client is for the login
+throttle (docs/security.md)::
 
-    browser -> web_app -> pages/* -> WebContext -> bus (commands, state) and the config file
+    browser -> TLS (transport/) -> web_app -> pages/* -> WebContext -> bus (commands, state) and the config file
     browser microphone -> browser_call_socket -> call/stream_line -> the call flow
 """

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from yarl import URL
 
 log = logging.getLogger("secretary.web")
@@ -58,6 +58,7 @@ _MAX_R = 32
 _MAX_P = 16
 _MAX_PARALLEL_HASHES = 2
 
+_MAX_TOKEN_BYTES = 256
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -81,6 +82,7 @@ class _Hash:
     salt: bytes
     digest: bytes
     set_at: float
+    generated: bool  # made at first boot (ensure_initial, ``secretary web password --generated``)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
@@ -115,10 +117,11 @@ def _parse_hash(raw: bytes) -> _Hash:
         salt=salt,
         digest=digest,
         set_at=float(set_at),
+        generated=record.get("generated") is True,
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``, readable by the owner only."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -170,7 +173,8 @@ class PasswordStore:
             log.warning("web password file is unreadable, treating the password as unset: %s", exc)
             return False
 
-    def set_password(self, password: str) -> None:
+    def set_password(self, password: str, generated: bool = False) -> None:
+        """Store ``password``; ``generated`` marks one the box made (first boot) rather than the owner's."""
         if len(password) > _MAX_PASSWORD_CHARS:
             raise PasswordError(f"The password is too long: use at most {_MAX_PASSWORD_CHARS} characters.")
         if not password.strip():
@@ -190,8 +194,9 @@ class PasswordStore:
             "salt": base64.b64encode(salt).decode("ascii"),
             "hash": base64.b64encode(digest).decode("ascii"),
             "set_at": time.time(),
+            "generated": generated,
         }
-        _write_private(self._path, json.dumps(record, indent=2).encode("utf-8") + b"\n")
+        write_private(self._path, json.dumps(record, indent=2).encode("utf-8") + b"\n")
         log.info("web password changed")
 
     def verify(self, password: str) -> bool:
@@ -217,8 +222,17 @@ class PasswordStore:
         if self.is_set():
             return None
         password = secrets.token_urlsafe(12)
-        self.set_password(password)
+        self.set_password(password, generated=True)
         return password
+
+    @property
+    def generated(self) -> bool | None:
+        """True while the password is still the one generated at first boot; None when unset or unreadable."""
+        try:
+            stored = self._read()
+        except (_CorruptFile, OSError):
+            return None
+        return None if stored is None else stored.generated
 
     @property
     def changed_at(self) -> float | None:
@@ -240,6 +254,8 @@ class Session:
 
 
 SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
+# A streamed upload's multipart reader, past the ``_csrf`` part the CSRF check read (csrf_middleware).
+MULTIPART_KEY: web.RequestKey[MultipartReader] = web.RequestKey("multipart", MultipartReader)
 
 
 class SessionStore:
@@ -374,6 +390,14 @@ class LoginLimiter:
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    def forgive(self, key: str) -> None:
+        """Take back one failure (one counted before a check that then passed)."""
+        entry = self._failures.get(key)
+        if entry is not None:
+            entry.count -= 1
+            if entry.count <= 0:
+                del self._failures[key]
+
 
 def public_path(path: str) -> bool:
     """True for the pages anyone may fetch: ``/healthz``, ``/login`` and files under ``/static/``."""
@@ -493,15 +517,41 @@ async def _form_token(request: web.Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def csrf_middleware() -> _Middleware:
+async def _first_part_token(request: web.Request) -> str | None:
+    """The ``_csrf`` field as the first part of a multipart body, read without the rest.
+
+    The reader goes into ``request[MULTIPART_KEY]``, where the handler goes on
+    with the parts after it.
+    """
+    if request.content_type != "multipart/form-data":
+        return None
+    try:
+        reader = await request.multipart()
+        request[MULTIPART_KEY] = reader
+        part = await reader.next()
+    except (ValueError, AssertionError):
+        return None  # not multipart after all, or a broken boundary
+    if not isinstance(part, BodyPartReader) or part.name != CSRF_FIELD or part.filename is not None:
+        return None
+    value = bytearray()
+    while chunk := await part.read_chunk(_MAX_TOKEN_BYTES):
+        value += chunk
+        if len(value) > _MAX_TOKEN_BYTES:
+            return None
+    return value.decode("utf-8", "replace")
+
+
+def csrf_middleware(streamed: frozenset[str] = frozenset()) -> _Middleware:
     """Refuse cross-site writes and WebSocket upgrades; must run after ``auth_middleware``.
 
     An ``Origin`` header, when present on an unsafe method or a WebSocket
     upgrade, must name this server. Unsafe methods from a logged-in session
     must also carry the session's CSRF token, in the ``X-CSRF-Token`` header
     or in a ``_csrf`` form field. Reading the field parses the whole body
-    with ``request.post()``, so handlers that stream large uploads with
-    ``request.multipart()`` should be called with the header instead.
+    with ``request.post()`` (bounded by the app's ``client_max_size``); on the
+    ``streamed`` paths, which read large uploads part by part, the field must
+    be the body's first part and the handler continues from
+    ``request[MULTIPART_KEY]``.
     """
 
     @web.middleware
@@ -517,9 +567,10 @@ def csrf_middleware() -> _Middleware:
             if session is None and not _is_public(request):
                 # auth_middleware would have refused this; fail closed if it is missing or misplaced
                 return _json_error(403, "missing or wrong CSRF token; reload the page")
+            read_field = _first_part_token if request.path in streamed else _form_token
             if session is not None and not (
                 _token_matches(request.headers.get(CSRF_HEADER), session.csrf)
-                or _token_matches(await _form_token(request), session.csrf)
+                or _token_matches(await read_field(request), session.csrf)
             ):
                 return _json_error(403, "missing or wrong CSRF token; reload the page")
         return await handler(request)

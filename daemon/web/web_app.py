@@ -1,4 +1,5 @@
-"""The aiohttp application of the web UI: middlewares (errors, security headers, login, CSRF), static files, pages."""
+"""The aiohttp application of the web UI: middlewares (errors, security headers, Host, body size, login, CSRF),
+static files, pages."""
 
 from __future__ import annotations
 
@@ -9,11 +10,21 @@ from importlib import resources
 from aiohttp import web
 
 from daemon.web.auth import auth_middleware, csrf_middleware
-from daemon.web.pages import browser_call_page, calls_page, config_page, login_page, status_page, voices_page
+from daemon.web.pages import (
+    browser_call_page,
+    calls_page,
+    config_page,
+    login_page,
+    security_page,
+    status_page,
+    voices_page,
+)
+from daemon.web.transport.client_address import bucket, client_ip
+from daemon.web.transport.host_check import HostGuard, host_middleware
+from daemon.web.transport.limits import MAX_BODY_BYTES, body_limit_middleware, transport_headers
 from daemon.web.web_context import CONTEXT, WebContext
 
 log = logging.getLogger("secretary.web")
-MAX_REQUEST_BYTES = 32 * 1024 * 1024  # a voice upload of a few WAV files
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CONTENT_SECURITY_POLICY = (
@@ -24,13 +35,9 @@ CONTENT_SECURITY_POLICY = (
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Readable refusals: an oversized upload says how much is allowed; a crash is logged, not shown."""
+    """A crash is logged, not shown."""
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge:
-        message = (f"The upload is too large: at most {MAX_REQUEST_BYTES // (1024 * 1024)} MB per request "
-                   "(10 MB per WAV file). Upload fewer or shorter files.")
-        return web.json_response({"error": message}, status=413)
     except web.HTTPException:
         raise
     except Exception:
@@ -52,12 +59,13 @@ async def security_headers_middleware(request: web.Request, handler: Handler) ->
 def _basic_verifier(ctx: WebContext) -> Callable[[web.Request, str], Awaitable[bool]]:
     """HTTP Basic for a metrics scraper: the web password, under the same rate limit as the login form."""
     async def verify(request: web.Request, password: str) -> bool:
-        remote = request.remote or "unknown"
-        if ctx.limiter.retry_after(remote) is not None:
+        remote = client_ip(request, ctx.settings.web.trusted_proxies)
+        key = bucket(remote)
+        if ctx.limiter.retry_after(key) is not None:
             return False
-        ctx.limiter.failed(remote)
+        ctx.limiter.failed(key)
         if await ctx.passwords.averify(password):
-            ctx.limiter.succeeded(remote)
+            ctx.limiter.succeeded(key)
             return True
         log.warning("metrics scrape with a wrong password", extra={"remote": remote})
         return False
@@ -67,13 +75,17 @@ def _basic_verifier(ctx: WebContext) -> Callable[[web.Request, str], Awaitable[b
 
 def build_app(ctx: WebContext) -> web.Application:
     auth = auth_middleware(ctx.sessions, _basic_verifier(ctx), frozenset({"/metrics"}))
+    hosts = host_middleware(HostGuard(ctx.settings.web))
+    bodies = body_limit_middleware(MAX_BODY_BYTES, voices_page.STREAMED_PATHS)
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES,
-        middlewares=[errors_middleware, security_headers_middleware, auth, csrf_middleware()],
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[errors_middleware, security_headers_middleware, hosts, bodies, auth,
+                     csrf_middleware(voices_page.STREAMED_PATHS)],
     )
+    app.on_response_prepare.append(transport_headers)
     app[CONTEXT] = ctx
     static_dir = resources.files("daemon.web") / "static"
     app.router.add_static("/static/", str(static_dir), append_version=False)
-    for module in (login_page, status_page, calls_page, config_page, voices_page, browser_call_page):
+    for module in (login_page, status_page, calls_page, config_page, security_page, voices_page, browser_call_page):
         app.add_routes(module.routes)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ from config.schema import SecretaryConfig
 from daemon.call.stream_line import StreamLineSession
 from daemon.records.call_index import CallIndex
 from daemon.voices.samples import VoiceLibrary
-from daemon.web.auth import SESSION_KEY, LoginLimiter, PasswordStore, Session, SessionStore
+from daemon.web.auth import SESSION_KEY, PasswordStore, Session, SessionStore
 from daemon.web.metrics import BoxMetrics
 from daemon.web.status_relay import StatusRelay
+from daemon.web.transport.client_address import LoginThrottle
 
 # Runs a test call on a browser line until it ends; returns the end reason (CallService.browser_call).
 BrowserCallRunner = Callable[[StreamLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
@@ -34,12 +36,13 @@ class WebContext:
     metrics: BoxMetrics
     passwords: PasswordStore
     sessions: SessionStore
-    limiter: LoginLimiter
+    limiter: LoginThrottle
     index: CallIndex
     voices: VoiceLibrary
     templates: jinja2.Environment
     browser_call: Callable[[], BrowserCallRunner | None]
     secure_cookies: bool = False
+    tls: ssl.SSLContext | None = None  # the served TLS context (an uploaded certificate is loaded into it)
     started_at: float = field(default_factory=time.time)
     flashes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     browser_call_active: bool = False

@@ -148,11 +148,21 @@ def repair_wav(path: str | os.PathLike[str]) -> bool:
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[Int16Array, int]:
-    """Read a mono PCM16 WAV with the stdlib ``wave`` module: (samples, sample_rate)."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM is supported")
-        if w.getnchannels() != 1:
-            raise ValueError(f"{path}: only mono is supported")
-        frames = w.readframes(w.getnframes())
-        return np.frombuffer(frames, dtype="<i2").astype(np.int16), w.getframerate()
+    """Read a mono PCM16 WAV with the stdlib ``wave`` module: (samples, sample_rate).
+
+    A file that is not such a WAV raises ValueError (OSError if it cannot be
+    read), whatever is wrong with it: ``wave`` itself raises ``wave.Error``,
+    ``EOFError`` or, for a chunk whose size runs past the end, ``RuntimeError``.
+    """
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise ValueError(f"{path}: only 16-bit PCM is supported")
+            if w.getnchannels() != 1:
+                raise ValueError(f"{path}: only mono is supported")
+            frames = w.readframes(w.getnframes())
+            rate = w.getframerate()
+    except (wave.Error, EOFError, RuntimeError, struct.error) as exc:
+        raise ValueError(f"{path}: not a WAV file we can read ({exc or type(exc).__name__})") from None
+    usable = len(frames) - len(frames) % 2
+    return np.frombuffer(frames[:usable], dtype="<i2").astype(np.int16), rate

@@ -11,7 +11,7 @@ import pytest
 from daemon.tools.demo_caller import caller_script
 from drivers.audio import read_wav
 
-from .call_harness import CALLER, box_config, call_box
+from .call_harness import box_config, call_box
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from channels.bus_contract.clients import DAEMON, TELEGRAM
 from channels.bus_contract.topics import Topics
 from config.schema import SecretaryConfig
 from daemon.bus.connection import Bus, BusConnection
@@ -32,6 +33,7 @@ from daemon.tools.private_broker import MosquittoBroker
 from drivers.sim7600 import ModemEvent
 from drivers.sim7600.event_hub import EventHub
 from tests.calls.call_harness import box_config
+from tests.support.bus_logins import config_login, config_mqtt
 from tests.support.telegram_bot_api import FakeTelegram
 
 OWNER = 1001
@@ -46,7 +48,7 @@ def telegram_config(data_dir: Path, broker: MosquittoBroker, tg: FakeTelegram, *
         "api_url": tg.url, "poll_timeout_s": 1, "request_timeout_s": 3, "retry_initial_s": 0.05, "retry_max_s": 0.4,
         "bots": {"owner": {"token_env": TOKEN_ENV, "users": [OWNER, OTHER_OWNER], "notify": [OWNER]}},
     }
-    return box_config(data_dir, mqtt__url=broker.url, channels__telegram=telegram, **overrides)
+    return box_config(data_dir, mqtt=config_mqtt(broker), channels__telegram=telegram, **overrides)
 
 
 @dataclass
@@ -64,7 +66,8 @@ class TelegramBox:
 
     def new_channel(self) -> TelegramService:
         bots = self.config.channels.telegram.bots
-        return TelegramService(self.config, {b: os.environ.get(c.token_env) for b, c in bots.items()}, None)
+        tokens = {b: os.environ.get(c.token_env) for b, c in bots.items()}
+        return TelegramService(self.config, tokens, config_login(self.config, TELEGRAM))
 
     async def restart_channel(self) -> None:
         await self.supervisor.replace(self.new_channel())
@@ -100,7 +103,7 @@ async def telegram_box(
     relay: EventHub[ModemEvent] = EventHub()
     modem = ModemService(bus, config.modem, None, config.data_dir, relay=relay)
     supervisor = Supervisor(RestartPolicy(0.2, 2, 60), stop_timeout_s=10)
-    supervisor.add(BusConnection(bus, config.mqtt))
+    supervisor.add(BusConnection(bus, config.mqtt, config_login(config, DAEMON)))
     supervisor.add(modem)
     supervisor.add(CallbackRequests(bus))
     call_service = None

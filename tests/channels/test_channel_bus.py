@@ -6,6 +6,7 @@ import asyncio
 import random
 
 from channels.bus_client import ChannelBus
+from channels.bus_contract.clients import CLI, DAEMON
 from config.schema import MqttConfig
 from daemon.tools.private_broker import MosquittoBroker
 
@@ -14,8 +15,8 @@ async def test_a_stop_during_connect_or_subscribe_always_ends(broker: MosquittoB
     chance = random.Random(11)
     stopped_connected = 0
     for attempt in range(60):
-        bus = ChannelBus(MqttConfig(url=broker.url), "stop-test", f"stop-test-{attempt}",
-                         [f"sub/{n}" for n in range(8)], lambda topic, payload: None)
+        bus = ChannelBus(MqttConfig(url=broker.url), broker.topics.box_id, f"stop-test-{attempt}",
+                         list(CLI.reads), lambda topic, payload: None, login=broker.login(CLI))  # 9 subscriptions
         running = asyncio.create_task(bus.run())
         await asyncio.sleep(chance.uniform(0, 0.03))  # somewhere in connect, the subscribes, or the message loop
         stopped_connected += bus.connected.is_set()
@@ -30,23 +31,25 @@ async def test_a_retained_nested_payload_does_not_take_the_channel_down(broker: 
     """``"[" * 5000`` makes ``json.loads`` raise RecursionError; retained, it once kept a channel in a crash loop."""
     import aiomqtt
 
-    base = "secretary/nest-test"
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="nest-publisher") as publisher:
+    base = broker.topics.base
+    daemon = broker.login(DAEMON)  # the publisher of the box's state
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="nest-publisher", username=daemon.username,
+                              password=daemon.password) as publisher:
         await publisher.publish(f"{base}/modem/state", b"[" * 5000, qos=1, retain=True)
         heard: list[tuple[str, object]] = []
-        bus = ChannelBus(MqttConfig(url=broker.url), "nest-test", "nest-test-reader", ["modem/state", "call/state"],
-                         lambda topic, payload: heard.append((topic, payload)))
+        bus = ChannelBus(MqttConfig(url=broker.url), broker.topics.box_id, "nest-test-reader",
+                         ["modem/state", "call/state"], lambda topic, payload: heard.append((topic, payload)),
+                         login=broker.login(CLI))
         running = asyncio.create_task(bus.run())
         try:
             async with asyncio.timeout(10):
-                while not any(topic == "modem/state" for topic, _ in heard):
-                    await asyncio.sleep(0.02)
-                assert isinstance(dict(heard)["modem/state"], str)  # delivered as text that is not JSON
+                await bus.connected.wait()
                 await publisher.publish(f"{base}/call/state", b'{"state": "idle"}', qos=1, retain=True)
                 while not any(topic == "call/state" for topic, _ in heard):
                     await asyncio.sleep(0.02)
             assert not running.done()  # still running, and the next message came through
             assert dict(heard)["call/state"] == {"state": "idle"}
+            assert "modem/state" not in dict(heard) and "modem/state" not in bus.state  # refused, not delivered
         finally:
             running.cancel()
             await asyncio.wait({running}, timeout=5)

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from channels.bus_client import ChannelBus, CommandFailed
+from channels.bus_contract.clients import DAEMON, WIDGET
 from channels.telegram.outbox import NotificationOutbox
 from channels.telegram.voice_notes import pcm_to_voice_note, voice_note_to_pcm
 from daemon.tools.demo_caller import caller_script
@@ -77,7 +78,7 @@ async def test_a_stranger_gets_one_polite_refusal_and_never_reaches_the_llm(
     tmp_path: Path, broker: MosquittoBroker, tg: FakeTelegram,
 ) -> None:
     config = telegram_config(tmp_path / "data", broker, tg)
-    async with telegram_box(config, tg) as box, MqttWatch(broker.port, "secretary/test-box/cmd/#") as watch:
+    async with telegram_box(config, tg) as box, MqttWatch(broker, "secretary/test-box/cmd/#", role=DAEMON) as watch:
         tg.push_message(TOKEN, STRANGER, "hello, who is this?", first_name="Mallory")
         await wait_for(lambda: tg.sent(TOKEN, STRANGER), 10, "the refusal")
         tg.push_message(TOKEN, STRANGER, "answer me!", first_name="Mallory")
@@ -165,7 +166,7 @@ async def test_buttons_publish_dial_sms_and_block_on_the_broker_and_the_modem_ac
     tmp_path: Path, broker: MosquittoBroker, tg: FakeTelegram,
 ) -> None:
     config = telegram_config(tmp_path / "data", broker, tg)
-    async with telegram_box(config, tg) as box, MqttWatch(broker.port, "secretary/test-box/cmd/#") as watch:
+    async with telegram_box(config, tg) as box, MqttWatch(broker, "secretary/test-box/cmd/#", role=DAEMON) as watch:
         box.bus.call_event("ended", "c-100", **ended_event("c-100"))
         await wait_for(lambda: head_texts(box), 10, "the notification")
         message_id = tg.sent(TOKEN, OWNER)[0]["message_id"]
@@ -197,7 +198,8 @@ async def test_a_call_back_request_from_the_widget_reaches_the_owner_like_a_call
 ) -> None:
     config = telegram_config(tmp_path / "data", broker, tg)
     async with telegram_box(config, tg) as box:
-        asker = ChannelBus(config.mqtt, config.box_id, "widget-under-test", [], lambda s, p: None)
+        asker = ChannelBus(config.mqtt, config.box_id, WIDGET.client_id(config.box_id), [], lambda s, p: None,
+                           login=broker.login(WIDGET))  # the widget asks
         running = asyncio.create_task(asker.run())
         try:
             await asyncio.wait_for(asker.connected.wait(), 10)

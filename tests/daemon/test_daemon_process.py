@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,8 +44,8 @@ async def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 async def test_online_then_offline_after_sigterm(broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]) -> None:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         proc = start_daemon(config, daemon_env, spawn)
         await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online", timeout=15)
         assert (tmp_path / "data").is_dir()
@@ -69,33 +67,33 @@ async def test_online_then_offline_after_sigterm(broker: MosquittoBroker, tmp_pa
 
 
 async def test_last_will_when_killed(broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]) -> None:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
-    async with MqttWatch(broker.port, f"{BASE}/status") as watch:
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
+    async with MqttWatch(broker, f"{BASE}/status") as watch:
         proc = start_daemon(config, daemon_env, spawn)
         await watch.wait_for(lambda m: m.text == "online", timeout=15)
         proc.kill()  # no goodbye: the broker publishes the last will
         will = await watch.wait_for(lambda m: m.text == "offline", timeout=10)
         assert will.text == "offline"
-    async with MqttWatch(broker.port, f"{BASE}/status") as late:
+    async with MqttWatch(broker, f"{BASE}/status") as late:
         assert (await late.wait_for(lambda m: True)).text == "offline"  # retained
 
 
 async def test_starts_without_broker_and_connects_later(tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]) -> None:
     broker = MosquittoBroker(workdir=tmp_path)
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     proc = start_daemon(config, daemon_env, spawn)
     await asyncio.sleep(1.0)
     assert proc.poll() is None  # no broker is no reason to die
     with broker:
-        async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+        async with MqttWatch(broker, f"{BASE}/#") as watch:
             await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online", timeout=10)
             proc.send_signal(signal.SIGTERM)
             assert await wait_exit(proc, 5) == 0
 
 
 async def test_sighup_and_cmd_reload(broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]) -> None:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         proc = start_daemon(config, daemon_env, spawn)
         await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online", timeout=15)
         # A broken config is refused and the daemon keeps running on the old one.
@@ -107,7 +105,7 @@ async def test_sighup_and_cmd_reload(broker: MosquittoBroker, tmp_path: Path, da
         await asyncio.sleep(0.5)
         assert proc.poll() is None
         # A valid change that touches the bus restarts only the bus.
-        write_config(config, broker.url, tmp_path / "data", extra="")
+        write_config(config, broker, tmp_path / "data", extra="")
         config.write_text(config.read_text().replace("keepalive_s: 5", "keepalive_s: 7"))
         start = len(watch.seen)
         reply = await watch.request(f"{BASE}/cmd/reload", b"{}", timeout=10)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from daemon.tools.private_broker import MosquittoBroker
+
 
 def secretaryd_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "daemon.main", "--config", str(config)]
@@ -27,14 +29,17 @@ LIGHT_ENGINES = (
 
 
 def write_config(
-    path: Path, broker_url: str, data_dir: Path, extra: str = "", box_id: str = "test-box", engines: str = LIGHT_ENGINES
+    path: Path, broker: MosquittoBroker | str, data_dir: Path, extra: str = "", box_id: str = "test-box",
+    engines: str = LIGHT_ENGINES,
 ) -> Path:
+    """A daemon config on ``broker``: a private broker's URL and credentials file, or a bare URL."""
+    mqtt = broker.mqtt_yaml() if isinstance(broker, MosquittoBroker) else f"  url: {broker}\n"
     path.write_text(
         f"box_id: {box_id}\n"
         f"data_dir: {data_dir}\n"
         "log:\n  level: debug\n  format: json\n"
         "modem:\n  driver: simulator\n"
-        f"mqtt:\n  url: {broker_url}\n  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
+        f"mqtt:\n{mqtt}  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
         "supervisor:\n  backoff_initial_s: 0.05\n  backoff_max_s: 0.5\n"
         + engines
         + ("" if "web:" in extra else "web:\n  enabled: false\n")  # a test that wants the page says so

@@ -14,7 +14,9 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from channels.bus_contract.clients import CLI, Role
 from daemon.bus.connection import NO_DELAY, request_properties
+from daemon.tools.private_broker import MosquittoBroker
 
 
 @dataclass
@@ -34,9 +36,15 @@ class Seen:
 
 
 class MqttWatch:
-    def __init__(self, port: int, topic: str = "#", session: str | None = None) -> None:
-        """``session``: a client id for a persistent session (QoS 1 messages queued while away)."""
-        self.port = port
+    def __init__(self, broker: MosquittoBroker, topic: str = "#", session: str | None = None, role: Role = CLI) -> None:
+        """``session``: a client id for a persistent session (QoS 1 messages queued while away).
+
+        It logs in as ``role``: by default the owner's tools (every state and event, every command); a test
+        that stands in for the daemon (reads ``cmd/#``, publishes state) passes ``DAEMON``.
+        """
+        self.port = broker.port
+        self.login = broker.login(role)
+        self.reply_topic = role.reply_topic(broker.topics)
         self.session = session
         self.topic = topic
         self.seen: list[Seen] = []
@@ -62,6 +70,7 @@ class MqttWatch:
             connect_props.SessionExpiryInterval = 3600
         async with aiomqtt.Client(
             "127.0.0.1", self.port, identifier=self.session or f"test-watch-{uuid.uuid4().hex[:8]}",
+            username=self.login.username, password=self.login.password,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False if self.session else True,
             properties=connect_props,
@@ -101,7 +110,7 @@ class MqttWatch:
         """MQTT v5 request/response: publish with a response topic, await the correlated reply."""
         assert self._client is not None
         correlation = uuid.uuid4().bytes
-        response_topic = f"test/replies/{uuid.uuid4().hex}"
+        response_topic = self.reply_topic  # the one the broker lets this role read; the correlation tells replies apart
         await self._client.subscribe(response_topic, qos=1)
         props = request_properties(response_topic, correlation)
         start = len(self.seen)

@@ -1,4 +1,9 @@
-"""Call history: search by number and date, one call's summary, transcript and both audio tracks, delete."""
+"""Call history: search by number and date, one call's summary, transcript and both audio tracks, delete.
+
+A search the page cannot run (a page number that is not a whole number from
+0 to ``MAX_PAGE``, a date that is not a day from ``FIRST_DAY`` to ``LAST_DAY``)
+is answered 400 with the form and what to fix, never a 500.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from daemon.web.web_context import context, redirect, render, session_of
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 25
+MAX_PAGE = 1_000_000
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)  # the day after LAST_DAY still has a timestamp
 TRACKS = ("caller", "secretary")
 
 
@@ -24,9 +31,18 @@ def _day(value: str, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{name} must be a date like 2026-11-24, got {value!r}") from None
+        raise ValueError(f"{name} must be a date like 2026-11-24, got {value[:40]!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{name} must be a day from {FIRST_DAY} to {LAST_DAY}, got {value}")
+    return day
+
+
+def _page(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > len(str(MAX_PAGE)) or int(value) > MAX_PAGE:
+        raise ValueError(f"page must be a whole number from 0 to {MAX_PAGE}, got {value[:40]!r}")
+    return int(value)
 
 
 def _start_of(day: date) -> float:
@@ -38,14 +54,12 @@ async def calls(request: web.Request) -> web.Response:
     ctx = context(request)
     q = {"number": request.query.get("number", "").strip()[:40], "from": request.query.get("from", ""),
          "to": request.query.get("to", "")}
-    try:
-        page = max(0, int(request.query.get("page", "0")))
-    except ValueError:
-        page = 0
     error = ""
     rows: list[Any] = []
     total = 0
+    page = 0
     try:
+        page = _page(request.query.get("page", "") or "0")
         since_day, until_day = _day(q["from"], "From"), _day(q["to"], "To")
         since = _start_of(since_day) if since_day else None
         until = _start_of(until_day + timedelta(days=1)) if until_day else None
@@ -58,7 +72,8 @@ async def calls(request: web.Request) -> web.Response:
         return "/calls?" + urlencode({**{k: v for k, v in q.items() if v}, "page": n})
 
     return render(
-        request, "calls.html", title="Calls", active="/calls", calls=rows, total=total, q=q, error=error,
+        request, "calls.html", title="Calls", active="/calls", status=400 if error else 200, calls=rows, total=total,
+        q=q, error=error,
         prev_url=page_url(page - 1) if page > 0 else "", next_url=page_url(page + 1) if (page + 1) * PAGE_SIZE < total else "",
     )
 

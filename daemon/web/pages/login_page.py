@@ -1,4 +1,8 @@
-"""Sign in and out: the password check is rate-limited per client address and never runs on the loop."""
+"""Sign in and out: the password check is rate-limited per client (and overall) and never runs on the loop.
+
+The throttle is asked before the form's body is read, so a client that must
+wait costs the box no more than its headers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from daemon.web.auth import SESSION_COOKIE, clear_session_cookie, set_session_cookie
+from daemon.web.transport.client_address import bucket, client_ip
 from daemon.web.web_context import context, redirect, render, session_of
 
 log = logging.getLogger("secretary.web")
@@ -34,24 +39,25 @@ async def login_form(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login(request: web.Request) -> web.Response:
     ctx = context(request)
-    form = await request.post()
-    next_path = _safe_next(form.get("next"))
-    remote = request.remote or "unknown"
-    wait = ctx.limiter.retry_after(remote)
-    if wait is not None:
+    remote = client_ip(request, ctx.settings.web.trusted_proxies)
+    key = bucket(remote)
+    wait = ctx.limiter.retry_after(key)
+    if wait is not None:  # before the body is read
         log.warning("login refused: too many attempts", extra={"remote": remote, "retry_after_s": round(wait)})
         response = render(
-            request, "login.html", title="Sign in", next=next_path, status=429,
+            request, "login.html", title="Sign in", next="/", status=429,
             error=f"Too many failed attempts. Try again in {max(1, round(wait))} seconds.",
         )
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
+    ctx.limiter.failed(key)  # counted before the body and the slow check, so parallel guesses cannot slip through
+    form = await request.post()  # at most the app's client_max_size
+    next_path = _safe_next(form.get("next"))
     password = form.get("password")
-    ctx.limiter.failed(remote)  # counted before the slow check, so parallel guesses cannot all slip through
     if not isinstance(password, str) or not await ctx.passwords.averify(password):
         log.warning("login failed", extra={"remote": remote})
         return render(request, "login.html", title="Sign in", next=next_path, status=401, error="Wrong password.")
-    ctx.limiter.succeeded(remote)
+    ctx.limiter.succeeded(key)
     session = ctx.sessions.create(remote)
     log.info("signed in", extra={"remote": remote})
     response = web.HTTPSeeOther(next_path)

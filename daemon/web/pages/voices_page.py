@@ -8,22 +8,30 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from channels.bus_client import BusUnavailable, CommandFailed
 from channels.bus_contract.box_payloads import EngineState
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.topics import engine_state
 from channels.bus_contract.verbs import SPEAK
+from channels.peer_json import BadJson, parse_peer_json
 from config.errors import ConfigError
 from daemon.voices.samples import MAX_UPLOAD_BYTES, SampleRejected, VoiceLibrary
+from daemon.web.auth import MULTIPART_KEY
 from daemon.web.config_editor import ConfigEditor
 from daemon.web.pages.config_page import apply_by_reload
+from daemon.web.transport.limits import too_large
 from daemon.web.web_context import context, redirect, render, session_of
 
 log = logging.getLogger("secretary.web")
 routes = web.RouteTableDef()
 MAX_FILES_PER_UPLOAD = 10
+UPLOAD_PATH = "/voices/upload"
+MAX_UPLOAD_REQUEST_BYTES = 32 * 1024 * 1024  # one upload of a few WAV files, counted as it streams in
+STREAMED_PATHS = frozenset({UPLOAD_PATH})  # read here part by part, past the app's small body limit
+_UPLOAD_CHUNK_BYTES = 64 * 1024
+_MAX_FIELD_BYTES = 1024
 PREVIEW_TIMEOUT_S = 60.0
 
 
@@ -63,12 +71,55 @@ async def voices(request: web.Request, rejected: list[tuple[str, list[str]]] | N
     )
 
 
-@routes.post("/voices/upload")
+class _UploadTooLarge(Exception):
+    pass
+
+
+async def _read_upload(request: web.Request) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+    """The form's fields and its ``samples`` files, streamed part by part with the total counted.
+
+    Runs after login (the auth middleware) and the CSRF check, which may have
+    read the first part already; _UploadTooLarge past MAX_UPLOAD_REQUEST_BYTES.
+    A file is kept up to one byte over MAX_UPLOAD_BYTES, so the library's check
+    says it is too long.
+    """
+    if request.content_length is not None and request.content_length > MAX_UPLOAD_REQUEST_BYTES:
+        raise _UploadTooLarge
+    reader = request.get(MULTIPART_KEY) or await request.multipart()
+    fields: dict[str, str] = {}
+    files: list[tuple[str, bytes]] = []
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValueError("a nested multipart body")
+        keep = MAX_UPLOAD_BYTES + 1 if part.filename is not None else _MAX_FIELD_BYTES
+        data = bytearray()
+        while chunk := await part.read_chunk(_UPLOAD_CHUNK_BYTES):
+            total += len(chunk)
+            if total > MAX_UPLOAD_REQUEST_BYTES:
+                raise _UploadTooLarge
+            if len(data) < keep:
+                data += chunk[: keep - len(data)]
+        if part.filename is None:
+            fields.setdefault(part.name or "", data.decode("utf-8", "replace"))
+        elif part.name == "samples" and (part.filename or data):
+            files.append((part.filename, bytes(data)))
+    return fields, files
+
+
+@routes.post(UPLOAD_PATH)
 async def upload(request: web.Request) -> web.Response:
     ctx = context(request)
-    form = await request.post()  # bounded by the app's client_max_size
-    voice = str(form.get("voice", "")).strip()
-    files = [f for f in form.getall("samples", []) if isinstance(f, web.FileField)]
+    if request.content_type != "multipart/form-data":
+        return await voices(request, [("(no file)", ["Send the samples as a multipart/form-data upload."])],
+                            status=400)
+    try:
+        form, files = await _read_upload(request)
+    except _UploadTooLarge:
+        return too_large(MAX_UPLOAD_REQUEST_BYTES, "upload")
+    except ValueError:
+        return await voices(request, [("(upload)", ["The upload was cut off or malformed; try again."])], status=400)
+    voice = form.get("voice", "").strip()
     rejected: list[tuple[str, list[str]]] = []
     try:
         ctx.voices.voice_dir(voice)
@@ -81,13 +132,12 @@ async def upload(request: web.Request) -> web.Response:
         return await voices(request, [(f"{len(files)} files", [f"Upload at most {MAX_FILES_PER_UPLOAD} files at once."])],
                             voice, status=400)
     added = []
-    for item in files:
-        data = await asyncio.to_thread(item.file.read, MAX_UPLOAD_BYTES + 1)
+    for filename, data in files:
         try:
-            name, _ = await asyncio.to_thread(ctx.voices.add, voice, data, item.filename or "")
+            name, _ = await asyncio.to_thread(ctx.voices.add, voice, data, filename)
             added.append(name)
         except SampleRejected as exc:
-            rejected.append((item.filename or "upload", list(exc.check.problems)))
+            rejected.append((filename or "upload", list(exc.check.problems)))
     log.info("voice samples uploaded", extra={"voice": voice, "added": len(added), "rejected": len(rejected)})
     session = session_of(request)
     if rejected:
@@ -182,9 +232,9 @@ async def preview(request: web.Request) -> web.Response:
     """A phrase in the persona's voice with the current TTS backend (the daemon speaks it into its spool)."""
     ctx = context(request)
     try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "expected JSON {persona, text}"}, status=400)
+        body = parse_peer_json(await request.read())  # bounded by the app's client_max_size
+    except BadJson as exc:
+        return web.json_response({"error": f"expected JSON {{persona, text}}: the body is {exc}"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"error": "expected JSON {persona, text}"}, status=400)
     try:

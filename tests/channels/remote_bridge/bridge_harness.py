@@ -11,8 +11,10 @@ from typing import Any
 
 import aiomqtt
 
+from channels.bus_contract.clients import DAEMON
 from channels.remote_bridge.bridge import RemoteBridge
 from config.schema import SecretaryConfig
+from daemon.tools.private_broker import MosquittoBroker
 
 BOX = "test-box"
 BASE = f"secretary/{BOX}/"
@@ -78,7 +80,9 @@ async def running(bridge: RemoteBridge) -> AsyncIterator[tuple[asyncio.Task[None
 
 
 @asynccontextmanager
-async def local_publisher(port: int) -> AsyncIterator[aiomqtt.Client]:
-    """Publishes on the local broker as the daemon would (``BASE`` + suffix)."""
-    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+async def local_publisher(broker: MosquittoBroker) -> AsyncIterator[aiomqtt.Client]:
+    """Publishes on ``broker`` as the daemon would (``BASE`` + suffix), logged in as the daemon's user."""
+    login = broker.login(DAEMON)
+    async with aiomqtt.Client("127.0.0.1", broker.port, username=login.username, password=login.password,
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
         yield client

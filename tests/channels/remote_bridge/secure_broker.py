@@ -32,7 +32,7 @@ class SecureBroker:
         passwd = shutil.which("mosquitto_passwd")
         if passwd is None:
             raise BrokerUnavailable("mosquitto_passwd is not installed")
-        self.binary = MosquittoBroker(workdir=workdir).binary
+        self.binary = MosquittoBroker(workdir=workdir, secured=False).binary  # its binary only
         self.workdir = workdir
         self.port = free_port()
         self.ca_file, cert, key = make_certificates(workdir)

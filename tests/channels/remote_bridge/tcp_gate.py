@@ -14,8 +14,10 @@ from daemon.tools.private_broker import free_port
 
 
 class TcpGate:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        """``host``: the address it listens on (the broker is reached on 127.0.0.1 either way)."""
         self.target_port = target_port
+        self.host = host
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -23,10 +25,10 @@ class TcpGate:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"mqtt://{self.host}:{self.port}"
 
     async def open(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+        self._server = await asyncio.start_server(self._relay, self.host, self.port, reuse_address=True)
 
     async def close(self) -> None:
         if self._server is not None:

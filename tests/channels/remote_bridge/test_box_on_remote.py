@@ -30,7 +30,7 @@ BOX_ENTITIES = [("sensor", "signal"), ("binary_sensor", "registered"), ("sensor"
 
 
 def remote_config(tmp_path: Path, broker: MosquittoBroker, remote_url: str) -> Path:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data",
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data",
                           extra=f"channels:\n  remote:\n    enabled: true\n    url: {remote_url}\n")
     config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
     return config
@@ -51,9 +51,10 @@ def call_events(seen: list[Seen], call_id: str) -> list[bytes]:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """The owner's remote broker (not the box's): open, as a home broker may be; its logins are the bridge's concern."""
     workdir = tmp_path / "remote-broker"
     workdir.mkdir()
-    with MosquittoBroker(workdir=workdir) as running:
+    with MosquittoBroker(workdir=workdir, secured=False) as running:
         yield running
 
 
@@ -78,7 +79,7 @@ async def test_the_box_on_a_remote_broker(
 ) -> None:
     config = remote_config(tmp_path, broker, gate.url)
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
-    async with MqttWatch(remote.port, "#") as far, MqttWatch(broker.port, f"{BASE}/#") as near:
+    async with MqttWatch(remote, "#") as far, MqttWatch(broker, f"{BASE}/#") as near:
         running = asyncio.create_task(app.run())
         try:
             # The box appears: online, its modem, Home Assistant discovery for every entity.
@@ -128,7 +129,7 @@ async def test_the_box_on_a_remote_broker(
             assert (await near.request(f"{BASE}/cmd/simulator/hangup", b"{}"))["ok"]
             await near.wait_for(call_event("ended", second), timeout=15, after=mark_near)
             await near.wait_for(lambda m: on("call/state")(m) and m.json()["state"] == "idle", after=mark_near)
-            async with MqttWatch(remote.port, "#") as fresh:
+            async with MqttWatch(remote, "#") as fresh:
                 reopened = time.monotonic()
                 await gate.open()
                 flushed = await fresh.wait_for(call_event("ended", second), timeout=10)
@@ -146,7 +147,7 @@ async def test_the_box_on_a_remote_broker(
             app.stop()
             await asyncio.wait_for(running, 15)
             gc.collect()  # MQTT clients cut short mid-connect: finalize them while the loop runs
-    async with MqttWatch(remote.port, f"{BASE}/status") as late:
+    async with MqttWatch(remote, f"{BASE}/status") as late:
         assert (await late.wait_for(lambda m: True)).text == "offline"  # a clean stop says goodbye
 
 
@@ -154,7 +155,7 @@ async def test_a_killed_box_goes_offline_on_the_remote(
     broker: MosquittoBroker, remote: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str]
 ) -> None:
     config = remote_config(tmp_path, broker, remote.url)
-    async with MqttWatch(remote.port, f"{BASE}/#") as far:
+    async with MqttWatch(remote, f"{BASE}/#") as far:
         proc = subprocess.Popen(secretaryd_command(config), env=daemon_env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
@@ -170,5 +171,5 @@ async def test_a_killed_box_goes_offline_on_the_remote(
             if proc.poll() is None:
                 proc.kill()
             proc.wait(5)
-    async with MqttWatch(remote.port, f"{BASE}/status") as late:
+    async with MqttWatch(remote, f"{BASE}/status") as late:
         assert (await late.wait_for(lambda m: True)).text == "offline"  # retained

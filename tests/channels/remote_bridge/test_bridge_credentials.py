@@ -10,6 +10,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from channels.bus_contract.clients import REMOTE
 from channels.remote_bridge.bridge import RemoteBridge
 from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
 from tests.channels.remote_bridge.bridge_harness import BASE, bridge_config, local_publisher, running
@@ -46,12 +47,12 @@ async def _retained_over_tls(secure: SecureBroker, topic: str) -> dict[str, byte
 
 
 async def test_tls_with_a_ca_file_and_credentials(broker: MosquittoBroker, secure: SecureBroker) -> None:
-    async with local_publisher(broker.port) as local:
+    async with local_publisher(broker) as local:
         await local.publish(BASE + "status", b"online", qos=1, retain=True)
         await local.publish(BASE + "call/state", b'{"state":"idle","call_id":null,"caller":null,"since":1.0}', qos=1,
                             retain=True)
     remote = {"url": secure.url, "username": USER, "ca_file": str(secure.ca_file), "client_id": "fleet-box-7"}
-    bridge = RemoteBridge(bridge_config(broker.url, remote), None, PASSWORD)
+    bridge = RemoteBridge(bridge_config(broker.url, remote), broker.login(REMOTE), PASSWORD)
     async with running(bridge) as (_, status):
         assert "127.0.0.1" in await status.wait_for("ready", timeout=10)
         await asyncio.sleep(0.2)
@@ -63,7 +64,7 @@ async def test_tls_with_a_ca_file_and_credentials(broker: MosquittoBroker, secur
 
 async def test_a_wrong_password_degrades_and_keeps_retrying(broker: MosquittoBroker, secure: SecureBroker) -> None:
     remote = {"url": secure.url, "username": USER, "ca_file": str(secure.ca_file)}
-    bridge = RemoteBridge(bridge_config(broker.url, remote), None, "wrong")
+    bridge = RemoteBridge(bridge_config(broker.url, remote), broker.login(REMOTE), "wrong")
     async with running(bridge) as (task, status):
         detail = await status.wait_for("degraded", "Not authorized", timeout=10)
         assert "retrying" in detail
@@ -75,12 +76,12 @@ async def test_a_wrong_password_degrades_and_keeps_retrying(broker: MosquittoBro
 
 async def test_an_unknown_ca_is_refused(broker: MosquittoBroker, secure: SecureBroker) -> None:
     remote = {"url": secure.url, "username": USER}  # no ca_file: the system CAs do not know the private CA
-    bridge = RemoteBridge(bridge_config(broker.url, remote), None, PASSWORD)
+    bridge = RemoteBridge(bridge_config(broker.url, remote), broker.login(REMOTE), PASSWORD)
     async with running(bridge) as (task, status):
         await status.wait_for("degraded", "CERTIFICATE_VERIFY_FAILED", timeout=10)
         assert not task.done()
     missing = {"url": secure.url, "username": USER, "ca_file": "/nonexistent/ca.pem"}
-    bridge = RemoteBridge(bridge_config(broker.url, missing), None, PASSWORD)
+    bridge = RemoteBridge(bridge_config(broker.url, missing), broker.login(REMOTE), PASSWORD)
     async with running(bridge) as (task, status):
         await status.wait_for("degraded", "FileNotFoundError", timeout=10)
         assert not task.done()

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 
 import channels.remote_bridge.bridge as bridge_module
+from channels.bus_contract.clients import DAEMON, REMOTE
 from channels.remote_bridge.bridge import RemoteBridge
 from daemon.bus.connection import request_properties
 from daemon.tools.private_broker import MosquittoBroker
@@ -31,27 +32,46 @@ def dumps(payload: Any) -> bytes:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """The owner's remote broker (not the box's): open, as a home broker may be; its logins are the bridge's concern."""
     workdir = tmp_path / "remote-broker"
     workdir.mkdir()
-    with MosquittoBroker(workdir=workdir) as running_broker:
+    with MosquittoBroker(workdir=workdir, secured=False) as running_broker:
         yield running_broker
 
 
 @pytest.fixture
 async def local(broker: MosquittoBroker) -> AsyncIterator[aiomqtt.Client]:
-    async with local_publisher(broker.port) as client:
-        await client.publish(BASE + "status", b"online", qos=1, retain=True)
-        await client.publish(BASE + "modem/state", dumps(MODEM), qos=1, retain=True)
+    async with local_publisher(broker) as client:
+        await publish_box_state(client)
         yield client
+
+
+@pytest.fixture
+async def open_local(tmp_path: Path) -> AsyncIterator[MosquittoBroker]:
+    """A box broker without users (the box's state retained on it), for a bridge onto its own broker: there the
+    bridge's remote side (anonymous, as a remote broker may allow) writes ``fleet/...`` and discovery, which the
+    box's ACL rightly refuses every client."""
+    workdir = tmp_path / "open-broker"
+    workdir.mkdir()
+    with MosquittoBroker(workdir=workdir, secured=False) as running_broker:
+        async with local_publisher(running_broker) as client:
+            await publish_box_state(client)
+        yield running_broker
+
+
+async def publish_box_state(client: aiomqtt.Client) -> None:
+    """What the daemon keeps retained on its broker: ``status`` and ``modem/state``."""
+    await client.publish(BASE + "status", b"online", qos=1, retain=True)
+    await client.publish(BASE + "modem/state", dumps(MODEM), qos=1, retain=True)
 
 
 def topic_is(topic: str, text: str | None = None):  # type: ignore[no-untyped-def]
     return lambda m: m.topic == topic and (text is None or m.text == text)
 
 
-async def retained_on(port: int, topic: str = "#", settle_s: float = 0.3) -> dict[str, Seen]:
+async def retained_on(broker: MosquittoBroker, topic: str = "#", settle_s: float = 0.3) -> dict[str, Seen]:
     """What a client subscribing now gets as retained messages."""
-    async with MqttWatch(port, topic) as late:
+    async with MqttWatch(broker, topic) as late:
         await asyncio.sleep(settle_s)
     return {m.topic: m for m in late.seen if m.retain}
 
@@ -61,8 +81,8 @@ async def test_state_events_and_discovery_reach_the_remote(
 ) -> None:
     await local.publish(BASE + "engines/stt/state", dumps({"state": "ready", "backend": "vosk", "device": "cpu",
                                                            "detail": ""}), qos=1, retain=True)
-    async with MqttWatch(remote.port, "#") as watch:
-        bridge = RemoteBridge(bridge_config(broker.url, {"url": remote.url}), None, None)
+    async with MqttWatch(remote, "#") as watch:
+        bridge = RemoteBridge(bridge_config(broker.url, {"url": remote.url}), broker.login(REMOTE), None)
         async with running(bridge) as (_, status):
             await status.wait_for("ready", "bridging to 127.0.0.1")
             await watch.wait_for(topic_is(BASE + "status", "online"))
@@ -106,7 +126,7 @@ async def test_state_events_and_discovery_reach_the_remote(
             last = await watch.wait_for(lambda m: m.topic == BASE + "last_call" and m.json()["outcome"] != "ringing")
             assert last.json()["summary"] == "Перезвонить Ивану"
 
-    retained = await retained_on(remote.port)
+    retained = await retained_on(remote)
     assert retained[BASE + "status"].text == "offline"  # the clean stop said goodbye
     assert retained[BASE + "modem/state"].payload == dumps(MODEM)
     assert retained[BASE + "last_call"].json()["outcome"] == "message_taken"
@@ -121,9 +141,9 @@ async def test_remote_outage_queues_events_and_republishes_state(
     broker: MosquittoBroker, remote: MosquittoBroker, local: aiomqtt.Client
 ) -> None:
     async with TcpGate(remote.port) as gate:
-        bridge = RemoteBridge(bridge_config(broker.url, {"url": gate.url}), None, None)
+        bridge = RemoteBridge(bridge_config(broker.url, {"url": gate.url}), broker.login(REMOTE), None)
         async with running(bridge) as (task, status):
-            async with MqttWatch(remote.port, BASE + "#") as watch:
+            async with MqttWatch(remote, BASE + "#") as watch:
                 await watch.wait_for(topic_is(BASE + "modem/state"))
                 await gate.close()  # the remote goes away: its broker fires the bridge's last will
                 await watch.wait_for(topic_is(BASE + "status", "offline"))
@@ -135,7 +155,7 @@ async def test_remote_outage_queues_events_and_republishes_state(
                 await local.publish(BASE + "modem/state", dumps({**MODEM, "signal_dbm": -80 - n}), qos=1, retain=True)
             await asyncio.sleep(0.3)  # the bridge has them all queued
             assert not task.done() and bridge.outbox.events_waiting == 5
-            async with MqttWatch(remote.port, "#") as fresh:
+            async with MqttWatch(remote, "#") as fresh:
                 await gate.open()
                 await status.wait_for("ready", timeout=10)
                 last = await fresh.wait_for(lambda m: m.topic == BASE + "call/event" and m.json()["digit"] == "4")
@@ -153,7 +173,8 @@ async def test_a_full_queue_drops_the_oldest_events_and_says_so(
 ) -> None:
     monkeypatch.setattr(bridge_module, "MAX_QUEUED_EVENTS", 5)
     gate = TcpGate(remote.port)  # shut from the start: the remote is unreachable
-    bridge = RemoteBridge(bridge_config(broker.url, {"url": gate.url}), None, None)
+    bridge = RemoteBridge(bridge_config(broker.url, {"url": gate.url, "forward_sms_text": True}), broker.login(REMOTE),
+                          None)
     async with running(bridge) as (_, status):
         await status.wait_for("degraded", "remote broker")
         await asyncio.sleep(0.3)
@@ -161,16 +182,18 @@ async def test_a_full_queue_drops_the_oldest_events_and_says_so(
             await local.publish(BASE + "sms/event", dumps({"type": "received", "from": "+1", "text": str(n)}), qos=1)
         await asyncio.sleep(0.3)
         assert bridge.outbox.dropped == 7
-        async with MqttWatch(remote.port, BASE + "sms/event") as watch:
+        async with MqttWatch(remote, BASE + "sms/event") as watch:
             async with gate:
                 await status.wait_for("ready", "7 event(s) dropped", timeout=10)
                 await watch.wait_for(lambda m: m.json()["text"] == "11")
             assert [m.json()["text"] for m in watch.seen] == ["7", "8", "9", "10", "11"]
 
 
-async def _answer_commands(port: int, verbs: list[str]) -> None:
-    """A stand-in for the daemon's command handler: answers every cmd/<verb> on its response topic."""
-    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+async def _answer_commands(broker: MosquittoBroker, verbs: list[str]) -> None:
+    """A stand-in for the daemon's command handler (its user): answers every cmd/<verb> on its response topic."""
+    login = broker.login(DAEMON)
+    async with aiomqtt.Client("127.0.0.1", broker.port, username=login.username, password=login.password,
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(BASE + "cmd/#", qos=1)
         async for message in client.messages:
             verb = str(message.topic)[len(BASE + "cmd/"):]
@@ -186,10 +209,10 @@ async def test_only_the_configured_ha_commands_reach_the_box(
     broker: MosquittoBroker, remote: MosquittoBroker, local: aiomqtt.Client
 ) -> None:
     verbs: list[str] = []
-    answering = asyncio.create_task(_answer_commands(broker.port, verbs))
+    answering = asyncio.create_task(_answer_commands(broker, verbs))
     try:
-        bridge = RemoteBridge(bridge_config(broker.url, {"url": remote.url}), None, None)
-        async with running(bridge) as (_, status), local_publisher(remote.port) as outsider:
+        bridge = RemoteBridge(bridge_config(broker.url, {"url": remote.url}), broker.login(REMOTE), None)
+        async with running(bridge) as (_, status), local_publisher(remote) as outsider:
             await status.wait_for("ready")
             await asyncio.sleep(0.2)
             await outsider.publish(BASE + "ha/hangup", b"PRESS", qos=1)
@@ -214,9 +237,9 @@ async def test_only_the_configured_ha_commands_reach_the_box(
 async def test_remote_status_follows_the_box_and_the_local_bus(
     broker: MosquittoBroker, remote: MosquittoBroker, local: aiomqtt.Client
 ) -> None:
-    async with MqttWatch(remote.port, BASE + "status") as watch:
+    async with MqttWatch(remote, BASE + "status") as watch:
         bridge = RemoteBridge(bridge_config(broker.url, {"url": remote.url, "home_assistant": {"enabled": False},
-                                                         "topics": ["call/event"]}), None, None)
+                                                         "topics": ["call/event"]}), broker.login(REMOTE), None)
         async with running(bridge) as (_, status):
             await watch.wait_for(lambda m: m.text == "online")
             mark = len(watch.seen)
@@ -231,25 +254,27 @@ async def test_remote_status_follows_the_box_and_the_local_bus(
             broker.start()
             await watch.wait_for(lambda m: m.text == "online", after=mark, timeout=10)
             await status.wait_for("ready")
-    retained = await retained_on(remote.port)
+    retained = await retained_on(remote)
     assert not any(t.startswith("homeassistant/") for t in retained)  # discovery off
     assert set(retained) == {BASE + "status"}  # modem/state is not among the chosen topics
 
 
-async def test_a_bridge_onto_its_own_topics_refuses_to_loop(broker: MosquittoBroker, local: aiomqtt.Client) -> None:
-    looping = RemoteBridge(bridge_config(broker.url, {"url": broker.url}), None, None)
+async def test_a_bridge_onto_its_own_topics_refuses_to_loop(open_local: MosquittoBroker) -> None:
+    broker = open_local
+    looping = RemoteBridge(bridge_config(broker.url, {"url": broker.url}), broker.login(REMOTE), None)
     assert looping.loops_back
     async with running(looping) as (task, status):
         await status.wait_for("degraded", "republish its own messages")
         await asyncio.sleep(0.3)
         assert not task.done() and looping.connect_attempts == 0
-    elsewhere = RemoteBridge(bridge_config(broker.url, {"url": broker.url, "topic_prefix": "fleet"}), None, None)
+    elsewhere = RemoteBridge(bridge_config(broker.url, {"url": broker.url, "topic_prefix": "fleet"}),
+                             broker.login(REMOTE), None)
     assert not elsewhere.loops_back and elsewhere.base == "fleet/test-box/"
-    async with MqttWatch(broker.port, "fleet/#") as watch, running(elsewhere) as (_, status):  # same broker, own prefix
+    async with MqttWatch(broker, "fleet/#") as watch, running(elsewhere) as (_, status):  # same broker, own prefix
         await status.wait_for("ready")
         modem = await watch.wait_for(lambda m: m.topic == "fleet/test-box/modem/state")
         assert modem.payload == dumps(MODEM)
-        signal = json.loads((await retained_on(broker.port, f"homeassistant/sensor/{NODE}/signal/config"))[
+        signal = json.loads((await retained_on(broker, f"homeassistant/sensor/{NODE}/signal/config"))[
             f"homeassistant/sensor/{NODE}/signal/config"].payload)
         assert signal["state_topic"] == "fleet/test-box/modem/state"
         assert signal["availability_topic"] == "fleet/test-box/status"

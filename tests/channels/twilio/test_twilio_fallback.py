@@ -75,8 +75,8 @@ async def test_the_gather_conversation_goes_through_the_boxs_chat_in_the_persona
     tmp_path: Path, broker: MosquittoBroker, llm: tuple[StandIn, ChatLlm],
 ) -> None:
     server, chat = llm
-    async with MqttWatch(broker.port, f"{BASE}/engines/llm/state") as engines, \
-            twilio_box(tmp_path, broker.url, media_streams=False, engines=engines_yaml(server.url)) as box, \
+    async with MqttWatch(broker, f"{BASE}/engines/llm/state") as engines, \
+            twilio_box(tmp_path, broker, media_streams=False, engines=engines_yaml(server.url)) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         await engines.wait_for(lambda m: m.json()["state"] == "ready", timeout=30)
         sid = new_sid("CA")
@@ -118,8 +118,8 @@ async def test_without_a_conversational_model_the_caller_leaves_a_voicemail_hand
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
     engines = engines_yaml(conversational=False)
-    async with twilio_box(tmp_path, broker.url, media_streams=False, engines=engines) as box, \
-            FakeCallbackResponder(broker.port) as responder, MqttWatch(broker.port, f"{BASE}/callback/event") as bus, \
+    async with twilio_box(tmp_path, broker, media_streams=False, engines=engines) as box, \
+            FakeCallbackResponder(broker) as responder, MqttWatch(broker, f"{BASE}/callback/event") as bus, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         sid = new_sid("CA")
         params = twilio.call_params(sid, CALLER, LIDIA_NUMBER)
@@ -149,7 +149,7 @@ async def test_a_voicemail_left_while_the_broker_is_down_reaches_the_box_when_it
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
     broker.stop()
-    async with twilio_box(tmp_path, broker.url, media_streams=False, with_daemon=False) as box, \
+    async with twilio_box(tmp_path, broker, media_streams=False, with_daemon=False) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         sid = new_sid("CA")
         params = twilio.call_params(sid, CALLER, LIDIA_NUMBER)
@@ -161,7 +161,7 @@ async def test_a_voicemail_left_while_the_broker_is_down_reaches_the_box_when_it
         assert box.status.last is not None and box.status.last[0] == "degraded"
         assert "bus not connected" in box.status.last[1]
         broker.start()
-        async with FakeCallbackResponder(broker.port) as responder:
+        async with FakeCallbackResponder(broker) as responder:
             await asyncio.wait_for(responder.received.wait(), 20)
             await wait_until(lambda: not list(spool.glob("*.json")), 5)
         assert responder.requests[0]["session"] == sid and responder.requests[0]["note"] == f"voicemail: {RECORDING}"

@@ -45,7 +45,7 @@ def rms(path: Path) -> float:
 async def test_a_twilio_call_is_answered_by_the_secretary_recorded_and_announced(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url) as box, MqttWatch(broker.port, f"{BASE}/#") as bus, \
+    async with twilio_box(tmp_path, broker) as box, MqttWatch(broker, f"{BASE}/#") as bus, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         print(f"the Twilio channel is run by the {box.channel_run_by}")
         audio = bytes(8000 * 2 * 8) + caller_pcm()  # the caller listens to the (Russian) greeting, then speaks
@@ -53,9 +53,10 @@ async def test_a_twilio_call_is_answered_by_the_secretary_recorded_and_announced
         ended = await bus.wait_for(
             lambda m: m.topic == f"{BASE}/call/event" and m.json()["type"] == "ended", timeout=60)
 
-    # the TwiML: a bidirectional stream to the public wss URL, carrying the numbers
+    # the TwiML: a bidirectional stream to the public wss URL, carrying the numbers and the stream's signed grant
     assert call.stream_url == "wss://box.example.test/twilio/stream"
-    assert call.parameters == {"caller": CALLER, "called": GULYA_NUMBER}
+    assert set(call.parameters) == {"caller", "called", "issued", "grant"}
+    assert (call.parameters["caller"], call.parameters["called"]) == (CALLER, GULYA_NUMBER)
     assert call.twiml.find("./Connect").get("action") == PUBLIC_URL + "/twilio/stream-ended"  # type: ignore[union-attr]
     # a spoken reply came back: the greeting, in 20 ms mu-law frames
     assert call.media and all(len(codes) == 160 for _, codes in call.media)
@@ -91,7 +92,7 @@ async def test_a_twilio_call_is_answered_by_the_secretary_recorded_and_announced
 async def test_a_caller_talking_over_the_greeting_clears_twilios_buffered_reply(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url) as box, \
+    async with twilio_box(tmp_path, broker) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         audio = bytes(8000 * 2 * 2) + caller_pcm()  # talks 2 s into the greeting
         call = await twilio.call(audio, caller=CALLER, called=GULYA_NUMBER, tail_s=1.0)
@@ -110,7 +111,7 @@ async def test_when_the_secretary_ends_the_call_the_stream_closes_and_twilio_han
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
     silence = "call:\n  silence_prompt_s: 2\n  silence_hangup_s: 2\n"
-    async with twilio_box(tmp_path, broker.url, extra=silence) as box, \
+    async with twilio_box(tmp_path, broker, extra=silence) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         stream_sid = new_sid("MZ")
         junk = {0.5: "not json", 0.6: "[1, 2]", 0.7: json.dumps({"event": "bogus", "streamSid": stream_sid}),
@@ -131,7 +132,7 @@ async def test_when_the_secretary_ends_the_call_the_stream_closes_and_twilio_han
 async def test_without_the_daemons_line_the_stream_closes_and_the_caller_can_leave_a_message(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url, with_daemon=False) as box, \
+    async with twilio_box(tmp_path, broker, with_daemon=False) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         call = await twilio.call(bytes(8000 * 2), caller=CALLER, called=GULYA_NUMBER, hang_up=False, max_s=15)
     assert call.closed_by_server_at is not None and not call.media
@@ -144,7 +145,7 @@ async def test_without_the_daemons_line_the_stream_closes_and_the_caller_can_lea
 async def test_twilios_status_callback_ends_a_stream_that_is_still_bridged(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url) as box, MqttWatch(broker.port, f"{BASE}/call/event") as bus, \
+    async with twilio_box(tmp_path, broker) as box, MqttWatch(broker, f"{BASE}/call/event") as bus, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         call_sid = new_sid("CA")
         calling = asyncio.create_task(twilio.call(b"", caller=CALLER, called=GULYA_NUMBER, call_sid=call_sid,
@@ -164,7 +165,7 @@ async def test_twilios_status_callback_ends_a_stream_that_is_still_bridged(
 
 
 async def test_a_stream_that_is_not_8khz_mulaw_is_closed(tmp_path: Path, broker: MosquittoBroker) -> None:
-    async with twilio_box(tmp_path, broker.url, with_daemon=False) as box, \
+    async with twilio_box(tmp_path, broker, with_daemon=False) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         ws = await twilio.open_stream("wss://box.example.test/twilio/stream")
         await ws.send_str("{broken")

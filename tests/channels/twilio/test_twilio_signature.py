@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 async def test_unsigned_wrongly_signed_and_misdirected_webhooks_are_refused(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url, with_daemon=False) as box, \
+    async with twilio_box(tmp_path, broker, with_daemon=False) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         params = twilio.call_params(new_sid("CA"), CALLER, LIDIA_NUMBER)
         voice = PUBLIC_URL + "/twilio/voice"
@@ -42,7 +42,7 @@ async def test_unsigned_wrongly_signed_and_misdirected_webhooks_are_refused(
 async def test_the_media_stream_upgrade_needs_twilios_signature_for_the_wss_url(
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
-    async with twilio_box(tmp_path, broker.url, with_daemon=False) as box, \
+    async with twilio_box(tmp_path, broker, with_daemon=False) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         stream = "wss://box.example.test/twilio/stream"
         for signature in (None, "bm90IGEgc2lnbmF0dXJl", twilio.validator.compute_signature(
@@ -59,7 +59,7 @@ async def test_without_the_auth_token_every_webhook_answers_503_and_the_channel_
     tmp_path: Path, broker: MosquittoBroker,
 ) -> None:
     environ = {"SECRETARY_TWILIO_ACCOUNT_SID": ACCOUNT_SID}
-    async with twilio_box(tmp_path, broker.url, with_daemon=False, environ=environ) as box, \
+    async with twilio_box(tmp_path, broker, with_daemon=False, environ=environ) as box, \
             TwilioStandIn(box.local_url, PUBLIC_URL, TOKEN, ACCOUNT_SID) as twilio:
         params = twilio.call_params(new_sid("CA"), CALLER, LIDIA_NUMBER)
         for path in ("/twilio/voice", "/twilio/gather", "/twilio/recorded", "/twilio/status"):

@@ -22,10 +22,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from channels import line_protocol as lp
+from channels.bus_contract.clients import DAEMON, TWILIO, bus_login
+from channels.bus_contract.verbs import CALLBACK_REQUEST
 from channels.twilio.twilio_channel import TwilioChannel
 from config.loader import load_config
 from daemon.app import SecretaryApp
 from daemon.runtime.systemd_notify import SystemdNotifier
+from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -136,13 +139,13 @@ def _daemon_runs_twilio(app: SecretaryApp) -> bool:
 
 @contextlib.asynccontextmanager
 async def twilio_box(
-    tmp_path: Path, broker_url: str, *, media_streams: bool = True, engines: str = LIGHT_ENGINES, extra: str = "",
-    environ: Mapping[str, str] = ENVIRON, with_daemon: bool = True,
+    tmp_path: Path, broker: MosquittoBroker, *, media_streams: bool = True, engines: str = LIGHT_ENGINES,
+    extra: str = "", environ: Mapping[str, str] = ENVIRON, with_daemon: bool = True,
 ) -> AsyncIterator[Box]:
     """The daemon and the Twilio channel (``with_daemon=False``: the channel alone, no line socket)."""
     port = free_port()
     data_dir = tmp_path / "data"
-    path = write_config(tmp_path / "config.yaml", broker_url, data_dir, extra=twilio_yaml(port, media_streams) + extra,
+    path = write_config(tmp_path / "config.yaml", broker, data_dir, extra=twilio_yaml(port, media_streams) + extra,
                         engines=engines)
     loaded = load_config(path, dict(environ))
     status = Status()
@@ -158,7 +161,8 @@ async def twilio_box(
             if _daemon_runs_twilio(app):
                 run_by = "daemon"
         if run_by == "test":
-            channel = TwilioChannel(loaded.settings, loaded.secret, None)
+            login = bus_login(loaded.settings.mqtt, TWILIO, loaded.secret)  # as daemon/channel_host.py does
+            channel = TwilioChannel(loaded.settings, loaded.secret, login)
             tasks.insert(0, asyncio.create_task(channel.run(status), name="test-twilio-channel"))
         await _wait_listening(port)
         yield Box(port, data_dir, app, channel, status, run_by)
@@ -172,11 +176,13 @@ async def twilio_box(
 
 
 class FakeCallbackResponder:
-    """The daemon's side of ``cmd/notify/callback_request``, played by the test: records what it was asked."""
+    """The daemon's side of ``cmd/notify/callback_request``, played by the test as the daemon's user: records what it
+    was asked."""
 
-    def __init__(self, port: int, box_id: str = "test-box") -> None:
-        self.port = port
-        self.topic = f"secretary/{box_id}/cmd/notify/callback_request"
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self.port = broker.port
+        self.login = broker.login(DAEMON)
+        self.topic = broker.topics.command(CALLBACK_REQUEST)
         self.requests: list[dict[str, Any]] = []
         self.received = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -196,6 +202,7 @@ class FakeCallbackResponder:
         while True:
             try:
                 async with aiomqtt.Client("127.0.0.1", self.port, protocol=aiomqtt.ProtocolVersion.V5,
+                                          username=self.login.username, password=self.login.password,
                                           identifier="test-callback-responder") as client:
                     await client.subscribe(self.topic, qos=1)
                     self._subscribed.set()

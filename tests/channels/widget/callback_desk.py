@@ -1,6 +1,7 @@
 """The box's side of ``cmd/notify/callback_request``, stood in by the test: records requests and replies.
 
-A plain MQTT v5 client on the broker, subscribed to the command topic; it
+A plain MQTT v5 client on the broker, logged in as the daemon (the one user
+that may read commands and write replies), subscribed to the command topic; it
 answers each request on its response topic with the same correlation data,
 as the daemon's command router does (``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error": {"code", "message"}}``).
@@ -20,17 +21,23 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from channels.bus_contract.clients import DAEMON
+from channels.bus_contract.verbs import CALLBACK_REQUEST
+from daemon.tools.private_broker import MosquittoBroker
+
 
 class CallbackDesk:
-    def __init__(self, port: int, box_id: str = "test-box", prefix: str = "secretary") -> None:
-        self.port = port
-        self.topic = f"{prefix}/{box_id}/cmd/notify/callback_request"
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self.port = broker.port
+        self.login = broker.login(DAEMON)
+        self.topic = broker.topics.command(CALLBACK_REQUEST)
         self.requests: list[dict[str, Any]] = []
         self.reply: dict[str, Any] | None = None  # None: {"ok": true, "result": {"id": "cb-<n>"}}
         self.subscribed = asyncio.Event()
 
     async def serve(self) -> None:
         async with aiomqtt.Client("127.0.0.1", self.port, identifier=f"test-desk-{uuid.uuid4().hex[:8]}",
+                                  username=self.login.username, password=self.login.password,
                                   protocol=aiomqtt.ProtocolVersion.V5) as client:
             await client.subscribe(self.topic, qos=1)
             self.subscribed.set()
@@ -56,8 +63,8 @@ class CallbackDesk:
 
 
 @contextlib.asynccontextmanager
-async def callback_desk(port: int) -> AsyncIterator[CallbackDesk]:
-    desk = CallbackDesk(port)
+async def callback_desk(broker: MosquittoBroker) -> AsyncIterator[CallbackDesk]:
+    desk = CallbackDesk(broker)
     async with asyncio.TaskGroup() as tasks:
         serving = tasks.create_task(desk.serve(), name="callback-desk")
         try:

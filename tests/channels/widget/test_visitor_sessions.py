@@ -30,9 +30,12 @@ def test_an_id_that_is_not_ours_gets_a_fresh_one() -> None:
     for bad in ("", "short", "x" * 65, "../../etc/passwd-aaaaaaaaaaaa", "ünïcødé-ünïcødé-ünïcødé"):
         session = sessions.open("site", bad)
         assert session.session_id != bad and valid_session_id(session.session_id)
-    # an unknown but well-formed id (the box restarted) keeps the visitor's id
-    known = new_session_id()
-    assert sessions.open("site", known).session_id == known
+    # a well-formed id the server never issued (made up, or from before a restart) is not adopted either
+    unknown = new_session_id()
+    assert sessions.find("site", unknown) is None
+    fresh = sessions.open("site", unknown)
+    assert fresh.session_id != unknown and valid_session_id(fresh.session_id)
+    assert sessions.find("site", unknown) is None and sessions.find("site", fresh.session_id) is fresh
 
 
 def test_history_is_bounded_and_the_model_sees_the_last_turns() -> None:

@@ -158,9 +158,9 @@ async def test_a_visitor_chats_reloads_is_rate_limited_and_leaves_a_number(tmp_p
             allowed = f"http://localhost:{page_port}"
             widget = {"persona": "lidia", "title": "Ask Lidia", "greeting": GREETING, "primary_color": "#aa0000",
                       "allowed_origins": [allowed], "messages_per_minute": 2, "llm": ["cloud"]}
-            config = widget_config(tmp_path / "data", broker.url, {"site": widget}, engines__llm=cloud_llm(server.url))
+            config = widget_config(tmp_path / "data", broker, {"site": widget}, engines__llm=cloud_llm(server.url))
             async with (
-                callback_desk(broker.port) as desk,
+                callback_desk(broker) as desk,
                 widget_box(config) as box,
                 chromium(["--host-resolver-rules=MAP localhost 127.0.0.1"]) as browser,
             ):

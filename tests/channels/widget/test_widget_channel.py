@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from channels.bus_contract.clients import WIDGET
 from channels.widget.widget_channel import WidgetChannel
 from daemon.tools.private_broker import MosquittoBroker
 from tests.calls.call_harness import cloud_llm
@@ -49,7 +50,7 @@ def upgrade_headers(origin: str | None) -> dict[str, str]:
 
 
 async def test_script_config_cors_origin_checks_and_health(tmp_path: Path, broker: MosquittoBroker) -> None:
-    config = widget_config(tmp_path / "data", broker.url, {"site": site()})
+    config = widget_config(tmp_path / "data", broker, {"site": site()})
     async with widget_box(config, daemon=False) as box, aiohttp.ClientSession() as http:
         async with http.get(f"{box.url}/widget.js") as response:
             assert response.status == 200
@@ -103,7 +104,7 @@ async def test_answers_stream_with_the_persona_and_history_survives_a_reconnect(
     server = StandIn(llm)
     await server.start()
     try:
-        config = widget_config(tmp_path / "data", broker.url, {"site": site(history_turns=1, llm=["cloud"])},
+        config = widget_config(tmp_path / "data", broker, {"site": site(history_turns=1, llm=["cloud"])},
                                engines__llm=cloud_llm(server.url))
         async with widget_box(config) as box, aiohttp.ClientSession() as http:
             async with http.ws_connect(box.chat_url(), origin=SITE) as ws:
@@ -149,7 +150,7 @@ async def test_without_a_conversational_model_the_visitor_is_offered_a_call_back
     server = StandIn(StreamedAnswers())
     await server.start()
     try:
-        config = widget_config(tmp_path / "data", broker.url, {"site": site()},
+        config = widget_config(tmp_path / "data", broker, {"site": site()},
                                engines__llm=no_conversational_llm(server.url))
         async with widget_box(config) as box, aiohttp.ClientSession() as http:
             async with http.ws_connect(box.chat_url(), origin=SITE) as ws:
@@ -170,7 +171,7 @@ async def test_bad_frames_get_an_error_and_the_conversation_goes_on(tmp_path: Pa
     server = StandIn(StreamedAnswers())
     await server.start()
     try:
-        config = widget_config(tmp_path / "data", broker.url, {"site": site(llm=["cloud"])},
+        config = widget_config(tmp_path / "data", broker, {"site": site(llm=["cloud"])},
                                engines__llm=cloud_llm(server.url))
         async with widget_box(config) as box, aiohttp.ClientSession() as http:
             async with http.ws_connect(box.chat_url(), origin=SITE) as ws:
@@ -200,7 +201,7 @@ async def test_rate_limits_per_session_and_per_address(tmp_path: Path, broker: M
     await server.start()
     try:
         widgets = {"site": site(messages_per_minute=2), "shop": site(messages_per_minute=5, persona=None)}
-        config = widget_config(tmp_path / "data", broker.url, widgets, engines__llm=cloud_llm(server.url))
+        config = widget_config(tmp_path / "data", broker, widgets, engines__llm=cloud_llm(server.url))
         async with widget_box(config) as box, aiohttp.ClientSession() as http:
             async with http.ws_connect(box.chat_url(), origin=SITE) as ws:
                 await receive_until(ws, "hello")
@@ -232,8 +233,8 @@ async def test_rate_limits_per_session_and_per_address(tmp_path: Path, broker: M
 
 
 async def test_the_call_back_hand_off_reaches_the_desk(tmp_path: Path, broker: MosquittoBroker) -> None:
-    config = widget_config(tmp_path / "data", broker.url, {"site": site()})
-    async with (callback_desk(broker.port) as desk, widget_box(config, daemon=False) as box,
+    config = widget_config(tmp_path / "data", broker, {"site": site()})
+    async with (callback_desk(broker) as desk, widget_box(config, daemon=False) as box,
                 aiohttp.ClientSession() as http):
         async with http.ws_connect(box.chat_url(), origin=SITE) as ws:
             session = (await receive_until(ws, "hello"))[-1]["session"]
@@ -284,8 +285,8 @@ async def test_without_the_broker_it_serves_degraded_and_tells_the_visitor(tmp_p
 
 
 async def test_stopping_closes_open_chats_as_going_away_and_frees_the_port(tmp_path: Path, broker: MosquittoBroker) -> None:
-    config = widget_config(tmp_path / "data", broker.url, {"site": site()})
-    channel = WidgetChannel(config, None)
+    config = widget_config(tmp_path / "data", broker, {"site": site()})
+    channel = WidgetChannel(config, broker.login(WIDGET))
     status = RecordedStatus()
     async with asyncio.TaskGroup() as tasks, aiohttp.ClientSession() as http:
         served = tasks.create_task(channel.run(status))
@@ -305,7 +306,7 @@ async def test_stopping_closes_open_chats_as_going_away_and_frees_the_port(tmp_p
     assert {c.data for c in closes} == {1001}
     assert stopped_in < 3 and channel.port is None
     # the port is free again: a new server binds it
-    again = WidgetChannel(config, None)
+    again = WidgetChannel(config, broker.login(WIDGET))
     async with asyncio.TaskGroup() as tasks:
         served = tasks.create_task(again.run(RecordedStatus()))
         await wait_for(lambda: again.port == port, 10, "the second server")

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from channels.bus_contract.clients import DAEMON, WIDGET
 from channels.bus_contract.topics import Topics
 from channels.widget.widget_channel import WidgetChannel
 from config.schema import SecretaryConfig
@@ -31,18 +32,22 @@ from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_wiring import engine_services
 from daemon.runtime.service import ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
+from daemon.tools.private_broker import MosquittoBroker
 from tests.calls.call_harness import box_config
 from tests.daemon.web.web_daemon import free_port
 from tests.engines.llm_standins import open_sse, openai_text_stream
+from tests.support.bus_logins import config_login, config_mqtt
 
 SITE = "https://example.com"
 ANSWER = ("Hello! ", "Alex is out until five.")
 
 
-def widget_config(data_dir: Path, mqtt_url: str, widgets: dict[str, Any], **overrides: Any) -> SecretaryConfig:
-    """A box config with the widget server on a free loopback port and ``widgets``."""
+def widget_config(
+    data_dir: Path, broker: MosquittoBroker | str, widgets: dict[str, Any], **overrides: Any,
+) -> SecretaryConfig:
+    """A box config on ``broker`` (or a bare URL) with the widget server on a free loopback port and ``widgets``."""
     return box_config(
-        data_dir, mqtt__url=mqtt_url,
+        data_dir, mqtt=config_mqtt(broker),
         channels__widget={"listen": f"127.0.0.1:{free_port()}", "widgets": widgets}, **overrides,
     )
 
@@ -135,11 +140,11 @@ async def widget_box(config: SecretaryConfig, *, daemon: bool = True, ready: boo
     if daemon:
         bus = Bus(ChatOnlyTopics(config.mqtt.topic_prefix, config.box_id))
         supervisor = Supervisor(RestartPolicy(0.2, 2, 60), stop_timeout_s=10)
-        supervisor.add(BusConnection(bus, config.mqtt))
+        supervisor.add(BusConnection(bus, config.mqtt, config_login(config, DAEMON)))
         engines = {s.name: s for s in engine_services(bus, config.engines, config.data_dir)}
         supervisor.add(engines["llm"])  # text chat needs no speech engines
         supervisor.add(ChatService(bus, config, engines.get))
-    channel = WidgetChannel(config, None)
+    channel = WidgetChannel(config, config_login(config, WIDGET))
     status = RecordedStatus()
     box = WidgetBox(config, channel, status, supervisor)
     async with asyncio.TaskGroup() as tasks:

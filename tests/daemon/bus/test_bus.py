@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from channels.bus_contract.clients import DAEMON
 from channels.bus_contract.topics import Topics
 from config.loader import load_config
 from config.schema import MqttConfig
 from daemon.app import SecretaryApp
-from daemon.bus.connection import Bus, BusConnection
+from daemon.bus.connection import Bus, BusConnection, request_properties
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
 from daemon.runtime.systemd_notify import SystemdNotifier
 from daemon.tools.private_broker import MosquittoBroker
@@ -26,7 +27,7 @@ BASE = "secretary/test-box"
 
 @pytest.fixture
 async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
     yield app
@@ -35,14 +36,14 @@ async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Secretar
 
 
 async def test_online_retained_and_offline_on_clean_stop(broker: MosquittoBroker, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     app = SecretaryApp(load_config(config, {}), notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online")
         await watch.wait_for(lambda m: m.topic == f"{BASE}/services/bus/state" and m.json()["state"] == "running")
     # A late subscriber still learns the box is online: the status is retained.
-    async with MqttWatch(broker.port, f"{BASE}/status") as late:
+    async with MqttWatch(broker, f"{BASE}/status") as late:
         seen = await late.wait_for(lambda m: True)
         assert (seen.text, seen.retain) == ("online", True)
         app.stop()
@@ -51,7 +52,7 @@ async def test_online_retained_and_offline_on_clean_stop(broker: MosquittoBroker
 
 
 async def test_state_supersedes_and_events_in_order(app: SecretaryApp, broker: MosquittoBroker) -> None:
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         await watch.wait_for(lambda m: m.text == "online")
         for n in range(20):
             app.bus.call_event("utterance", "c1", role="caller", text=f"line {n}")
@@ -68,12 +69,12 @@ async def test_no_event_lost_across_broker_restart(broker: MosquittoBroker, tmp_
     broker.stop()
     persistent = MosquittoBroker(port=broker.port, workdir=tmp_path, persistent=True)
     persistent.start()
-    config = write_config(tmp_path / "config.yaml", persistent.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", persistent, tmp_path / "data")
     app = SecretaryApp(load_config(config, {}), notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
     try:
         # An owner-side consumer with a persistent session, as Home Assistant would keep.
-        async with MqttWatch(persistent.port, f"{BASE}/#", session="owner-dashboard") as watch:
+        async with MqttWatch(persistent, f"{BASE}/#", session="owner-dashboard") as watch:
             await watch.wait_for(lambda m: m.text == "online")
             app.bus.call_event("ringing", "c1", caller="+79161234567")
             await watch.wait_for(lambda m: m.topic.endswith("call/event"))
@@ -86,7 +87,7 @@ async def test_no_event_lost_across_broker_restart(broker: MosquittoBroker, tmp_
         app.bus.call_event("ended", "c1", duration_s=12.5, reason="caller_hangup", summary="test")
         assert len(app.bus.outbox) >= 51
         persistent.start()  # and comes back
-        async with MqttWatch(persistent.port, f"{BASE}/#", session="owner-dashboard") as watch:
+        async with MqttWatch(persistent, f"{BASE}/#", session="owner-dashboard") as watch:
             await watch.wait_for(lambda m: m.topic.endswith("call/event") and m.json()["type"] == "ended", timeout=10)
             events = [m.json() for m in watch.on(f"{BASE}/call/event")]
             texts = [e["text"] for e in events if e["type"] == "utterance"]
@@ -94,7 +95,7 @@ async def test_no_event_lost_across_broker_restart(broker: MosquittoBroker, tmp_
             assert events[-1]["type"] == "ended"
             await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.text == "online")
         # The retained state survived too, for consumers that come later.
-        async with MqttWatch(persistent.port, f"{BASE}/call/state") as late:
+        async with MqttWatch(persistent, f"{BASE}/call/state") as late:
             assert (await late.wait_for(lambda m: True)).json()["state"] == "active"
         assert len(app.bus.outbox) == 0
     finally:
@@ -104,7 +105,7 @@ async def test_no_event_lost_across_broker_restart(broker: MosquittoBroker, tmp_
 
 
 async def test_retained_state_restored_after_broker_lost_it(app: SecretaryApp, broker: MosquittoBroker) -> None:
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         app.bus.publish_state("modem/state", {"sim": "ready", "registered": True})
         await watch.wait_for(lambda m: m.topic == f"{BASE}/modem/state")
     sessions = app.bus.connections
@@ -113,7 +114,7 @@ async def test_retained_state_restored_after_broker_lost_it(app: SecretaryApp, b
         if app.bus.connections > sessions and len(app.bus.outbox) == 0:
             break
         await asyncio.sleep(0.05)
-    async with MqttWatch(broker.port, f"{BASE}/modem/state") as watch:
+    async with MqttWatch(broker, f"{BASE}/modem/state") as watch:
         seen = await watch.wait_for(lambda m: True, timeout=10)
         assert seen.json()["sim"] == "ready" and seen.retain
 
@@ -134,7 +135,7 @@ async def test_commands_request_response_and_bad_payloads(app: SecretaryApp, bro
 
     app.bus.register_command("test/dial", dial)
     app.bus.register_command("broken", broken)
-    async with MqttWatch(broker.port, f"{BASE}/#") as watch:
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
         await watch.wait_for(lambda m: m.text == "online")
         ok = await watch.request(f"{BASE}/cmd/test/dial", b'{"number": "+79161234567"}')
         assert ok == {"ok": True, "result": {"dialing": "+79161234567"}}
@@ -170,7 +171,7 @@ async def test_a_stop_while_events_stream_always_ends(broker: MosquittoBroker) -
     for attempt in range(20):
         bus = Bus(Topics("secretary", "stop-test"))
         supervisor = Supervisor(RestartPolicy(0.2, 2, 60), stop_timeout_s=2)
-        supervisor.add(BusConnection(bus, MqttConfig(url=broker.url)))
+        supervisor.add(BusConnection(bus, MqttConfig(url=broker.url), broker.login(DAEMON)))
         running = asyncio.create_task(supervisor.run())
 
         async def stream() -> None:
@@ -188,3 +189,17 @@ async def test_a_stop_while_events_stream_always_ends(broker: MosquittoBroker) -
         done, _ = await asyncio.wait({running}, timeout=3)
         assert done, f"stop {attempt + 1} hung: the bus service is still running"
         assert not bus.connected
+
+
+async def test_a_command_cannot_aim_its_reply_outside_the_reply_topics(app: SecretaryApp, broker: MosquittoBroker) -> None:
+    async with MqttWatch(broker, f"{BASE}/#") as watch:
+        await watch.wait_for(lambda m: m.topic == f"{BASE}/status" and m.payload == b"online")
+        assert watch._client is not None
+        for aimed in (f"{BASE}/status", f"{BASE}/call/state", "elsewhere/reply/x", f"{BASE}/reply/a/b", f"{BASE}/reply/+"):
+            start = len(watch.seen)
+            await watch._client.publish(f"{BASE}/cmd/no-such-verb", b"{}", qos=1,
+                                        properties=request_properties(aimed, b"aimed"))
+            with pytest.raises(AssertionError):
+                await watch.wait_for(lambda m: m.correlation == b"aimed", timeout=0.5, after=start)
+        reply = await watch.request(f"{BASE}/cmd/no-such-verb", b"{}")  # a reply topic of this box: answered
+        assert reply["ok"] is False and reply["error"]["code"] == "unknown_command"

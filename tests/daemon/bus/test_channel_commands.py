@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from channels.bus_client import BusUnavailable, ChannelBus, CommandFailed
+from channels.bus_contract.clients import CLI, TELEGRAM, Role, bus_login
 from config.loader import load_config
 from daemon.app import SecretaryApp
 from daemon.bus.commands import CommandError
@@ -25,7 +26,7 @@ from tests.support.daemon_runner import write_config
 
 @pytest.fixture
 async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
     for _ in range(400):
@@ -38,13 +39,15 @@ async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Secretar
 
 
 class Channel:
-    """A ChannelBus running in the background, recording what it hears."""
+    """A ChannelBus running in the background as ``role`` (the owner's tools by default: every verb), recording what
+    it hears."""
 
-    def __init__(self, app: SecretaryApp, client_id: str = "test-channel") -> None:
+    def __init__(self, app: SecretaryApp, role: Role = CLI) -> None:
         cfg = app.loaded.settings
         self.heard: list[tuple[str, Any]] = []
-        self.bus = ChannelBus(cfg.mqtt, cfg.box_id, client_id, ["call/event", "modem/state"],
-                              lambda s, p: self.heard.append((s, p)))
+        self.bus = ChannelBus(cfg.mqtt, cfg.box_id, role.client_id(cfg.box_id), ["call/event", "modem/state"],
+                              lambda s, p: self.heard.append((s, p)),
+                              login=bus_login(cfg.mqtt, role, app.loaded.secret))  # as the box's processes log in
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ChannelBus:
@@ -151,13 +154,13 @@ async def test_chat_refuses_clearly_without_a_conversational_llm_and_guards_its_
 
 
 async def test_events_published_while_a_channel_is_away_reach_it_when_it_returns(app: SecretaryApp) -> None:
-    channel = Channel(app, "test-away")
+    channel = Channel(app, TELEGRAM)  # a channel with a session of its own
     async with channel:
         pass  # the first visit creates the persistent session
     app.bus.call_event("ended", "c-away-1", caller="+1", duration_s=1.0)
     app.bus.call_event("ended", "c-away-2", caller="+2", duration_s=2.0)
     await asyncio.sleep(0.5)
-    returning = Channel(app, "test-away")
+    returning = Channel(app, TELEGRAM)
     async with returning as bus:
         for _ in range(100):
             if len([p for s, p in returning.heard if s == "call/event"]) >= 2:

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from daemon.call.listener import (
     CallerSpeechStarted,
     CallerStopped,
     CallerUtterance,
-    ListenerEvent,
 )
 from daemon.call.speaker import Speaker
 from daemon.call.stream_line import StreamLineSession

@@ -27,7 +27,7 @@ CALLER_WAV = RECORDINGS_DIR / "en" / "01_introduction.wav"
 
 @pytest.fixture
 async def app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
     path = lp.socket_path(tmp_path / "data")
@@ -51,7 +51,7 @@ def _caller_pcm() -> bytes:
 
 async def test_a_channel_call_is_answered_recorded_and_announced(app: SecretaryApp, broker: MosquittoBroker) -> None:
     data_dir = app.loaded.settings.data_dir
-    async with MqttWatch(broker.port, f"{BASE}/#") as bus:
+    async with MqttWatch(broker, f"{BASE}/#") as bus:
         async with lp.open_line(lp.socket_path(data_dir), call_id="CA123-twilio", caller="+15551230000",
                                 channel="twilio") as (line, ready):
             assert ready == {"type": "ready", "call_id": "CA123-twilio", "sample_rate": 8000, "frame_ms": 20}

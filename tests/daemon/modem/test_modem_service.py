@@ -41,7 +41,7 @@ async def start_app(config: Path) -> tuple[SecretaryApp, asyncio.Task[None]]:
 
 @pytest.fixture
 async def sim_app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
     app, task = await start_app(config)
     yield app
@@ -50,7 +50,7 @@ async def sim_app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[Secr
 
 
 async def test_call_sms_dial_and_unplug_over_the_bus(sim_app: SecretaryApp, broker: MosquittoBroker) -> None:
-    async with MqttWatch(broker.port, f"{BASE}/#") as bus:
+    async with MqttWatch(broker, f"{BASE}/#") as bus:
         state = await bus.wait_for(lambda m: m.topic == f"{BASE}/modem/state" and m.json().get("registered") is True, timeout=15)
         modem = state.json()
         assert modem["sim"] == "ready" and modem["operator"] == "SimTel" and modem["signal_dbm"] == -71
@@ -111,12 +111,12 @@ async def test_sim7600_driver_on_explicit_ptys(broker: MosquittoBroker, tmp_path
     """`modem.driver: sim7600` with the ports set to a SIM7600-compatible pty pair answers and tracks the call."""
     at, audio = tmp_path / "ttyAT", tmp_path / "ttyAUDIO"
     async with SimulatedModem(at, audio, SimulatorConfig(ring_period_s=0.5)) as modem:
-        config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+        config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
         config.write_text(config.read_text().replace(
             "driver: simulator", f"driver: sim7600\n  at_port: {at}\n  audio_port: {audio}\n  answer_after_rings: 2"))
         app, task = await start_app(config)
         try:
-            async with MqttWatch(broker.port, f"{BASE}/#") as bus:
+            async with MqttWatch(broker, f"{BASE}/#") as bus:
                 await bus.wait_for(lambda m: m.topic == f"{BASE}/services/modem/state" and m.json()["state"] == "running", timeout=15)
                 await modem.incoming_call(CALLER)
                 ringing = await bus.wait_for(event("ringing", caller=CALLER), timeout=10)

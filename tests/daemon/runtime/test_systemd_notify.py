@@ -50,7 +50,7 @@ async def collect_until(sock: socket.socket, predicate, timeout: float) -> list[
 
 async def test_daemon_speaks_notify_protocol(broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], notify_socket: tuple[socket.socket, str]) -> None:
     sock, path = notify_socket
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
     env = {**daemon_env, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
     proc = subprocess.Popen(secretaryd_command(config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

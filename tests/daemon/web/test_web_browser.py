@@ -59,7 +59,7 @@ async def _login(page: Any, box: WebDaemon, next_path: str = "/") -> None:
 
 
 async def test_login_live_status_on_a_ring_and_the_call_recording_plays(box: WebDaemon) -> None:
-    async with chromium() as browser, MqttWatch(box.broker.port, f"{BASE}/#") as bus:
+    async with chromium() as browser, MqttWatch(box.broker, f"{BASE}/#") as bus:
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         await page.goto(f"{box.url}/")
         await page.wait_for_url("**/login?next=*")

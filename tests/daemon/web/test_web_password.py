@@ -28,7 +28,7 @@ def _set_password(config: Path, password: str) -> subprocess.CompletedProcess[st
 
 async def test_first_start_prints_a_password_once(broker: MosquittoBroker, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path / "config.yaml", broker.url, tmp_path / "data",
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data",
                           extra=f"web:\n  listen: 127.0.0.1:{free_port()}\n")
     for run in range(2):
         app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))

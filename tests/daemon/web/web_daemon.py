@@ -58,7 +58,7 @@ async def web_daemon(broker: MosquittoBroker, tmp_path: Path, extra: str = "") -
     port = free_port()
     data_dir = tmp_path / "data"
     config = write_config(
-        tmp_path / "config.yaml", broker.url, data_dir,
+        tmp_path / "config.yaml", broker, data_dir,
         extra=f"web:\n  listen: 127.0.0.1:{port}\n" + extra,
     )
     config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
