@@ -3,7 +3,8 @@
 A web session that could rename ``engines.tts.xtts.python`` or add to a vLLM
 backend's ``extra_args`` would make the daemon run a program of its choosing;
 one that could point ``mqtt.credentials_file`` elsewhere would choose which
-secrets the daemon reads. These fields are edited in the file on the box.
+secrets the daemon reads; ``mqtt.topic_prefix`` is named by the broker's ACL,
+which only root can rewrite. These fields are edited in the file on the box.
 ``LOCKED_FIELDS`` is the one list: the form renders them read-only and
 ``apply_form`` refuses a post that changes one.
 """
@@ -21,6 +22,8 @@ LOCKED_FIELDS: Mapping[tuple[str, ...], str] = MappingProxyType({
     ("engines", "llm", "backends", ANY, "extra_args"): "arguments of a program the daemon starts",
     ("engines", "tts", "xtts", "python"): "the interpreter the XTTS worker runs in",
     ("mqtt", "credentials_file"): "a file the daemon reads secrets from",
+    # The broker's ACL names every topic under it: a new prefix needs `secretary mqtt users` as root too.
+    ("mqtt", "topic_prefix"): "the broker's ACL names it; after editing it run `secretary mqtt users`",
 })
 
 

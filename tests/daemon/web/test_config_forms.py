@@ -292,11 +292,12 @@ def test_numbers_parse(example: LoadedConfig) -> None:
 
 def test_nullable_fields_take_empty_as_null(example: LoadedConfig) -> None:
     data = _data(EXAMPLE.read_text(encoding="utf-8"))
-    form = {"mqtt.username": " ", "mqtt.client_id": "", "mqtt.topic_prefix": ""}
+    form = {"mqtt.username": " ", "mqtt.client_id": ""}
     apply_form(data, "mqtt", form, example.settings)
     assert data["mqtt"]["username"] is None
     assert "client_id" not in data["mqtt"]  # null already
-    assert data["mqtt"]["topic_prefix"] == ""  # not nullable: left for validation to refuse
+    apply_form(data, "web", {"web.listen": ""}, example.settings)
+    assert data["web"]["listen"] == ""  # not nullable: left for validation to refuse
     apply_form(data, "personas", {"personas.lidia.voice.preset": ""}, example.settings)
     assert data["personas"]["lidia"]["voice"]["preset"] is None
 

@@ -179,6 +179,9 @@ def test_locked_fields_are_read_only_and_a_change_is_refused() -> None:
     assert YAML(typ="safe").load(BASE) == data  # nothing was written
     unchanged = {"engines.tts.xtts.python": str(loaded.settings.engines.tts.xtts.python)}
     assert apply_form(data, "engines", unchanged, loaded.settings) == ({}, [])  # the same value is no change
+    # the broker's ACL names the topic prefix: a new one needs `secretary mqtt users` as root, not a form
+    _, issues = apply_form(data, "mqtt", {"mqtt.topic_prefix": "elsewhere"}, loaded.settings)
+    assert [i.path for i in issues] == ["mqtt.topic_prefix"] and "secretary mqtt users" in issues[0].message
 
 
 def test_two_different_secrets_for_one_variable_are_refused() -> None:
