@@ -58,6 +58,17 @@ class CallConfig(Section):
         90.0, ge=0, le=3650, json_schema_extra={"allowed": "days to keep call records; 0 keeps them forever"}
     )
     record_audio: bool = True
+    min_free_mb: float = Field(
+        200.0, ge=0, le=1_000_000,
+        json_schema_extra={"allowed": "MB kept free on the data partition: below it the oldest calls' audio is "
+                                      "deleted (transcripts kept) and model staging is refused; 0 turns this off"},
+    )
+    max_answer_wait_s: float = Field(
+        20.0, ge=0, le=120,
+        json_schema_extra={"allowed": "seconds a call due to be answered may ring on while the box cannot speak yet "
+                                      "(engines or greeting still loading); then it is turned away and reported "
+                                      "missed, reason not_ready (0..120; 0: turn it away at once)"},
+    )
 
     @model_validator(mode="after")
     def _check_early_stt(self) -> CallConfig:

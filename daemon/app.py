@@ -1,10 +1,13 @@
 """The daemon as a whole: builds the services from config and owns their lifecycle.
 
 Start: data dir, bus, supervisor, signal handlers, ``READY=1`` once every
-service has started (or failed once). SIGTERM/SIGINT: stop everything in
-reverse order within the stop budget. SIGHUP or ``cmd/reload``: read the
-config again; if it is valid, restart only the services whose part of the
-config changed; if not, keep running on the old one and say why.
+service has started (or failed once). SIGTERM/SIGINT: the services wind down
+(a live call hears a goodbye, is hung up, its record finished and its
+``ended`` published), then everything stops in reverse order within the stop
+budget, the bus last (it flushes the last events and retained states).
+SIGHUP or ``cmd/reload``: read the config again; if it is valid, restart only
+the services whose part of the config changed; if not, keep running on the old
+one and say why.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from daemon.channel_host import channel_services
 from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_service import EngineService
 from daemon.engine_host.engine_wiring import engine_services
+from daemon.engine_host.speech_readiness import SpeechReadiness
 from daemon.modem.modem_service import ModemService
 from daemon.records.callback_requests import CallbackRequests
+from daemon.records.recorder_service import RecorderService, RecordingWatch
 from daemon.runtime.logging_setup import configure_logging
 from daemon.runtime.service import Service, ServiceReport, ServiceState
 from daemon.runtime.supervisor import RestartPolicy, Supervisor
@@ -42,7 +47,11 @@ from drivers.sim7600.event_hub import EventHub
 log = logging.getLogger("secretary.app")
 
 STARTUP_TIMEOUT_S = 30.0
-STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
+# A stop (SIGTERM from systemd, SIGINT from Ctrl-C): first a live call's goodbye, hang-up and final record
+# (WIND_DOWN_BUDGET_S; nothing to wait for when idle), then every service stopped in reverse order
+# (STOP_BUDGET_S). Both together stay well inside systemd/secretaryd.service's TimeoutStopSec=10.
+WIND_DOWN_BUDGET_S = 4.0
+STOP_BUDGET_S = 4.5  # an idle daemon ends within 5 s
 
 
 class SecretaryApp:
@@ -64,6 +73,8 @@ class SecretaryApp:
         )
         self._stop = asyncio.Event()
         self.modem_events: EventHub[ModemEvent] = EventHub()  # the modem service relays, the call flow listens
+        self.readiness = SpeechReadiness(self._engine_service)  # can the box speak on a call now? (one home)
+        self.recording = RecordingWatch()  # the calls' recorders and waiting record writes (services/recorder)
         self._tasks: asyncio.TaskGroup | None = None
         self.started_at = time.time()
 
@@ -75,10 +86,12 @@ class SecretaryApp:
             WatchdogService(self.notifier, healthy=self._healthy),
             ModemService(
                 self.bus, cfg.modem, loaded.secret(cfg.modem.pin_env), cfg.data_dir,
-                relay=self.modem_events,
+                relay=self.modem_events, may_answer=self._may_answer,
             ),
-            *engine_services(self.bus, cfg.engines, cfg.data_dir, loaded.secret),
-            CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service),
+            *engine_services(self.bus, cfg.engines, cfg.data_dir, loaded.secret, keep_free_mb=cfg.call.min_free_mb),
+            RecorderService(self.recording, cfg.data_dir / "calls", cfg.call.min_free_mb),
+            CallService(self.bus, cfg, self.modem_events, self._current_modem, self._engine_service, self.readiness,
+                        recording=self.recording),
             ChatService(self.bus, cfg, self._engine_service),
             LineSocketService(cfg.data_dir, self._line_call_runner),
             CallbackRequests(self.bus),
@@ -103,6 +116,19 @@ class SecretaryApp:
             return None
         service = self.supervisor.service(CallService.name)
         return service.browser_call if isinstance(service, CallService) else None
+
+    def _may_answer(self, call_id: str) -> bool:
+        """The modem asks before it answers: the running call service decides (no call service: ring on)."""
+        if CallService.name not in self.supervisor.names:
+            return False
+        service = self.supervisor.service(CallService.name)
+        if not isinstance(service, CallService):
+            return False
+        try:
+            return service.may_answer(call_id)
+        except Exception:  # the driver's state machine must not die of it: answer, as without the gate
+            log.exception("could not tell whether the box can speak; answering", extra={"call_id": call_id})
+            return True
 
     def _current_modem(self) -> Sim7600Modem | None:
         service = self.supervisor.service(ModemService.name)
@@ -145,6 +171,7 @@ class SecretaryApp:
                 await self._stop.wait()
                 self.notifier.stopping()
                 log.info("stopping")
+                await self.supervisor.wind_down(WIND_DOWN_BUDGET_S)
                 self.supervisor.stop()
                 done, _ = await asyncio.wait({supervising}, timeout=STOP_BUDGET_S)
                 if not done:

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from channels.bus_contract import fields as wire
 from channels.bus_contract.fields import Payload, by_type, decode_by_type
 
+NOT_READY = "not_ready"  # a missed call's reason: the box let it ring, unable to speak yet, until it gave up
+
 CALL_STATES = ("idle", "ringing", "active", "ending")
 DIRECTIONS = ("incoming", "outgoing")
 ROLES = ("caller", "secretary")
@@ -67,11 +69,12 @@ class DtmfEvent(CallEventBase):
 
 @dataclass(frozen=True, kw_only=True)
 class MissedEvent(CallEventBase):
-    """The caller gave up before the answer (an ``ended`` follows)."""
+    """The call was not answered: the caller gave up first, or the box could not speak yet (an ``ended`` follows)."""
 
     what: ClassVar[str] = "call/event missed"
     type: ClassVar[str] = "missed"
     caller: str | None = wire.text()
+    reason: str | None = wire.text(omit_none=True)  # NOT_READY, or None
 
 
 @dataclass(frozen=True, kw_only=True)

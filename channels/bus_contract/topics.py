@@ -25,6 +25,8 @@ MODEM_STATE = "modem/state"
 CALL_STATE = "call/state"
 EVERY_ENGINE_STATE = f"{_ENGINES}/{_ANY}/{_STATE}"  # engines/<name>/state, one per engine
 EVERY_SERVICE_STATE = f"{_SERVICES}/{_ANY}/{_STATE}"  # services/<name>/state, one per supervised service
+RECORDER_SERVICE = "recorder"  # the service that watches call recording and disk space; degraded says why
+RECORDER_STATE = f"{_SERVICES}/{RECORDER_SERVICE}/{_STATE}"
 
 # -- events --------------------------------------------------------------------------
 CALL_EVENT = "call/event"  # the calls on every line; its one writer is daemon/call/announcer.py
@@ -47,7 +49,7 @@ WEB_PAGE_TOPICS = (STATUS, MODEM_STATE, CALL_STATE, CALL_EVENT, EVERY_ENGINE_STA
 TELEGRAM_TOPICS = (STATUS, MODEM_STATE, CALL_STATE, CALL_EVENT, SMS_EVENT, CALLBACK_EVENT, EVERY_ENGINE_STATE,
                    EVERY_SERVICE_STATE)
 BRIDGED_BY_DEFAULT = (STATUS, MODEM_STATE, CALL_STATE, CALL_EVENT, SMS_EVENT, EVERY_ENGINE_STATE, EVERY_SERVICE_STATE)
-DOCTOR_TOPICS = (STATUS, MODEM_STATE)
+DOCTOR_TOPICS = (STATUS, MODEM_STATE, RECORDER_STATE)
 
 
 def matches(topic_filter: str, suffix: str) -> bool:

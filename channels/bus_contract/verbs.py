@@ -23,6 +23,7 @@ SIMULATOR_HANGUP = "simulator/hangup"
 SIMULATOR_SMS = "simulator/sms"
 SIMULATOR_UNPLUG = "simulator/unplug"
 SIMULATOR_REPLUG = "simulator/replug"
+SIMULATOR_URC = "simulator/urc"  # {"line": "..."}: the modem sends this line unprompted (fault tests: stray URCs)
 
 # -- the call history (daemon/call) --------------------------------------------------
 CALLS_LIST = "calls/list"

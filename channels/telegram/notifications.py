@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.bus_contract.call_payloads import NOT_READY
 from channels.telegram.message_text import html_escape, split_text
 
 Buttons = list[list[tuple[str, str]]]
@@ -24,6 +25,10 @@ OUTCOMES = {
     "no_message": "no message left",
     "caller_hung_up": "caller hung up",
     "failed": "the call failed",
+    "interrupted": "cut off: the box stopped mid-call",
+}
+MISSED_REASONS = {  # why a call went unanswered, when the box says (call/event missed "reason")
+    NOT_READY: "the box was starting up and could not speak yet; the network's voicemail took it",
 }
 MAX_CALLBACK_DATA = 64
 
@@ -120,6 +125,9 @@ def call_notices(
 def missed_call_notices(event: dict[str, Any]) -> list[Notice]:
     caller = event.get("caller")
     text = f"📵 <b>Missed call</b> from {html_escape(caller or 'a withheld number')}\n{when(event.get('ts'))}"
+    reason = MISSED_REASONS.get(str(event.get("reason")))
+    if reason:
+        text += f"\n<i>{html_escape(reason)}</i>"
     return [Notice("head", "text", {"text": text, "parse_mode": "HTML", "buttons": number_buttons(caller)})]
 
 

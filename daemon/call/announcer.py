@@ -10,7 +10,9 @@ says so with ``hold_ending``) the flow's ending is the one published; the
 driver's ending of that call waits, and goes out only if the flow is gone
 without saying how the call ended (``release``, e.g. the service stopped
 mid-call). A second ending of a call already announced is dropped, whichever
-came first. ``call/state`` follows the modem; a stream line's call shows as
+came first. A ringing call the service holds (the box cannot speak yet) is
+held the same way: if it ends unanswered, the service's ``missed`` (reason
+``not_ready``) and ``ended`` replace the driver's. ``call/state`` follows the modem; a stream line's call shows as
 active while it lasts, and when it is over the state goes back to what the
 modem says (idle from now, if the modem has no call).
 """
@@ -78,6 +80,8 @@ class CallAnnouncer:
             case CallDtmf():
                 self._publish(DtmfEvent(call_id=event.call_id, ts=stamp(event.ts), digit=event.digit))
             case CallMissed():
+                if event.call_id in self._held:
+                    return  # the call service says why it was not answered (``missed``)
                 self._publish(MissedEvent(call_id=event.call_id, ts=stamp(event.ts), caller=event.caller))
             case CallEnded():
                 self._ending(EndedEvent(
@@ -125,6 +129,10 @@ class CallAnnouncer:
 
     # -- what a flow says ---------------------------------------------------------------
     def utterance(self, event: UtteranceEvent) -> None:
+        self._publish(event)
+
+    def missed(self, event: MissedEvent) -> None:
+        """A call the service held and did not answer (the box could not speak yet): its ``missed``."""
         self._publish(event)
 
     def flow_ended(self, event: EndedEvent) -> None:

@@ -19,7 +19,9 @@ place and in order:
 - the LLM fails mid-call -> an apology and the scripted policy from there on,
   keeping the message slots filled so far;
 - the caller hangs up -> everything stops; their last words are still
-  transcribed.
+  transcribed;
+- the daemon stops (``stop``) -> what is being said fades out, goodbye,
+  hang up.
 
 Every task (listener, reply) is owned by the flow's TaskGroup.
 """
@@ -45,7 +47,7 @@ from daemon.call.listener import (
     CallerUtterance,
     ListenerEvent,
 )
-from daemon.call.speaker import ReplyProgress, Speaker
+from daemon.call.speaker import HEARD_BY, ReplyProgress, Speaker
 from daemon.dialogue.interface import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
 from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
@@ -55,6 +57,7 @@ from daemon.voices.phrase_cache import CachedSpeech
 log = logging.getLogger("secretary.call")
 
 LISTENER_DRAIN_S = 6.0  # after a hang-up: time for the caller's last words to be transcribed
+STOP_DRAIN_S = 1.0  # the same when the daemon is stopping (its whole stop is bounded)
 
 
 @dataclass
@@ -129,6 +132,11 @@ class _ReplyDone:
     reply: _Reply
 
 
+@dataclass(frozen=True)
+class _Stop:
+    reason: str
+
+
 @dataclass
 class _CallerTurn:
     """A caller turn not answered yet: it has stopped; its transcript may still be on its way."""
@@ -154,7 +162,7 @@ class _Reply:
 _Produce = Callable[["_Reply", TextFeed], Awaitable[None]]
 
 
-_Event = ListenerEvent | _Dtmf | _HungUp | _ReplyDone
+_Event = ListenerEvent | _Dtmf | _HungUp | _ReplyDone | _Stop
 
 
 class CallFlow:
@@ -197,6 +205,7 @@ class CallFlow:
         self._outcome: str | None = None
         self._unanswered: list[_CallerTurn] = []  # in order; their transcripts may still be coming
         self._tasks: asyncio.TaskGroup | None = None
+        self._drain_s = LISTENER_DRAIN_S
         self.result = CallResult(outcome="in_progress", end_reason="", slots=dialogue.slots, dialogue=dialogue.kind)
 
     # -- inputs from the modem ----------------------------------------------------------
@@ -205,6 +214,11 @@ class CallFlow:
 
     def hung_up(self, reason: str = "caller_hung_up") -> None:
         self._events.put_nowait(_HungUp(reason))
+
+    def stop(self, reason: str) -> None:
+        """End the call from outside (the daemon stops): goodbye, hang up, a short wait for the caller's last words."""
+        self._drain_s = min(self._drain_s, STOP_DRAIN_S)
+        self._events.put_nowait(_Stop(reason))
 
     def now_s(self) -> float:
         return self._clock() - self._t0
@@ -234,7 +248,7 @@ class CallFlow:
             preparing.cancel()
             await self._stop_reply()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LISTENER_DRAIN_S):
+                async with asyncio.timeout(self._drain_s):
                     await asyncio.shield(listening)
                     while not self._events.empty():
                         leftover = self._events.get_nowait()
@@ -299,6 +313,8 @@ class CallFlow:
                     self._ending = reason
             case _ReplyDone(reply=reply):
                 await self._reply_done(reply)
+            case _Stop(reason=reason):
+                await self._end(reason)
 
     # -- replies ------------------------------------------------------------------------
     def _answer(self) -> None:
@@ -474,6 +490,10 @@ class CallFlow:
             self.dialogue.heard(planned, heard)
         if not planned:
             return
+        if progress.played_s(self.line) <= 0:  # not one frame of it reached the caller: it was not said
+            log.warning("a reply went unspoken: not in the transcript",
+                        extra={"call_id": self.call_id, "reply": reply.kind, "failed": len(progress.failed)})
+            return
         source = reply.outcome.source if reply.kind == "answer" else reply.kind
         utterance = Utterance(
             role="secretary",
@@ -483,6 +503,7 @@ class CallFlow:
             interrupted=interrupted and heard != planned,
             planned_text=planned if interrupted and heard != planned else None,
             source=source,
+            heard_by=HEARD_BY if interrupted and heard != planned else None,
         )
         self._emit(utterance, reply.timing)
 

@@ -11,8 +11,17 @@ summary, finishes the record and publishes ``ended`` (duration, reason,
 outcome, message, summary). Everything on ``call/state`` and ``call/event``,
 for the modem's calls and the stream lines' alike, goes out through its
 ``CallAnnouncer`` (``announcer.py``), which also hears every driver event. In the background it keeps the persona's phrases
-synthesized, recovers records a crash left in progress, and deletes records
-older than the retention period.
+synthesized, recovers records a crash left in progress (and publishes their
+``ended``, reason ``daemon_stopped``: the owner hears of them), and deletes
+records older than the retention period.
+
+A call already on the line before the box can speak (the modem had it at
+start: the caller stayed on through a crash and restart) waits up to
+``call.max_answer_wait_s`` for the engines and is greeted as a new call, or
+hears the goodbye if it can be said and is hung up (``not_ready``). When the
+daemon stops (``wind_down``), a live call hears the goodbye, is hung up, and
+its record, index row and ``ended`` say ``daemon_stopping``; ``call/state``
+goes idle.
 """
 
 from __future__ import annotations
@@ -23,12 +32,12 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from channels.bus_contract.call_payloads import EndedEvent, UtteranceEvent
+from channels.bus_contract.call_payloads import NOT_READY, EndedEvent, MissedEvent, UtteranceEvent
 from channels.bus_contract.verbs import CALLS_DELETE, CALLS_GET, CALLS_LIST
 from config.schema import SecretaryConfig
 from daemon.bus.commands import CommandError
@@ -41,14 +50,24 @@ from daemon.call.speaker import Speaker
 from daemon.dialogue.call_summary import llm_summary, slots_summary
 from daemon.dialogue.interface import Dialogue
 from daemon.dialogue.llm_dialogue import LlmDialogue
+from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
+from daemon.engine_host.speech_readiness import SpeechReadiness
 from daemon.records.call_index import CallIndex, CallSummaryRow
-from daemon.records.call_record import CallRecord, CallRecordHeader, Utterance, is_valid_call_id, read_utterances
+from daemon.records.call_record import (
+    INTERRUPTED,
+    CallRecord,
+    CallRecordHeader,
+    Utterance,
+    is_valid_call_id,
+    read_utterances,
+)
+from daemon.records.recorder_service import RecordingWatch
 from daemon.records.retention import run_retention
 from daemon.runtime.service import Service, ServiceStatus
 from daemon.voices.persona_voice import PersonaVoice
 from daemon.voices.phrase_cache import CachedSpeech, SpeechCache
-from drivers.audio import ENGINE_RATE, CallRecorder
+from drivers.audio import ENGINE_RATE
 from drivers.sim7600 import (
     CallAnswered,
     CallAudioReady,
@@ -79,7 +98,14 @@ class LoadedEngine(Protocol):
 
 
 AUDIO_WAIT_S = 5.0
+DAEMON_STOPPING = "daemon_stopping"  # the end reason of a call the daemon's stop ended (goodbye, hang-up)
+HARD_STOP_S = 1.0  # of a wind-down's budget: kept for ending calls whose goodbye overran (no goodbye then)
+MISSED = "missed"  # the outcome of a call that was never answered
+FAILED = "failed"  # the outcome of a call whose flow could not go on
+FLOW_ERROR = "error"  # the end reason of a call whose flow crashed
 RETENTION_INTERVAL_S = 3600.0
+PHRASES_RETRY_S = 10.0  # the persona's phrases could not be synthesized: try again at the latest after this
+PHRASES_POLL_S = 0.5  # ...and as soon as the TTS engine is ready again
 
 
 class CallService(Service):
@@ -92,6 +118,8 @@ class CallService(Service):
         relay: EventHub[ModemEvent],
         modem: Callable[[], Sim7600Modem | None],
         engine: Callable[[str], LoadedEngine | None],
+        readiness: SpeechReadiness | None = None,
+        recording: RecordingWatch | None = None,
     ) -> None:
         self.bus = bus
         self.announcer = CallAnnouncer(bus)  # the one writer of call/state and call/event
@@ -110,8 +138,14 @@ class CallService(Service):
         self._audio: dict[str, asyncio.Future[PcmSession]] = {}  # modem calls' PCM sessions, pushed by the driver
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
         self._channels: dict[str, str] = {}  # how calls that did not come through the modem arrived
+        self._stopping: str | None = None  # the daemon stops: new and live calls end with this reason
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
         self.phrases_ready = asyncio.Event()
+        # Whether the box can speak on a call (the app's, shared with whoever else decides about calls).
+        self.readiness = readiness if readiness is not None else SpeechReadiness(engine)
+        self.recording = recording if recording is not None else RecordingWatch()  # a full disk never ends a call
+        self._holding: dict[str, float] = {}  # calls due to be answered, ringing on until the box can speak
+        self._tasks: asyncio.TaskGroup | None = None
 
     def config_slice(self) -> Any:
         c = self.config
@@ -135,10 +169,12 @@ class CallService(Service):
         self.bus.register_command(CALLS_DELETE, self._cmd_calls_delete)
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._keep_phrases(status), name="phrases")
                 tasks.create_task(
                     run_retention(self.calls_dir, index, self.config.call.retention_days, RETENTION_INTERVAL_S,
-                                  lambda: set(self._live)),
+                                  lambda: set(self._live) | self.recording.waiting_call_ids(),
+                                  on_interrupted=self._announce_interrupted),
                     name="retention",
                 )
                 status.degraded("synthesizing the persona's phrases")
@@ -146,11 +182,55 @@ class CallService(Service):
                     self.announcer.modem_event(event)
                     self._on_modem_event(event, tasks)
         finally:
+            self.readiness.phrases_ready(False)  # no calls are taken until a call service is back
+            self._tasks = None
+            self._holding.clear()
             for verb in (CALLS_LIST, CALLS_GET, CALLS_DELETE):
                 self.bus.commands.unregister(verb)
             events.close()
+            if self._stopping is not None:  # the daemon is going: no call is handled (any more) on this box
+                self.announcer.modem_call(None)
             self.index = None
             await asyncio.to_thread(index.close)
+
+    async def wind_down(self, budget_s: float) -> None:
+        """The daemon stops: each live call hears a goodbye and is hung up; its record is finished, ``ended`` out.
+
+        Calls whose goodbye has not ended ``HARD_STOP_S`` before the budget is
+        spent are ended at once (no goodbye) so their records are still final.
+        """
+        self._stopping = DAEMON_STOPPING
+        self.readiness.phrases_ready(False)  # no new call is answered now: a ringing one rings on
+        deadline = time.monotonic() + budget_s
+        for flow in list(self._flows.values()):  # a flow still being set up stops as it starts (_converse)
+            flow.stop(DAEMON_STOPPING)
+        if await self._calls_over(deadline - HARD_STOP_S):
+            return
+        log.warning("a goodbye did not end in time: ending the call now", extra={"calls": sorted(self._live)})
+        for flow in list(self._flows.values()):
+            flow.hung_up(DAEMON_STOPPING)
+        modem = self._modem()
+        if modem is not None and modem.call.call_id is not None:
+            with contextlib.suppress(Exception):  # the caller may be gone already
+                await modem.hangup()
+        await self._calls_over(deadline)
+
+    async def _calls_over(self, deadline: float) -> bool:
+        """Wait until no call is being answered or conducted (False: ``deadline`` came first)."""
+        while self._live or self._audio:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def _announce_interrupted(self, headers: tuple[CallRecordHeader, ...]) -> None:
+        """Calls whose records recovery just closed (the daemon died mid-call): each one's ``ended`` at last."""
+        for h in headers:
+            log.info("announcing the end of a call the daemon died in", extra={"call_id": h.call_id})
+            self._publish_ended(
+                h.call_id, h.caller, h.duration_s or 0.0, h.end_reason or INTERRUPTED, h.outcome, dict(h.message),
+                h.summary, started_at=h.started_at, record_dir=self.calls_dir / h.call_id, persona=h.persona,
+            )
 
     async def _keep_phrases(self, status: ServiceStatus) -> None:
         persona = self.config.personas[self.persona_name]
@@ -167,11 +247,23 @@ class CallService(Service):
             except Exception as exc:  # no TTS backend up: try again when the engine recovers
                 log.warning("could not synthesize the persona's phrases", extra={"error": str(exc)})
                 status.degraded(f"phrases not synthesized yet: {exc}")
-                await asyncio.sleep(10)
+                await self._tts_back(PHRASES_RETRY_S)
                 continue
             self.phrases_ready.set()
+            self.readiness.phrases_ready(True)
             status.ready(f"answering as {self.persona_name}")
             return
+
+    async def _tts_back(self, longest_s: float) -> None:
+        """After a failed synthesis: wait a moment, then until the TTS engine is ready again (at most ``longest_s``)."""
+        deadline = time.monotonic() + longest_s
+        await asyncio.sleep(PHRASES_POLL_S)
+        while time.monotonic() < deadline:
+            service = self._engine_service("tts")
+            engine = service.engine if service is not None else None
+            if engine is not None and engine.status.state in (EngineState.READY, EngineState.DEGRADED):
+                return  # a call that rings meanwhile waits for the greeting: try again at once
+            await asyncio.sleep(PHRASES_POLL_S)
 
     async def _phrases(self, tts: TtsEngine | None, persona: Any, *, synthesize: bool) -> CallPhrases:
         voice = PersonaVoice.of(persona)
@@ -195,6 +287,7 @@ class CallService(Service):
     def _on_modem_event(self, event: ModemEvent, tasks: asyncio.TaskGroup) -> None:
         match event:
             case CallAnswered(direction=CallDirection.INCOMING):
+                self._holding.pop(event.call_id, None)
                 self._audio[event.call_id] = asyncio.get_running_loop().create_future()
                 self.announcer.hold_ending(event.call_id)  # the flow announces how the call ended
                 answering = tasks.create_task(self._answer(event), name=f"call-{event.call_id}")
@@ -205,12 +298,87 @@ class CallService(Service):
                 self._audio_came(call_id, None, f"no call audio: {event.detail}")
             case CallDtmf():
                 self.dtmf(event.call_id, event.digit)
+            case CallEnded(answered=False) if event.call_id in self._holding:
+                since = self._holding.pop(event.call_id)
+                tasks.create_task(self._not_answered(event, since), name=f"missed-{event.call_id}")
             case CallEnded():
                 self._ended_calls[event.call_id] = event.reason.value
                 self._audio_came(event.call_id, None, "the call ended before its audio came up")
                 flow = self._flows.get(event.call_id)
                 if flow is not None:
                     flow.hung_up(event.reason.value)
+
+    # -- answering only when the box can speak ---------------------------------------
+    def may_answer(self, call_id: str) -> bool:
+        """The driver asks before it answers a ringing call: yes once the box can speak, else it rings on.
+
+        A call held here is answered as soon as ``readiness`` says the box can
+        speak; if that takes longer than ``call.max_answer_wait_s`` it is
+        turned away (the network's voicemail or busy takes it) and reported
+        missed with reason ``not_ready`` in the record, the index and on the bus.
+        """
+        if self._stopping is not None:
+            return False  # the daemon is going: the call rings on to the network's voicemail
+        if self.readiness.ready_to_speak():
+            self._holding.pop(call_id, None)  # a ring came after the box got ready: the driver answers now
+            return True
+        tasks = self._tasks
+        if tasks is None:
+            return False  # not running: the next ring asks the service that runs then
+        if call_id not in self._holding:
+            modem = self._modem()
+            since = modem.call.since if modem is not None and modem.call.call_id == call_id else time.time()
+            self._holding[call_id] = since
+            self.announcer.hold_ending(call_id)  # its missed and ended say why it was not answered
+            log.warning("a call rings before the box can speak: letting it ring",
+                        extra={"call_id": call_id, "missing": self.readiness.missing()})
+            tasks.create_task(self._answer_when_ready(call_id), name=f"hold-{call_id}")
+        return False
+
+    async def _answer_when_ready(self, call_id: str) -> None:
+        ready = await self.readiness.wait_ready(self.config.call.max_answer_wait_s)
+        if call_id not in self._holding or self._stopping is not None:
+            return  # answered on a later ring, or over, or the daemon is going
+        modem = self._modem()
+        if modem is None:
+            return
+        try:
+            if ready:
+                log.info("the box can speak now: answering the waiting call", extra={"call_id": call_id})
+                await modem.answer()
+            else:
+                log.warning("the box could not speak in time: turning the call away",
+                            extra={"call_id": call_id, "missing": self.readiness.missing(),
+                                   "waited_s": self.config.call.max_answer_wait_s})
+                await modem.hangup()
+        except Exception as exc:  # the caller hung up meanwhile, or the modem went away: its ending tells
+            log.info("the waiting call could not be %s", "answered" if ready else "turned away",
+                     extra={"call_id": call_id, "error": str(exc)})
+
+    async def _not_answered(self, ended: CallEnded, since: float) -> None:
+        """A held call that ended unanswered: missed with reason not_ready, the same in record, index and bus."""
+        call_id, caller = ended.call_id, ended.caller
+        persona_name = self.persona_name
+        persona = self.config.personas[persona_name]
+        call_dir = self.calls_dir / call_id
+        header = CallRecordHeader(
+            call_id=call_id, caller=caller, persona=persona_name, language=persona.language, started_at=since,
+            ended_at=ended.ts, duration_s=0.0, outcome=MISSED, end_reason=NOT_READY,
+        )
+        try:
+            record = await asyncio.to_thread(CallRecord, call_dir, header)
+            if self.index is not None:
+                await self.index.aupsert(record.header, call_dir)
+        except (OSError, ValueError) as exc:  # a full disk: the owner still hears of the call
+            log.error("could not record a missed call", extra={"call_id": call_id, "error": str(exc)})
+        finally:
+            self.announcer.missed(MissedEvent(call_id=call_id, ts=stamp(ended.ts), caller=caller, reason=NOT_READY))
+            self.announcer.flow_ended(EndedEvent(
+                call_id=call_id, ts=stamp(ended.ts), caller=caller, direction="incoming", answered=False,
+                duration_s=0.0, reason=NOT_READY, outcome=MISSED, message={}, summary=None, persona=persona_name,
+                started_at=since, record_dir=str(call_dir), channel="gsm",
+            ))
+            self._ended_calls.pop(call_id, None)
 
     def dtmf(self, call_id: str, digit: str) -> None:
         """A key the caller pressed (from the modem or a channel): to the flow and the record."""
@@ -233,6 +401,70 @@ class CallService(Service):
         else:
             audio.set_exception(TimeoutError(failure))
 
+    # -- a call on the line before the box can speak (found active at start, e.g. after a crash) --------
+    async def _voice_within_wait(self, call_id: str) -> bool:
+        """True once the box can speak on this call; False if not within ``call.max_answer_wait_s``.
+
+        A call the box answered itself never waits (it answers only when it can
+        speak); one the modem already had at start (the caller stayed on the
+        line through a crash and restart) waits here on a silent line until the
+        engines and the greeting are ready, then is greeted as a new call.
+        """
+        if self.readiness.ready_to_speak():
+            return True
+        bound = self.config.call.max_answer_wait_s
+        log.warning("a call is on the line before the box can speak: it waits for the engines",
+                    extra={"call_id": call_id, "missing": self.readiness.missing(), "max_wait_s": bound})
+        deadline = time.monotonic() + bound
+        while not self.readiness.ready_to_speak():
+            if call_id in self._ended_calls or self._stopping is not None or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+        log.info("the box can speak now: greeting the call that waited", extra={"call_id": call_id})
+        return True
+
+    async def _farewell(self, answered: CallAnswered, session: LineSession) -> None:
+        """A call the box cannot take: the persona's goodbye if it can be said (cached, or a TTS up), hang up.
+
+        Its record, index row and ``ended`` say ``failed``, reason ``not_ready``
+        (or how it ended: the caller hung up, the daemon stopped).
+        """
+        call_id, caller = answered.call_id, answered.caller
+        persona = self.config.personas[self.persona_name]
+        call_dir = self.calls_dir / call_id
+        started = time.time()
+        header = CallRecordHeader(call_id=call_id, caller=caller, persona=self.persona_name,
+                                  language=persona.language, started_at=answered.ts, answered_at=started)
+        record = await asyncio.to_thread(CallRecord, call_dir, header)
+        index = self._require_index()
+        await index.aupsert(record.header, call_dir)
+        tts = self._engines()["tts"]
+        goodbye = await self.speech_cache.load(PersonaVoice.of(persona), persona.goodbye)  # an earlier run's?
+        if call_id not in self._ended_calls and (goodbye is not None or tts is not None):
+            async with CallLine(session, None) as line:
+                speaker = Speaker(line, tts, PersonaVoice.of(persona))
+                progress = speaker.begin()
+                at = time.time() - started
+                if goodbye is not None:
+                    await speaker.say_cached(goodbye, progress)
+                else:
+                    await speaker.say(_spoken(persona.goodbye), progress)
+                heard = progress.heard_text(line)
+                if heard:
+                    await record.aadd_utterance(Utterance(role="secretary", text=heard, start_s=round(at, 2),
+                                                          end_s=round(time.time() - started, 2), source="goodbye"))
+        modem = self._modem()
+        if call_id not in self._ended_calls and modem is not None:
+            with contextlib.suppress(Exception):  # the call may be gone already
+                await modem.hangup()
+        reason = self._ended_calls.get(call_id) or self._stopping or NOT_READY
+        ended = time.time()
+        duration = round(ended - started, 2)
+        await record.aupdate(ended_at=ended, duration_s=duration, outcome=FAILED, end_reason=reason)
+        await index.aupsert(record.header, call_dir)
+        self._publish_ended(call_id, caller, duration, reason, FAILED, {}, None, started_at=answered.ts,
+                            record_dir=call_dir, persona=self.persona_name)
+
     async def _answer(self, answered: CallAnswered) -> None:
         call_id = answered.call_id
         try:
@@ -246,6 +478,9 @@ class CallService(Service):
             self._audio.pop(call_id, None)
         self._live.add(call_id)
         try:
+            if not await self._voice_within_wait(call_id):
+                await self._farewell(answered, session)
+                return
             await self._conduct(answered, session)
         except Exception as exc:
             log.exception("call flow failed", extra={"call_id": call_id})
@@ -279,10 +514,61 @@ class CallService(Service):
             call_id=call_id, caller=caller, persona=persona_name, language=persona.language,
             started_at=answered.ts, answered_at=started,
         )
-        record = await asyncio.to_thread(CallRecord, call_dir, header)
-        assert self.index is not None
-        await self.index.aupsert(record.header, call_dir)
-        recorder = CallRecorder(call_dir) if cfg.call.record_audio else None
+        record = await asyncio.to_thread(CallRecord, call_dir, header, write_later=True)  # a full disk: kept in memory
+        index = self.index
+        assert index is not None
+        await self.recording.keep(call_id, "index", lambda: index.aupsert(record.header, call_dir))
+        try:
+            return await self._converse(answered, session, record, persona_name, started, hangup, on_event)
+        except Exception as exc:  # the flow crashed: the call ends now, the same in record, index and bus
+            log.exception("call flow failed", extra={"call_id": call_id})
+            return await self._end_failed(answered, record, started, exc, hangup)
+
+    async def _end_failed(
+        self, answered: CallAnswered, record: CallRecord, started: float, exc: Exception,
+        hangup: Callable[[], Awaitable[None]] | None,
+    ) -> CallResult:
+        """A call whose flow crashed: hang up, then outcome ``failed``, reason ``error`` in record, index and bus."""
+        call_id, caller = answered.call_id, answered.caller
+        if call_id not in self._ended_calls:
+            with contextlib.suppress(Exception):
+                await (hangup or self._modem_hangup)()
+        ended = time.time()
+        duration = round(ended - started, 2)
+        summary = f"call flow failed: {type(exc).__name__}: {exc}"
+        try:
+            await record.aupdate(ended_at=ended, duration_s=duration, outcome=FAILED, end_reason=FLOW_ERROR,
+                                 summary=summary)
+        except OSError as write_error:  # a full disk: the index and the bus still say how it ended
+            log.error("could not finish the failed call's record", extra={"call_id": call_id, "error": str(write_error)})
+        try:
+            if self.index is not None:
+                await self.index.aupsert(record.header, record.call_dir)
+        except Exception as index_error:
+            log.error("could not index the failed call", extra={"call_id": call_id, "error": str(index_error)})
+        result = CallResult(outcome=FAILED, end_reason=FLOW_ERROR, slots=MessageSlots(), dialogue="failed")
+        self.results[call_id] = result
+        self._publish_ended(
+            call_id, caller, duration, FLOW_ERROR, FAILED, {}, summary, started_at=record.header.started_at,
+            record_dir=record.call_dir, persona=record.header.persona, channel=self._channels.get(call_id, "gsm"),
+        )
+        return result
+
+    async def _modem_hangup(self) -> None:
+        modem = self._modem()
+        if modem is not None:
+            await modem.hangup()
+
+    async def _converse(
+        self, answered: CallAnswered, session: LineSession, record: CallRecord, persona_name: str, started: float,
+        hangup: Callable[[], Awaitable[None]] | None, on_event: Callable[[dict[str, Any]], None] | None,
+    ) -> CallResult:
+        """The call itself, once its record is open: line, ears, mouth, dialogue, the flow, then the summary."""
+        cfg = self.config
+        call_id, caller = answered.call_id, answered.caller
+        persona = cfg.personas[persona_name]
+        call_dir = record.call_dir
+        recorder = self.recording.recorder(call_id, call_dir) if cfg.call.record_audio else None
         engines = self._engines()
         tts = engines["tts"]
         async with contextlib.AsyncExitStack() as stack:
@@ -292,7 +578,7 @@ class CallService(Service):
             line = await stack.enter_async_context(CallLine(session, recorder))
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
-            speaker = Speaker(line, tts, voice)
+            speaker = Speaker(line, tts, voice, current_tts=lambda: self._engines()["tts"])
             # The active persona's phrases are kept ready; another persona's are made (and cached) on first use.
             phrases = await self._phrases(tts, persona, synthesize=persona_name != self.persona_name)
             dialogue = self._dialogue(persona, caller, engines["llm"])
@@ -336,11 +622,15 @@ class CallService(Service):
             self._records[call_id] = (record, writes)
             if call_id in self._ended_calls:  # the caller hung up while the call was being set up
                 flow.hung_up(self._ended_calls[call_id])
+            elif self._stopping is not None:  # the daemon stops: goodbye at once
+                flow.stop(self._stopping)
             try:
                 result = await flow.run()
             finally:
                 self._flows.pop(call_id, None)
                 self._records.pop(call_id, None)
+        if recorder is not None:  # closed by now: what the tracks hold, and what was lost
+            record.note(recording=recorder.summary())
         await self._finish(record, call_dir, result, persona, caller, started, engines["llm"])
         return result
 
@@ -360,6 +650,11 @@ class CallService(Service):
             raise CommandError("invalid", f"no persona {persona!r}")
         call_id = session.call_id
         assert call_id is not None
+        # Like a phone call, a streamed one starts only when the box can speak: it waits (the other side hears
+        # nothing yet, as while connecting) up to call.max_answer_wait_s, then is refused with what is missing.
+        if not await self.readiness.wait_ready(self.config.call.max_answer_wait_s):
+            raise CommandError("unavailable", "the secretary cannot speak yet ("
+                               + ", ".join(self.readiness.missing()) + "); try again in a moment")
         answered = CallAnswered(call_id=call_id, caller=caller, direction=CallDirection.INCOMING, ts=time.time())
         self._channels[call_id] = channel
         self.announcer.line_answered(call_id, caller, channel, answered.ts)
@@ -405,7 +700,8 @@ class CallService(Service):
         started: float, llm: LlmEngine | None,
     ) -> None:
         summary = None
-        if llm is not None and self._conversational_chain(persona) and result.dialogue != "scripted":
+        stopping = self._stopping is not None  # no time for the LLM: the slots' summary
+        if llm is not None and not stopping and self._conversational_chain(persona) and result.dialogue != "scripted":
             summary = await llm_summary(
                 llm, persona.llm.chain, result.transcript, result.slots, persona.language,
                 self.config.call.summary_timeout_s,
@@ -414,12 +710,15 @@ class CallService(Service):
         ended = time.time()
         duration = round(ended - started, 2)
         message = result.slots.as_dict()
-        await record.aupdate(
+        record.note(
             ended_at=ended, duration_s=duration, outcome=result.outcome, end_reason=result.end_reason,
             message=message, summary=summary,
         )
-        assert self.index is not None
-        await self.index.aupsert(record.header, call_dir)
+        index = self.index
+        assert index is not None
+        call_id = record.header.call_id  # a full disk: written when space returns, the call still ends on the bus
+        await self.recording.keep(call_id, "record", record.aflush)
+        await self.recording.keep(call_id, "index", lambda: index.aupsert(record.header, call_dir))
         self.results[record.header.call_id] = result
         self._publish_ended(
             record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary,
@@ -522,6 +821,10 @@ async def _logged(write: Coroutine[Any, Any, None], call_id: str) -> None:
         await write
     except OSError as exc:
         log.error("call record write failed", extra={"call_id": call_id, "error": str(exc)})
+
+
+async def _spoken(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 def call_row_payload(row: CallSummaryRow) -> dict[str, Any]:

@@ -120,14 +120,22 @@ class LlmDialogue:
         await self._rounds(feed, outcome)
 
     def heard(self, planned: str, heard: str) -> None:
-        """Make the history say what the caller actually heard of the last reply."""
-        if planned == heard:
-            return
+        """Make the history say what the caller actually heard of the last reply.
+
+        A reply cut while the model was still writing it has no assistant
+        message yet (after the caller's turn): the heard words become one.
+        """
+        cut = heard if planned == heard else (
+            f"{heard} [interrupted by the caller]" if heard else "[interrupted by the caller before speaking]")
         for index in range(len(self.messages) - 1, -1, -1):
             message = self.messages[index]
             if message.role == "assistant":
-                cut = f"{heard} [interrupted by the caller]" if heard else "[interrupted by the caller before speaking]"
-                self.messages[index] = ChatMessage("assistant", cut, tool_calls=message.tool_calls)
+                if planned != heard:
+                    self.messages[index] = ChatMessage("assistant", cut, tool_calls=message.tool_calls)
+                return
+            if message.role == "user":
+                if heard or planned != heard:
+                    self.messages.append(ChatMessage("assistant", cut))
                 return
 
     async def _rounds(self, feed: TextFeed, outcome: ReplyOutcome) -> None:

@@ -79,7 +79,7 @@ def detector_settings(config: VadConfig) -> DetectorSettings:
 # -- STT -------------------------------------------------------------------
 
 
-def stt_slots(config: SttConfig, models_dir: Path) -> list[BackendSlot[SttBackend]]:
+def stt_slots(config: SttConfig, models_dir: Path, keep_free_bytes: int = 0) -> list[BackendSlot[SttBackend]]:
     def builder(kind: str) -> Callable[[], SttBackend]:
         if kind == "faster-whisper":
             fw = config.faster_whisper
@@ -90,6 +90,7 @@ def stt_slots(config: SttConfig, models_dir: Path) -> list[BackendSlot[SttBacken
                 cpu_threads=fw.cpu_threads,
                 beam_size=fw.beam_size,
                 max_new_tokens=fw.max_new_tokens,
+                keep_free_bytes=keep_free_bytes,
             )
         else:
             assert config.vosk.model is not None  # the schema requires it when vosk is chained
@@ -193,9 +194,14 @@ def tts_slots(config: TtsConfig, models_dir: Path) -> list[BackendSlot[TtsBacken
 
 def engine_services(
     bus: Bus, engines: EnginesConfig, data_dir: Path, secret: SecretLookup = _from_environment,
+    *, keep_free_mb: float = 0.0,
 ) -> list[EngineService]:  # type: ignore[type-arg]
-    """The four engine services; ``secret`` (the daemon passes LoadedConfig.secret) resolves the LLM API keys."""
+    """The four engine services; ``secret`` (the daemon passes LoadedConfig.secret) resolves the LLM API keys.
+
+    ``keep_free_mb`` (``call.min_free_mb``): a packaged model is never staged into the last of the disk.
+    """
     models_dir = models_dir_of(engines, data_dir)
+    keep_free = int(keep_free_mb * 2**20)
     timing = ChainTiming(engines.retry_initial_s, engines.retry_max_s, engines.load_timeout_s)
     vad, stt, llm, tts = engines.vad, engines.stt, engines.llm, engines.tts
     gate = asyncio.Semaphore(1)
@@ -213,8 +219,8 @@ def engine_services(
         ),
         EngineService(
             "stt", bus,
-            lambda on_status: SttEngine(chain("stt", stt_slots(stt, models_dir), on_status)),
-            config=(stt, models_dir, timing), load_gate=gate,
+            lambda on_status: SttEngine(chain("stt", stt_slots(stt, models_dir, keep_free), on_status)),
+            config=(stt, models_dir, timing, keep_free), load_gate=gate,
         ),
         EngineService(
             "llm", bus,

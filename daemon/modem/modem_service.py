@@ -7,9 +7,14 @@ is also relayed to the call service, whose announcer is the one writer of
 starts with the modem's call state as the service finds it. Commands:
 ``cmd/hangup``, ``cmd/dial``, ``cmd/sms/send``, and ``cmd/block``,
 ``cmd/unblock``, ``cmd/blocked`` for the numbers the owner blocked at run time
-(kept in ``data_dir/secretary.db``, added to ``modem.blocked_numbers``). With
+(kept in ``data_dir/secretary.db``, added to ``modem.blocked_numbers``). A
+call due to be answered (``modem.answer_after_rings``) is answered only if
+``may_answer`` says so (the call service: once the box can speak); else it
+rings on and the call service answers it or turns it away. With
 ``modem.driver: simulator`` the built-in simulator is started first (its ptys
 live under ``data_dir/run``) and the real driver talks to it.
+When the service stops (the daemon stops, or a restart) ``modem/state`` says
+``connected: false`` and nothing else it could no longer vouch for.
 ``cmd/simulator/speak`` reads only WAVs under the bundled caller recordings
 (``daemon/tools/demo_caller``) or ``data_dir/simulator``: any other path, a
 symlink or a ``..`` is refused ``bad_payload``.
@@ -24,6 +29,7 @@ import logging
 import os
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ from channels.bus_contract.verbs import (
     SIMULATOR_SMS,
     SIMULATOR_SPEAK,
     SIMULATOR_UNPLUG,
+    SIMULATOR_URC,
     SMS_SEND,
     UNBLOCK,
 )
@@ -80,6 +87,7 @@ class ModemService(Service):
         data_dir: Path,
         *,
         relay: EventHub[ModemEvent],
+        may_answer: Callable[[str], bool] | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
@@ -90,6 +98,8 @@ class ModemService(Service):
         self.relay = relay
         self.blocked: BlockedNumbers | None = None
         self._simulator_verbs: list[str] = []  # cmd/simulator/*, while the simulator runs
+        # Asked before a ringing call is answered (the call service: only once the box can speak); None: always.
+        self._may_answer = may_answer
 
     def config_slice(self) -> Any:
         return (self.config, self._sim_pin, self.data_dir)
@@ -100,6 +110,7 @@ class ModemService(Service):
             at_port=at_port,
             audio_port=audio_port,
             answer_after_rings=cfg.answer_after_rings,
+            may_answer=self._may_answer,
             blocked_numbers=self._blocked_numbers(),
             sim_pin=self._sim_pin,
             check_modem_manager=cfg.driver == "sim7600",
@@ -111,6 +122,7 @@ class ModemService(Service):
 
     async def run(self, status: ServiceStatus) -> None:
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self._publish_stopped)  # runs last, once the driver has let go of the modem
             self.blocked = BlockedNumbers(self.data_dir / "secretary.db")
             stack.callback(self.blocked.close)
             at_port, audio_port = self.config.at_port, self.config.audio_port
@@ -207,8 +219,15 @@ class ModemService(Service):
             await sim.replug()
             return {}
 
+        async def urc(args: dict[str, Any]) -> dict[str, Any]:
+            line = args.get("line")
+            if not isinstance(line, str) or not line.strip() or len(line) > 512 or any(c in line for c in "\r\n"):
+                raise CommandError("invalid", 'expected {"line": "VOICE CALL: BEGIN"} (one line, no CR/LF)')
+            sim.urc(line.strip())
+            return {"sent": line.strip()}
+
         handlers = {SIMULATOR_CALL: call, SIMULATOR_SPEAK: speak, SIMULATOR_DTMF: dtmf, SIMULATOR_HANGUP: hangup,
-                    SIMULATOR_SMS: sms, SIMULATOR_UNPLUG: unplug, SIMULATOR_REPLUG: replug}
+                    SIMULATOR_SMS: sms, SIMULATOR_UNPLUG: unplug, SIMULATOR_REPLUG: replug, SIMULATOR_URC: urc}
         for verb, handler in handlers.items():
             self.bus.register_command(verb, self._simulator_guard(handler))
         self._simulator_verbs = list(handlers)
@@ -248,6 +267,10 @@ class ModemService(Service):
             case ModemDisconnected(reason=reason):
                 status.degraded(f"modem gone: {reason}; waiting for it to return")
                 bus.publish_event(MODEM_EVENT, wire.ModemDisconnectedEvent(reason=reason, ts=event.ts).encode())
+
+    def _publish_stopped(self) -> None:
+        """``modem/state`` once nothing watches the modem: not connected, everything else unknown (not stale)."""
+        self.bus.publish_state(MODEM_STATE, STOPPED_STATE.encode())
 
     # -- bus commands -> driver ------------------------------------------------------
     def _commands(self) -> dict[str, Any]:
@@ -336,6 +359,11 @@ class ModemService(Service):
     def _apply_blocked(self) -> None:
         if self.modem is not None:
             self.modem.set_blocked_numbers(self._blocked_numbers())
+
+
+# While the service is stopped (the daemon gone, a restart): the box holds no connection to the modem and
+# cannot vouch for the SIM, the network or a call; the last state it saw would be a claim nobody checks.
+STOPPED_STATE = wire.ModemState(connected=False, problems=("the modem service is stopped",))
 
 
 def modem_state_payload(state: ModemState) -> wire.ModemState:

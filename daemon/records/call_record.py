@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import copy
 import functools
 import json
@@ -41,8 +42,10 @@ ROLES: Final = ("caller", "secretary")
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 MESSAGE_LABELS: Final = {"name": "Name", "reason": "Reason", "callback_number": "Callback"}
 UPDATABLE_FIELDS: Final = frozenset(
-    {"answered_at", "ended_at", "duration_s", "outcome", "end_reason", "message", "summary"}
+    {"answered_at", "ended_at", "duration_s", "outcome", "end_reason", "message", "summary", "recording"}
 )
+RECORDING_KEYS: Final = frozenset({"complete", "lost_s", "reason", "gaps", "audio_deleted"})
+"""``recording`` in the record: {complete, lost_s, reason, gaps} from the recorder, audio_deleted once freed."""
 
 _CALL_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -74,6 +77,7 @@ class Utterance:
     interrupted: bool = False  # secretary cut by barge-in / caller cut by hang-up
     planned_text: str | None = None  # secretary only: the full reply it meant to say
     source: str | None = None  # e.g. "llm:local", "scripted", "greeting"
+    heard_by: str | None = None  # secretary cut short: how ``text`` was found ("audio_share": no word timings)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -91,6 +95,7 @@ class Utterance:
         return {
             "role": self.role, "text": self.text, "start_s": self.start_s, "end_s": self.end_s,
             "interrupted": self.interrupted, "planned_text": self.planned_text, "source": self.source,
+            "heard_by": self.heard_by,
         }
 
     @classmethod
@@ -103,6 +108,7 @@ class Utterance:
             interrupted=bool(data.get("interrupted", False)),
             planned_text=data.get("planned_text"),
             source=data.get("source"),
+            heard_by=data.get("heard_by"),
         )
 
 
@@ -123,9 +129,12 @@ class CallRecordHeader:
     message: dict[str, str | None] = field(default_factory=dict)  # {"name", "reason", "callback_number"}
     summary: str | None = None
     dtmf: list[dict[str, Any]] = field(default_factory=list)  # [{"digit": "0", "at_s": 12.0}]
+    # the audio tracks: {"complete", "lost_s", "reason", "gaps", "audio_deleted"}; None while unknown or not recorded
+    recording: dict[str, Any] | None = None
 
     def copy(self) -> CallRecordHeader:
-        return replace(self, message=dict(self.message), dtmf=copy.deepcopy(self.dtmf))
+        return replace(self, message=dict(self.message), dtmf=copy.deepcopy(self.dtmf),
+                       recording=copy.deepcopy(self.recording))
 
 
 # ---------------------------------------------------------------- JSON shape
@@ -153,6 +162,7 @@ def record_to_dict(header: CallRecordHeader, utterances: tuple[Utterance, ...]) 
         "message": dict(header.message),
         "summary": header.summary,
         "dtmf": [dict(d) for d in header.dtmf],
+        "recording": copy.deepcopy(header.recording),
         "utterances": [u.as_dict() for u in utterances],
     }
 
@@ -210,6 +220,7 @@ def record_from_dict(data: dict[str, Any]) -> tuple[CallRecordHeader, list[Utter
         message=dict(data.get("message") or {}),
         summary=data.get("summary"),
         dtmf=[{"digit": str(d["digit"]), "at_s": float(d["at_s"])} for d in data.get("dtmf") or []],
+        recording=_checked_recording(data.get("recording")),
     )
     return header, [Utterance.from_dict(u) for u in data.get("utterances") or []]
 
@@ -262,7 +273,19 @@ def _header_lines(header: CallRecordHeader) -> list[str]:
         f"Outcome:  {outcome}",
         *_message_lines(header.message),
         f"Summary:  {_one_line(header.summary) if header.summary else '-'}",
+        *_recording_lines(header.recording),
     ]
+
+
+def _recording_lines(recording: dict[str, Any] | None) -> list[str]:
+    if recording is None:
+        return []
+    if recording.get("audio_deleted"):
+        return [f"Audio:    deleted ({_one_line(str(recording['audio_deleted']))})"]
+    if recording.get("complete", True):
+        return ["Audio:    complete"]
+    reason = f"{recording['reason']}, " if recording.get("reason") else ""
+    return [f"Audio:    incomplete ({reason}{float(recording.get('lost_s') or 0.0):.1f} s lost)"]
 
 
 @functools.lru_cache(maxsize=2048)
@@ -293,15 +316,21 @@ def render_text(header: CallRecordHeader, utterances: tuple[Utterance, ...]) -> 
 
 
 def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in ``<path>.tmp``, flushed to disk; on failure (disk full) the temp file is removed again."""
     tmp = path.with_name(path.name + TEMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return tmp
 
 
@@ -327,20 +356,26 @@ class CallRecord:
     (disk full) the change stays in memory and goes out with the next write.
     """
 
-    def __init__(self, call_dir: Path, header: CallRecordHeader) -> None:
+    def __init__(self, call_dir: Path, header: CallRecordHeader, *, write_later: bool = False) -> None:
         """Start a new record: creates ``call_dir`` and writes both transcript files.
 
         Raises ``FileExistsError`` if ``call_dir`` already holds a transcript
         (use :meth:`load` to continue a record) and ``ValueError`` for a call id
-        that is not a safe directory name.
+        that is not a safe directory name. With ``write_later`` a record that
+        cannot be written now (disk full) is kept in memory instead of raising:
+        ``unwritten`` says why, and the next successful write stores it all.
         """
         if not is_valid_call_id(header.call_id):
             raise ValueError(f"call id {header.call_id!r} is not a safe directory name")
         self._init_state(Path(call_dir), header.copy(), [])
-        self.call_dir.mkdir(parents=True, exist_ok=True)
         if self.json_path.exists():
             raise FileExistsError(f"{self.json_path} already exists; use CallRecord.load to continue it")
-        self._persist()
+        try:
+            self._persist()
+        except OSError as exc:
+            if not write_later:
+                raise
+            self.unwritten = exc
 
     def _init_state(self, call_dir: Path, header: CallRecordHeader, utterances: list[Utterance]) -> None:
         self.call_dir = call_dir
@@ -351,6 +386,7 @@ class CallRecord:
         self._alock = asyncio.Lock()
         self._generation = 0
         self._written = -1
+        self.unwritten: OSError | None = None  # why the newest state is not on disk (a failed write), else None
 
     @classmethod
     def load(cls, call_dir: Path) -> CallRecord:
@@ -411,12 +447,16 @@ class CallRecord:
         self._persist()
 
     def update(self, **fields: Any) -> None:
-        """Set header fields: answered_at, ended_at, duration_s, outcome, end_reason, message, summary.
+        """Set header fields: answered_at, ended_at, duration_s, outcome, end_reason, message, summary, recording.
 
         ``message`` replaces the whole slot dict. Any other name raises TypeError.
         """
         self._apply_update(fields)
         self._persist()
+
+    def note(self, **fields: Any) -> None:
+        """Set header fields in memory only: they go to disk with the next write (same fields as ``update``)."""
+        self._apply_update(fields)
 
     # ------------------------------------------------------------ async changes
 
@@ -430,6 +470,10 @@ class CallRecord:
 
     async def aupdate(self, **fields: Any) -> None:
         self._apply_update(fields)
+        await self._apersist()
+
+    async def aflush(self) -> None:
+        """Write the newest state if it is not on disk yet (a retry after a failed write)."""
         await self._apersist()
 
     async def _apersist(self) -> None:
@@ -471,12 +515,23 @@ class CallRecord:
             if generation == self._written:
                 return  # a later write already stored this state
             doc = record_json(header, utterances) + "\n"
-            json_tmp = _write_temp(self.json_path, doc.encode("utf-8"))
-            txt_tmp = _write_temp(self.txt_path, render_text(header, utterances).encode("utf-8"))
-            os.replace(json_tmp, self.json_path)
-            os.replace(txt_tmp, self.txt_path)
-            _fsync_dir(self.call_dir)
+            try:
+                self.call_dir.mkdir(parents=True, exist_ok=True)  # a record started on a full disk has none yet
+                json_tmp = _write_temp(self.json_path, doc.encode("utf-8"))
+                try:
+                    txt_tmp = _write_temp(self.txt_path, render_text(header, utterances).encode("utf-8"))
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(json_tmp)
+                    raise
+                os.replace(json_tmp, self.json_path)
+                os.replace(txt_tmp, self.txt_path)
+                _fsync_dir(self.call_dir)
+            except OSError as exc:
+                self.unwritten = exc
+                raise
             self._written = generation
+            self.unwritten = None
 
     def __repr__(self) -> str:
         outcome, count = self._header.outcome, len(self._utterances)
@@ -504,7 +559,20 @@ def _checked_field(name: str, value: Any) -> Any:
         raise TypeError(f"outcome must be a non-empty string, got {value!r}")
     if name == "message":
         return _checked_message(value)
+    if name == "recording":
+        return _checked_recording(value)
     return value
+
+
+def _checked_recording(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"recording must be a dict or None, got {type(value).__name__}")
+    unknown = set(value) - RECORDING_KEYS
+    if unknown:
+        raise TypeError(f"recording has unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(RECORDING_KEYS))})")
+    return copy.deepcopy(value)
 
 
 def _checked_message(value: Any) -> dict[str, str | None]:

@@ -1,5 +1,9 @@
 """Call record upkeep: recover records left by a crash, re-index lost rows, delete old records.
 
+``free_audio`` is the disk-space policy (``call.min_free_mb``): when the data
+partition runs low, the oldest finished calls lose their audio first, their
+transcripts stay and say so.
+
 Safety rules: a live call (``live_call_ids``) is never touched; only direct
 children of ``calls_dir`` whose name is a valid call id are ever read or
 deleted; a symlink there is removed as a link and its target is never
@@ -19,7 +23,7 @@ import stat
 import time
 import wave
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.records.call_index import CallIndex
@@ -28,6 +32,7 @@ from daemon.records.call_record import (
     INTERRUPTED,
     TRANSCRIPT_JSON,
     CallRecord,
+    CallRecordHeader,
     CorruptRecordError,
     is_valid_call_id,
 )
@@ -36,7 +41,7 @@ from drivers.audio.call_recorder import CALLER_WAV, SECRETARY_WAV, repair_call_d
 log = logging.getLogger("secretary.calls")
 
 DAY_S = 86400.0
-CRASH_END_REASON = "daemon stopped mid-call"
+CRASH_END_REASON = "daemon_stopped"  # the end reason of a call the daemon died in (record, index and ``ended``)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class SweepResult:
     bytes_freed: int
     recovered: list[str]  # call ids marked interrupted and/or re-indexed
     errors: list[str]  # one human-readable line each; nothing here stops the sweep
+    # the calls this sweep closed as interrupted, as now recorded: nobody announced their end yet
+    interrupted: tuple[CallRecordHeader, ...] = field(default=(), compare=False)
 
 
 # ---------------------------------------------------------------- directories
@@ -115,7 +122,9 @@ def _mark_interrupted(record: CallRecord, now: float, errors: list[str]) -> None
     record.update(outcome=INTERRUPTED, duration_s=duration, ended_at=ended, end_reason=h.end_reason or CRASH_END_REASON)
 
 
-def _recover_dir(call_dir: Path, index: CallIndex, now: float, errors: list[str]) -> bool:
+def _recover_dir(
+    call_dir: Path, index: CallIndex, now: float, errors: list[str], closed: list[CallRecordHeader]
+) -> bool:
     """Bring one record and its index row up to date; True if anything changed."""
     row = index.get(call_dir.name)
     if row is not None and row.outcome != IN_PROGRESS:
@@ -127,13 +136,16 @@ def _recover_dir(call_dir: Path, index: CallIndex, now: float, errors: list[str]
     changed = row is None or row.outcome != record.header.outcome
     if record.header.outcome == IN_PROGRESS:
         _mark_interrupted(record, now, errors)
+        closed.append(record.header.copy())
         changed = True
     if changed:
         index.upsert(record.header, call_dir)
     return changed
 
 
-def _close_orphan_rows(index: CallIndex, live: Collection[str], errors: list[str]) -> None:
+def _close_orphan_rows(
+    index: CallIndex, live: Collection[str], errors: list[str], closed: list[CallRecordHeader]
+) -> None:
     """Index rows still in progress whose record could not be recovered: mark them interrupted."""
     for row in index.in_progress():
         if row.call_id in live:
@@ -142,22 +154,26 @@ def _close_orphan_rows(index: CallIndex, live: Collection[str], errors: list[str
         header.outcome = INTERRUPTED
         header.end_reason = header.end_reason or CRASH_END_REASON
         index.upsert(header, Path(row.record_dir))
+        closed.append(header)
         errors.append(f"{row.call_id}: record missing or unreadable; index row marked {INTERRUPTED}")
 
 
-def _recover(calls_dir: Path, index: CallIndex, now: float, live: Collection[str]) -> tuple[list[str], list[str]]:
+def _recover(
+    calls_dir: Path, index: CallIndex, now: float, live: Collection[str]
+) -> tuple[list[str], list[str], tuple[CallRecordHeader, ...]]:
     recovered: list[str] = []
     errors: list[str] = []
+    closed: list[CallRecordHeader] = []
     for call_id, call_dir in _record_dirs(calls_dir):
         if call_id in live:
             continue
         try:
-            if _recover_dir(call_dir, index, now, errors):
+            if _recover_dir(call_dir, index, now, errors, closed):
                 recovered.append(call_id)
         except (OSError, CorruptRecordError) as e:
             errors.append(f"{call_id}: {e}")
-    _close_orphan_rows(index, live, errors)
-    return recovered, errors
+    _close_orphan_rows(index, live, errors, closed)
+    return recovered, errors, tuple(closed)
 
 
 def recover_interrupted(
@@ -170,7 +186,7 @@ def recover_interrupted(
     the last utterance, rewrite its transcript files and upsert its row.
     Returns the call ids changed; problems are logged (``sweep`` returns them).
     """
-    recovered, errors = _recover(Path(calls_dir), index, now, frozenset(live_call_ids))
+    recovered, errors, _ = _recover(Path(calls_dir), index, now, frozenset(live_call_ids))
     for error in errors:
         log.warning("call record: %s", error)
     return recovered
@@ -216,12 +232,89 @@ def sweep(
         raise ValueError(f"retention_days must be >= 0, got {retention_days!r}")
     calls_dir = Path(calls_dir)
     live = frozenset(live_call_ids)
-    recovered, errors = _recover(calls_dir, index, now, live)
+    recovered, errors, closed = _recover(calls_dir, index, now, live)
     deleted: list[str] = []
     freed = 0
     if retention_days > 0:
         deleted, freed = _delete_old(calls_dir, index, now - retention_days * DAY_S, live, errors)
-    return SweepResult(deleted=deleted, bytes_freed=freed, recovered=recovered, errors=errors)
+    return SweepResult(deleted=deleted, bytes_freed=freed, recovered=recovered, errors=errors, interrupted=closed)
+
+
+# ---------------------------------------------------------------- free space by policy
+
+
+@dataclass(frozen=True)
+class AudioFreed:
+    calls: list[str]  # call ids whose audio tracks were deleted (their transcripts kept)
+    bytes_freed: int
+    free_bytes: int  # free space on the calls' file system afterwards
+    errors: list[str]
+
+
+def free_bytes(path: Path) -> int:
+    """Free space for an unprivileged writer on ``path``'s file system (its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def _delete_audio(call_dir: Path, reason: str) -> int:
+    """Delete one finished record's WAV tracks and say so in its ``recording``; returns the bytes freed."""
+    record = CallRecord.load(call_dir)
+    if record.header.outcome == IN_PROGRESS:
+        return 0  # a crash's leftover: recovery closes it first
+    freed = 0
+    for name in (CALLER_WAV, SECRETARY_WAV):
+        path = call_dir / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            freed += st.st_blocks * 512  # what the file takes on disk (holes take nothing)
+        os.unlink(path)  # a symlink goes as a link, never followed
+    recording = dict(record.header.recording or {"complete": True, "lost_s": 0.0, "reason": None, "gaps": []})
+    recording["audio_deleted"] = reason
+    record.update(recording=recording)
+    return freed
+
+
+def free_audio(calls_dir: Path, min_free_bytes: int, live_call_ids: Collection[str] = ()) -> AudioFreed:
+    """While less than ``min_free_bytes`` is free, delete the oldest finished calls' audio; transcripts stay.
+
+    Oldest first by call id (ids start with their UTC start time); a live call
+    and a record still ``in_progress`` are never touched. Each record whose
+    audio went says so (``recording.audio_deleted``). Blocking: run it in a
+    worker thread.
+    """
+    calls_dir = Path(calls_dir)
+    live = frozenset(live_call_ids)
+    deleted: list[str] = []
+    freed = 0
+    errors: list[str] = []
+    free = free_bytes(calls_dir)
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    reason = f"deleted on {when} UTC to keep {min_free_bytes / 2**20:g} MB free (call.min_free_mb)"
+    for call_id, call_dir in _record_dirs(calls_dir):
+        if free >= min_free_bytes:
+            break
+        if call_id in live or not ((call_dir / CALLER_WAV).exists() or (call_dir / SECRETARY_WAV).exists()):
+            continue
+        if not (call_dir / TRANSCRIPT_JSON).exists():
+            errors.append(f"{call_id}: no {TRANSCRIPT_JSON}; audio left alone")
+            continue
+        try:
+            got = _delete_audio(call_dir, reason)
+        except (OSError, CorruptRecordError) as e:
+            errors.append(f"{call_id}: could not delete its audio: {e}")
+            continue
+        if got or not (call_dir / CALLER_WAV).exists():
+            deleted.append(call_id)
+            freed += got
+        free = free_bytes(calls_dir)
+    return AudioFreed(calls=deleted, bytes_freed=freed, free_bytes=free, errors=errors)
 
 
 def _log_result(result: SweepResult) -> None:
@@ -255,14 +348,21 @@ async def run_retention(
     retention_days: float,
     interval_s: float,
     live_call_ids: Callable[[], Collection[str]],
+    on_interrupted: Callable[[tuple[CallRecordHeader, ...]], None] | None = None,
 ) -> None:
-    """Forever: recover + sweep now and then every ``interval_s``; errors are logged and survived."""
+    """Forever: recover + sweep now and then every ``interval_s``; errors are logged and survived.
+
+    ``on_interrupted`` hears, on the loop, of every call a sweep closed as interrupted (to announce its end).
+    """
     if not interval_s > 0:
         raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     while True:
         try:
             live = frozenset(live_call_ids())
-            _log_result(await _sweep_in_thread(Path(calls_dir), index, retention_days, live))
+            result = await _sweep_in_thread(Path(calls_dir), index, retention_days, live)
+            _log_result(result)
+            if on_interrupted is not None and result.interrupted:
+                on_interrupted(result.interrupted)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -5,6 +5,8 @@ calls ``status.ready()`` once it serves, reports trouble with
 ``status.degraded(detail)`` and runs until it is cancelled (stop) or raises
 (crash, then the supervisor restarts it with backoff). Cleanup lives in the
 service's own ``finally``/``async with`` blocks, so stopping is cancellation.
+Before the daemon stops, ``wind_down`` lets a service end live work politely
+(the call service says goodbye to a caller) while the others still run.
 """
 
 from __future__ import annotations
@@ -83,3 +85,10 @@ class Service(ABC):
     def config_slice(self) -> Any:
         """The part of the config this instance was built from (compared on reload)."""
         return None
+
+    async def wind_down(self, budget_s: float) -> None:
+        """The daemon is stopping: finish live work politely (a call's goodbye) before the stop cancels ``run``.
+
+        Called once, while every service still runs, with the seconds it may take; past them the supervisor
+        cancels it and stops as usual. Most services have nothing to do here.
+        """

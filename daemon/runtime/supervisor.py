@@ -3,8 +3,10 @@
 Every service runs in its own runner task owned by the supervisor's
 TaskGroup. A crash is logged and followed by a restart after an exponential
 backoff (reset once the service has stayed up ``stable_after_s``); one
-service's crash never reaches the others. ``stop`` cancels services in the
-reverse order they were added, each within its stop timeout.
+service's crash never reaches the others. ``wind_down`` lets the running
+services end their live work together (a call's goodbye) within a budget,
+before ``stop`` cancels services in the reverse order they were added, each
+within its stop timeout.
 """
 
 from __future__ import annotations
@@ -95,6 +97,31 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    async def wind_down(self, budget_s: float) -> bool:
+        """Before a stop: every running service ends its live work (``Service.wind_down``), together.
+
+        Returns False if some did not finish within ``budget_s`` (they are cancelled; the stop goes on).
+        """
+        running = [slot for slot in self._slots.values() if slot.task is not None and not slot.task.done()]
+        work = {asyncio.ensure_future(self._wind_down(slot, budget_s)): slot.service.name for slot in running}
+        if not work:
+            return True
+        _, late = await asyncio.wait(work, timeout=budget_s)
+        for task in late:
+            log.error("service did not wind down in time", extra={"service": work[task], "budget_s": budget_s,
+                                                                  "waiting_in": awaiting(task)})
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=self.stop_timeout_s)
+        return not late
+
+    @staticmethod
+    async def _wind_down(slot: _Slot, budget_s: float) -> None:
+        try:
+            await slot.service.wind_down(budget_s)
+        except Exception:  # noqa: BLE001 - a failed wind-down must not keep the daemon from stopping
+            log.exception("service failed while winding down", extra={"service": slot.service.name})
 
     async def replace(self, service: Service) -> None:
         """Stop the running service of the same name and start this one instead."""

@@ -19,11 +19,11 @@ from typing import Any
 
 import aiomqtt
 
-from channels.bus_contract.box_payloads import BoxStatus
+from channels.bus_contract.box_payloads import BoxStatus, ServiceState
 from channels.bus_contract.clients import CLI, ROLES, bus_login
 from channels.bus_contract.fields import PayloadError
 from channels.bus_contract.modem_payloads import ModemState
-from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, STATUS, Topics
+from channels.bus_contract.topics import DOCTOR_TOPICS, MODEM_STATE, RECORDER_STATE, STATUS, Topics
 from channels.peer_json import BadJson, parse_peer_json
 from config.engines_schema import EnginesConfig, VllmConfig
 from config.errors import ConfigError
@@ -145,6 +145,23 @@ def _live_modem(state: dict[str, Any] | None) -> list[Check]:
     else:
         checks.append(Check("signal", "WARN", "no signal reading yet"))
     return checks
+
+
+def _recording(state: dict[str, Any] | None) -> list[Check]:
+    """What the running daemon's recorder says (``services/recorder/state``): can calls be recorded, disk space."""
+    if state is None or not _daemon_online(state) or RECORDER_STATE not in state:
+        return []
+    try:
+        report = ServiceState.decode(state[RECORDER_STATE])
+    except PayloadError as exc:
+        return [Check("recording", "WARN", f"unreadable {RECORDER_STATE}: {exc}")]
+    detail = report.detail or report.state
+    if report.state == "running":
+        return [Check("recording", "OK", detail)]
+    if report.state == "degraded":
+        return [Check("recording", "FAIL", f"{detail} (free space under data_dir, or lower call.retention_days; "
+                                           "call.min_free_mb sets how much retention keeps free)")]
+    return [Check("recording", "WARN", f"the recorder is {report.state}: {detail}")]
 
 
 def _disk(data_dir: Path) -> Check:
@@ -374,6 +391,7 @@ async def run_doctor(config_path: Path) -> int:
         checks.extend(await _modem(loaded, daemon_online=_daemon_online(state)))
         if loaded.settings.modem.driver == "sim7600":
             checks.extend(_live_modem(state))
+        checks.extend(_recording(state))
     for check in checks:
         print(f"{check.level:<4} {check.name:<10} {check.detail}")
     return 1 if any(c.level == "FAIL" for c in checks) else 0

@@ -54,6 +54,17 @@ class SpeechCache:
     def get(self, voice: PersonaVoice, text: str) -> CachedSpeech | None:
         return self._memory.get(self.key(voice, text))
 
+    async def load(self, voice: PersonaVoice, text: str) -> CachedSpeech | None:
+        """The phrase from memory or from disk (an earlier run made it), never synthesized: None if not there."""
+        key = self.key(voice, text)
+        async with self._lock:
+            cached = self._memory.get(key)
+            if cached is None:
+                cached = await asyncio.to_thread(self._load, key, text)
+                if cached is not None:
+                    self._memory[key] = cached
+            return cached
+
     async def ensure(self, tts: TtsEngine, voice: PersonaVoice, text: str) -> CachedSpeech:
         """The phrase at line rate: from memory, from disk, or synthesized now."""
         key = self.key(voice, text)

@@ -33,6 +33,7 @@ from typing import Any, Final
 from aiohttp import WSMsgType, web
 
 from channels.peer_json import BadJson, parse_peer_json
+from daemon.bus.commands import CommandError
 from daemon.call.stream_line import StreamLineSession
 
 log = logging.getLogger("secretary.web")
@@ -132,6 +133,9 @@ class _SocketCall:
     async def _run_runner(self) -> str:
         try:
             reason = await self.runner(self.session, self.on_event)
+        except CommandError as exc:  # refused before it began, e.g. the engines are still loading
+            log.warning("test call %s refused: %s", self.session.call_id, exc.message)
+            return f"refused: {exc.message}"
         except Exception:
             log.exception("test call %s: the call flow failed", self.session.call_id)
             return ERROR

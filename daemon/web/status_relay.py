@@ -3,7 +3,8 @@
 The web service's bus client hands every message here. The relay keeps the
 newest retained state (``status``, ``modem/state``, ``call/state``,
 ``engines/<name>/state``, ``services/<name>/state``) and the running
-transcript of the current call, and pushes each change to the subscribed
+transcript of the current call (and, from ``services/recorder/state``, an
+alert while calls cannot be recorded), and pushes each change to the subscribed
 pages (Server-Sent Events). A page that cannot keep up is dropped rather than
 buffered without end: its EventSource reconnects and starts from a fresh
 snapshot, so nothing it shows is stale.
@@ -26,7 +27,7 @@ from channels.bus_contract.call_payloads import (
     decode_call_event,
 )
 from channels.bus_contract.fields import PayloadError
-from channels.bus_contract.topics import CALL_EVENT, STATUS, WEB_PAGE_TOPICS, is_state
+from channels.bus_contract.topics import CALL_EVENT, RECORDER_STATE, STATUS, WEB_PAGE_TOPICS, is_state
 
 log = logging.getLogger("secretary.web")
 
@@ -35,7 +36,7 @@ SUBSCRIPTIONS = list(WEB_PAGE_TOPICS)
 
 @dataclass
 class RelayEvent:
-    kind: str  # "state" | "call" | "bus"
+    kind: str  # "state" | "call" | "bus" | "recording"
     data: dict[str, Any]
 
 
@@ -92,6 +93,8 @@ class StatusRelay:
                 return
             self.state[suffix] = payload
             self._publish(RelayEvent("state", {"topic": suffix, "payload": payload}))
+            if suffix == RECORDER_STATE:
+                self._publish(RelayEvent("recording", {"alert": self.recording_alert()}))
         elif suffix == CALL_EVENT:
             try:
                 event = decode_call_event(payload)
@@ -125,7 +128,16 @@ class StatusRelay:
 
     # -- output ---------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"state": dict(self.state), "call": self.call.as_dict(), "bus_connected": self.bus_connected}
+        return {"state": dict(self.state), "call": self.call.as_dict(), "bus_connected": self.bus_connected,
+                "recording_alert": self.recording_alert()}
+
+    def recording_alert(self) -> str | None:
+        """What the page says at its top while calls cannot be recorded (disk full, low space); None while they can."""
+        report = self.state.get(RECORDER_STATE)
+        if not isinstance(report, dict) or report.get("state") in (None, "running"):
+            return None
+        detail = report.get("detail") or "no detail given"
+        return f"Call recording {report.get('state')}: {detail}"
 
     def _publish(self, event: RelayEvent) -> None:
         for sub in self._subscribers:

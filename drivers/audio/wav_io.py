@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import wave
@@ -54,8 +55,14 @@ class StreamingWavWriter:
         self._fsync_bytes = int(fsync_every_s * sample_rate * channels * 2)
         self._since_sync = 0
         self._data_bytes = 0
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(self._fd, _header(sample_rate, channels, 0))
+        self._gap_bytes = 0  # silence owed before the next write (audio that could not be stored)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _pwrite_all(fd, _header(sample_rate, channels, 0), 0)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
 
     @property
     def frames_written(self) -> int:
@@ -71,18 +78,44 @@ class StreamingWavWriter:
     def closed(self) -> bool:
         return self._fd is None
 
+    def skip(self, frames: int) -> None:
+        """``frames`` sample frames of silence in place of audio that was lost, made by the next successful write.
+
+        The silence is a hole in the file (no disk blocks where the file system
+        supports sparse files), so the track stays aligned with the call's
+        clock without needing the space the lost audio would have taken.
+        """
+        if frames < 0:
+            raise ValueError(f"frames must be >= 0, got {frames}")
+        self._gap_bytes += frames * 2 * self.channels
+
     def write(self, samples: AudioLike) -> None:
-        """Append samples (int16/float arrays or PCM16 bytes) and update the header."""
+        """Append samples (int16/float arrays or PCM16 bytes) and update the header.
+
+        A failed write (``OSError``, e.g. disk full) leaves the file as it was
+        before it (a partly written tail is cut off again) and is raised; the
+        writer stays usable. A header update that fails after the data went
+        out is not raised: the header lags and is rewritten by the next write
+        or ``close`` (``repair_wav`` fixes it after a crash).
+        """
         if self._fd is None:
             raise ValueError("write to a closed WAV writer")
         data = pcm16_to_bytes(as_int16(samples))
         if not data:
             return
-        if self._data_bytes + len(data) > _MAX_DATA:
+        start = self._data_bytes + self._gap_bytes
+        if start + len(data) > _MAX_DATA:
             raise OverflowError("WAV file would exceed 4 GiB")
-        _write_all(self._fd, data)
-        self._data_bytes += len(data)
-        self._write_sizes()
+        try:
+            _pwrite_all(self._fd, data, _HEADER_SIZE + start)  # past the end: the gap becomes a hole of silence
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, _HEADER_SIZE + self._data_bytes)
+            raise
+        self._data_bytes = start + len(data)
+        self._gap_bytes = 0
+        with contextlib.suppress(OSError):  # the header lags: the next write or close rewrites it
+            self._write_sizes()
         if self._fsync_bytes:
             self._since_sync += len(data)
             if self._since_sync >= self._fsync_bytes:
@@ -90,11 +123,16 @@ class StreamingWavWriter:
                 self._since_sync = 0
 
     def close(self) -> None:
-        """Finalise and close (idempotent)."""
+        """Finalise and close (idempotent); silence still owed (``skip``) is added as a hole if the file system can."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
+            if self._gap_bytes:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, _HEADER_SIZE + self._data_bytes + self._gap_bytes)
+                    self._data_bytes += self._gap_bytes
+                    self._gap_bytes = 0
             self._write_sizes(fd)
             os.fsync(fd)
         finally:
@@ -114,11 +152,12 @@ class StreamingWavWriter:
         os.pwrite(fd, header[_RIFF_SIZE_OFFSET:], _RIFF_SIZE_OFFSET)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = os.pwrite(fd, view, offset)
         view = view[n:]
+        offset += n
 
 
 def repair_wav(path: str | os.PathLike[str]) -> bool:

@@ -92,6 +92,9 @@ class CallPolicy:
     max_answer_attempts: int = 2
     post_call_guard_s: float = 1.0  # a RING this soon after a call ended is checked with AT+CLCC first
     outcome_grace_s: float = 0.3  # an unanswered outgoing call that drops waits this long for BUSY/NO ANSWER
+    # Asked (with the call_id) each time an incoming call is due to be auto-answered: False lets it ring on
+    # (the owner answers it later with ``answer()``, or turns it away with ``hangup()``). None: always answer.
+    may_answer: Callable[[str], bool] | None = None
 
     def is_blocked(self, caller: str | None, withheld: bool) -> bool:
         for entry in self.blocked_numbers:
@@ -413,6 +416,7 @@ class CallStateMachine:
             and not call.answering
             and call.answer_attempts < self.policy.max_answer_attempts
             and call.ring_count >= rings_needed
+            and (self.policy.may_answer is None or self.policy.may_answer(call.call_id))
         ):
             await self._answer(call)
 
@@ -588,12 +592,24 @@ class CallStateMachine:
         return call if self._snapshot.state is CallState.RINGING else None
 
     async def _first_ring(self, caller: str | None, withheld: bool) -> _Call | None:
-        """A new incoming call from its first RING or +CLIP; None while AT+CLCC decides whether it is one."""
-        if self._just_ended() is not None:
-            await self._reconcile()  # a straggler of the call that just ended, or a new call?
-            return None
-        call = self._start_call(CallDirection.INCOMING, caller, withheld)
-        call.ring_count = 1  # for +CLIP: the RING before it was lost
+        """A new incoming call from its first RING or +CLIP, once AT+CLCC lists it; None for a stray URC.
+
+        A straggler of the call that just ended, or a URC the modem never meant
+        (line noise that parses), makes no call: ``AT+CLCC`` is the modem's own
+        word. Only if it cannot answer is the URC trusted.
+        """
+        confirmed = await self._reconcile()
+        if confirmed:
+            call = self._ringing_incoming()
+            if call is None:
+                if self._call is None and self._just_ended() is None:
+                    log.warning("a ring or caller id with no call on the modem (AT+CLCC lists none): ignored")
+                return None
+            if caller is not None or withheld:
+                self._learn_caller(call, caller, withheld)
+        else:
+            call = self._start_call(CallDirection.INCOMING, caller, withheld)
+        call.ring_count = max(call.ring_count, 1)  # this ring (for +CLIP: the RING before it was lost)
         return call
 
     def _another_ring(self) -> _Call | None:
@@ -627,6 +643,13 @@ class CallStateMachine:
 
     async def _on_voice_call_begin(self) -> None:
         call = self._call
+        if call is not None and call.connected_mono is not None:
+            return
+        # a call we did not answer (or know) connected: believe it only if AT+CLCC lists it active
+        if await self._reconcile():
+            if self._call is None or self._call.connected_mono is None:
+                log.warning("VOICE CALL: BEGIN but AT+CLCC lists no active call: ignored")
+            return
         if call is None:
             call = self._start_call(CallDirection.INCOMING, None, False)
             self._next_reconcile = self._clock()  # learn the number
@@ -680,15 +703,20 @@ class CallStateMachine:
         if stat is CallStat.HELD:
             return
         if call is None:
-            if self._just_ended() is not None:
-                await self._reconcile()
-            else:
+            # a straggler of the call that just ended, a new call, or a stray line: AT+CLCC decides
+            if not await self._reconcile():
                 await self._adopt(entry)
+            elif self._call is None and self._just_ended() is None:
+                log.warning("+CLCC for a call the modem does not list (AT+CLCC lists none): ignored: %s", entry)
             return
         if not self._entry_matches(call, entry):
             log.info("ignoring second call in +CLCC: %s", entry)
             return
         if stat is CallStat.ACTIVE:
+            if call.connected_mono is None and call.direction is CallDirection.INCOMING:
+                if not await self._reconcile():  # connected without our ATA: AT+CLCC confirms it
+                    await self._connected(call)
+                return
             await self._connected(call)
         elif stat in (CallStat.INCOMING, CallStat.WAITING) and self._snapshot.state is CallState.RINGING:
             if entry.number and call.caller is None:
@@ -749,15 +777,15 @@ class CallStateMachine:
         if self._clock() >= self._next_reconcile:
             await self._reconcile()
 
-    async def _reconcile(self) -> None:
-        """Make the machine agree with ``AT+CLCC``."""
+    async def _reconcile(self) -> bool:
+        """Make the machine agree with ``AT+CLCC``; False if the modem did not answer it."""
         interval = self.policy.reconcile_idle_s if self._call is None else self.policy.reconcile_call_s
         self._next_reconcile = self._clock() + interval
         response = await self._command("AT+CLCC")
         if response is None or not response.ok:
             if response is not None:
                 log.warning("AT+CLCC -> %s", response.final)
-            return
+            return False
         entries = [
             e for e in parse_clcc(response.prefixed("+CLCC:")) if e.is_voice and e.stat is not CallStat.DISCONNECTED
         ]
@@ -766,12 +794,12 @@ class CallStateMachine:
             chosen = _choose_entry(entries)
             if chosen is not None:
                 await self._adopt(chosen)
-            return
+            return True
         mine = [e for e in entries if self._entry_matches(call, e)]
         if not mine:
             log.info("call %s: AT+CLCC lists no such call; it has ended", call.call_id)
             await self._ended_by_remote(call)
-            return
+            return True
         entry = _choose_entry(mine)
         assert entry is not None
         if entry.number and call.caller is None:
@@ -783,6 +811,7 @@ class CallStateMachine:
         self._next_reconcile = self._clock() + (
             self.policy.reconcile_idle_s if self._call is None else self.policy.reconcile_call_s
         )
+        return True
 
 
 _STAT_PRIORITY = {

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -88,6 +88,7 @@ class Sim7600Settings:
     at_port: str = "auto"
     audio_port: str = "auto"
     answer_after_rings: int | None = 2
+    may_answer: Callable[[str], bool] | None = None  # asked before each auto-answer (CallPolicy.may_answer)
     blocked_numbers: tuple[str, ...] = ()
     sim_pin: str | None = None
     sms_charset: str = "UCS2"
@@ -102,6 +103,7 @@ class Sim7600Settings:
         t = self.timings
         return CallPolicy(
             answer_after_rings=self.answer_after_rings,
+            may_answer=self.may_answer,
             blocked_numbers=self.blocked_numbers,
             caller_id_grace_s=t.caller_id_grace_s,
             ring_timeout_s=t.ring_timeout_s,

@@ -68,6 +68,7 @@ class FasterWhisperSettings:
     cpu_threads: int = 2
     beam_size: int = 1
     max_new_tokens: int = 96
+    keep_free_bytes: int = 0  # a packaged model is not staged if that would leave less free (the calls' recordings)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -125,7 +126,9 @@ class FasterWhisperBackend(SttBackend):
         await asyncio.to_thread(self._load_blocking)
 
     def _load_blocking(self) -> None:
-        model_dir = resolve_whisper_model(self.settings.model, self._models_dir)
+        model_dir = resolve_whisper_model(
+            self.settings.model, self._models_dir, keep_free_bytes=self.settings.keep_free_bytes
+        )
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:

@@ -6,7 +6,8 @@ registry's file size limit: ``model.bin`` is split in two parts, and the second
 package also carries ``config.json``, ``tokenizer.json`` and ``vocabulary.json``.
 ``ensure_whisper_base(models_dir)`` joins them into ``<models_dir>/whisper-base/``
 once: it builds the directory under a temporary name next to the target,
-checks the size of ``model.bin``, flushes it to disk and renames it into place,
+checks the size of ``model.bin``, flushes it to disk and renames it into place
+(only if the partition has room for it and the reserve kept for calls),
 so a crash or a power cut never leaves a half-written model where a loader
 would find it. A complete directory is reused as is; an incomplete one (left
 by someone else) is replaced, and temporary directories a crash left behind
@@ -88,15 +89,15 @@ def ensure_whisper_base(models_dir: Path) -> Path:
     return ensure_packaged_whisper(WHISPER_BASE, models_dir)
 
 
-def resolve_whisper_model(spec: str, models_dir: Path) -> Path:
-    """Turn a model spec (``packaged:<name>`` or a directory path) into a model directory."""
+def resolve_whisper_model(spec: str, models_dir: Path, *, keep_free_bytes: int = 0) -> Path:
+    """Turn a model spec (``packaged:<name>`` or a directory path) into a model directory (staging: see below)."""
     if spec.startswith(PACKAGED_PREFIX):
         name = spec[len(PACKAGED_PREFIX):]
         model = PACKAGED_WHISPER_MODELS.get(name)
         if model is None:
             known = ", ".join(PACKAGED_PREFIX + n for n in PACKAGED_WHISPER_MODELS)
             raise BackendUnavailable(f"unknown packaged whisper model {spec!r} (known: {known})")
-        return ensure_packaged_whisper(model, models_dir)
+        return ensure_packaged_whisper(model, models_dir, keep_free_bytes=keep_free_bytes)
     path = Path(spec).expanduser()
     if not (path / "model.bin").is_file():
         raise BackendUnavailable(f"{path} is not a CTranslate2 whisper model directory (no model.bin)")
@@ -118,8 +119,14 @@ def check_whisper_model(spec: str) -> str:
     return str(path)
 
 
-def ensure_packaged_whisper(model: PackagedWhisper, models_dir: Path) -> Path:
-    """Assemble ``model`` into ``models_dir/<name>`` unless a complete copy is already there."""
+def ensure_packaged_whisper(model: PackagedWhisper, models_dir: Path, *, keep_free_bytes: int = 0) -> Path:
+    """Assemble ``model`` into ``models_dir/<name>`` unless a complete copy is already there.
+
+    Before writing anything it checks the free space: staging that would
+    leave less than ``keep_free_bytes`` free (the room kept for the calls'
+    recordings when the models live on the data partition) is refused with
+    BackendUnavailable naming the space needed and free.
+    """
     target = models_dir / model.name
     if is_complete(model, target):
         return target
@@ -129,6 +136,7 @@ def ensure_packaged_whisper(model: PackagedWhisper, models_dir: Path) -> Path:
         data_dirs = _locate_packages(model)
         models_dir.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(model, models_dir)
+        _check_space(model, data_dirs, models_dir, keep_free_bytes)
         building = Path(tempfile.mkdtemp(prefix=f".{model.name}.building-", dir=models_dir))
         try:
             _write_model(model, data_dirs, building)
@@ -136,6 +144,26 @@ def ensure_packaged_whisper(model: PackagedWhisper, models_dir: Path) -> Path:
         finally:
             shutil.rmtree(building, ignore_errors=True)
     return target
+
+
+def staged_bytes(model: PackagedWhisper, data_dirs: dict[str, Path]) -> int:
+    """What the assembled model takes on disk: ``model.bin`` and the extra files."""
+    extras = sum((data_dirs[part.package] / part.source).stat().st_size for part in model.extra_files.values())
+    return model.model_bin_bytes + extras
+
+
+def _check_space(model: PackagedWhisper, data_dirs: dict[str, Path], models_dir: Path, keep_free_bytes: int) -> None:
+    needed = staged_bytes(model, data_dirs)
+    stats = os.statvfs(models_dir)
+    free = stats.f_bavail * stats.f_frsize
+    if free - needed < keep_free_bytes:
+        mb = 1024 * 1024
+        kept = f" and {keep_free_bytes / mb:.0f} MB must stay free for call recordings" if keep_free_bytes else ""
+        raise BackendUnavailable(
+            f"not enough disk space to stage {model.name} into {models_dir}: it needs {needed / mb:.0f} MB{kept}, "
+            f"but only {free / mb:.0f} MB is free there; free some space, or set engines.models_dir "
+            "to a larger partition"
+        )
 
 
 def is_complete(model: PackagedWhisper, directory: Path) -> bool:

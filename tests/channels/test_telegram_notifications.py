@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from channels.bus_contract.call_payloads import NOT_READY
 from channels.telegram.chat_sessions import ChatSessions
 from channels.telegram.notifications import (
     call_notices,
@@ -56,6 +57,11 @@ def test_a_long_transcript_is_split_under_telegrams_limit_and_a_missing_record_s
 def test_missed_calls_and_sms() -> None:
     missed = missed_call_notices({"caller": "+74950000000", "ts": 1.8e9})
     assert missed[0].payload["text"].startswith("📵 <b>Missed call</b> from +74950000000")
+    assert "starting up" not in missed[0].payload["text"]  # no reason given: none told
+    not_ready = missed_call_notices({"caller": "+74950000000", "ts": 1.8e9, "reason": NOT_READY})
+    assert "starting up and could not speak yet" in not_ready[0].payload["text"]
+    interrupted = call_notices({**EVENT, "outcome": "interrupted"}, [], "Lidia", None)
+    assert "cut off: the box stopped mid-call" in interrupted[0].payload["text"]
     sms = sms_notices({"from": "+74951112233", "text": "a" * 9000, "ts": 1.8e9})
     assert len(sms) == 3 and all(len(n.payload["text"]) <= 4096 for n in sms)
     assert "buttons" in sms[-1].payload and "buttons" not in sms[0].payload

@@ -126,8 +126,7 @@ async def test_answers_after_n_rings_and_ends_on_voice_call_end() -> None:
         assert len(ended) == 1 and ended[0].reason is EndReason.REMOTE_HANGUP and ended[0].modem_duration_s == 12
         assert hooks.log[-1] == ("disconnected", call_id)
         assert types(events) == [
-            "state:ringing",
-            "state:ringing",
+            "state:ringing",  # with the caller: the AT+CLCC that confirms the first RING gives the number
             "ringing",
             "state:active",
             "answered",

@@ -75,6 +75,12 @@ function applyCallEvent(e) {
   }
 }
 
+function setRecording(alert) {
+  const el = $("recording-alert");
+  el.textContent = alert || "";
+  el.hidden = !alert;
+}
+
 function setLive(connected) {
   const live = $("live");
   live.textContent = connected ? "live" : "bus offline";
@@ -86,6 +92,7 @@ function connect() {
   source.addEventListener("snapshot", (msg) => {
     const snap = JSON.parse(msg.data);
     setLive(snap.bus_connected);
+    setRecording(snap.recording_alert);
     for (const [topic, payload] of Object.entries(snap.state)) applyState(topic, payload);
     $("transcript").replaceChildren();
     $("transcript").dataset.callId = snap.call.call_id || "";
@@ -97,6 +104,7 @@ function connect() {
   });
   source.addEventListener("call", (msg) => applyCallEvent(JSON.parse(msg.data)));
   source.addEventListener("bus", (msg) => setLive(JSON.parse(msg.data).connected));
+  source.addEventListener("recording", (msg) => setRecording(JSON.parse(msg.data).alert));
   source.onerror = () => {
     setLive(false);
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);

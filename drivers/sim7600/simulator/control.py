@@ -10,6 +10,7 @@ Commands::
     answer-remote                                 the party the box dialled picks up
     sms <number> <text...>                        incoming SMS
     unplug | replug                               USB disconnect / re-enumeration
+    urc <line...>                                 the modem sends this line unprompted (a stray URC)
     wait <seconds>
     wait-active [timeout] | wait-idle [timeout]   until a call is connected / no call
     status                                        JSON snapshot
@@ -42,9 +43,20 @@ async def execute(sim: SimulatedModem, line: str) -> str:
         return "ok"
     verb, args = words[0].lower(), words[1:]
     try:
+        if verb == "urc":
+            return _send_urc(sim, line)
         return await _dispatch(sim, verb, args)
     except (SimulatorError, ValueError, OSError, TimeoutError) as exc:
         return f"error {exc}"
+
+
+def _send_urc(sim: SimulatedModem, line: str) -> str:
+    """``urc <line>``: the rest of the line as typed (quotes kept: ``+CLCC: 1,1,4,0,0,"+15551234",145``)."""
+    parts = line.strip().split(maxsplit=1)
+    if len(parts) < 2:
+        raise ValueError("usage: urc <line...>")
+    sim.urc(parts[1])
+    return "ok"
 
 
 def _timeout(args: list[str], index: int = 0) -> float:

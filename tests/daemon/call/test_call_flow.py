@@ -275,3 +275,36 @@ async def test_a_filler_cut_by_the_caller_going_on_keeps_their_turn_for_the_next
     assert cut.interrupted and cut.planned_text == "One moment." and cut_timing is not None
     assert reply.text.endswith("Thank you.")
     assert [t.caller_text for t in played.result.turns] == ["My name is John. Call me back."]
+
+
+async def test_stop_fades_what_is_said_then_says_goodbye_and_hangs_up_with_the_stop_reason() -> None:
+    # the daemon stops mid-greeting: the greeting fades out, the goodbye is played whole, then the hang-up
+    session = StreamLineSession("test-call")
+    said: list[tuple[Utterance, TurnTiming | None]] = []
+    hung_up: list[float] = []
+
+    async def hang_up() -> None:
+        hung_up.append(time.monotonic())
+        session.close()
+
+    phrases = CallPhrases(greeting=CachedSpeech("Hello there.", tone(2.0)), goodbye=CachedSpeech("Bye.", tone(0.6)))
+    t0 = time.monotonic()
+    async with CallLine(session, None) as line:
+        flow = CallFlow(
+            call_id="test-call", caller="+15550100", persona=PERSONA, config=CallConfig(), line=line,
+            speaker=Speaker(line, ToneTts(0.05), PersonaVoice.of(PERSONA)),  # type: ignore[arg-type]
+            listener_factory=lambda emit: ScriptedEars(emit, [], t0),  # type: ignore[arg-type,return-value]
+            dialogue=EchoDialogue(), phrases=phrases,  # type: ignore[arg-type]
+            on_utterance=lambda u, t: said.append((u, t)), hangup=hang_up,
+        )
+        running = asyncio.create_task(flow.run())
+        await asyncio.sleep(0.5)
+        stop_at = time.monotonic()
+        flow.stop("daemon_stopping")
+        result = await asyncio.wait_for(running, 10)
+    assert result.end_reason == "daemon_stopping"
+    greeting, goodbye = [u for u, _ in said if u.role == "secretary"]
+    assert greeting.interrupted and greeting.text != "Hello there."
+    assert goodbye.text == "Bye." and not goodbye.interrupted and goodbye.source == "goodbye"
+    assert len(hung_up) == 1 and hung_up[0] - stop_at >= 0.6 - 0.1  # after the goodbye's audio, not before
+    assert time.monotonic() - stop_at < 3.0  # the drain after the hang-up is short when stopping

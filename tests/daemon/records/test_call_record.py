@@ -36,9 +36,9 @@ CALL_ID = "20241124T123456Z-1a2b3c"
 
 JSON_KEYS = [
     "version", "call_id", "caller", "persona", "language", "started_at", "started_ts", "answered_at",
-    "ended_at", "duration_s", "outcome", "end_reason", "message", "summary", "dtmf", "utterances",
+    "ended_at", "duration_s", "outcome", "end_reason", "message", "summary", "dtmf", "recording", "utterances",
 ]
-UTTERANCE_KEYS = ["role", "text", "start_s", "end_s", "interrupted", "planned_text", "source"]
+UTTERANCE_KEYS = ["role", "text", "start_s", "end_s", "interrupted", "planned_text", "source", "heard_by"]
 
 
 def make_header(**overrides: Any) -> CallRecordHeader:
@@ -98,7 +98,7 @@ def test_every_change_is_on_disk_without_any_close(tmp_path: Path) -> None:
     record.add_utterance(said("secretary", "Hello, this is Anna.", 0.2, 1.9, source="greeting"))
     assert on_disk(record.call_dir)["utterances"] == [
         {"role": "secretary", "text": "Hello, this is Anna.", "start_s": 0.2, "end_s": 1.9,
-         "interrupted": False, "planned_text": None, "source": "greeting"}
+         "interrupted": False, "planned_text": None, "source": "greeting", "heard_by": None}
     ]
     assert list(on_disk(record.call_dir)["utterances"][0]) == UTTERANCE_KEYS
     record.add_dtmf("5", 2.5)
@@ -327,7 +327,7 @@ def test_fast_json_equals_the_plain_encoder() -> None:
 def test_utterance_numbers_are_canonical() -> None:
     u = said("caller", "x", 1, 2, interrupted=0)
     assert u.as_dict() == {"role": "caller", "text": "x", "start_s": 1.0, "end_s": 2.0, "interrupted": False,
-                           "planned_text": None, "source": None}
+                           "planned_text": None, "source": None, "heard_by": None}
     assert isinstance(u.start_s, float) and u.interrupted is False
     assert json.dumps(u.as_dict()) == json.dumps(said("caller", "x", 1.0, 2.0).as_dict())
 

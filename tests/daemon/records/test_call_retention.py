@@ -99,11 +99,11 @@ def test_recover_in_progress_record_with_audio_from_call_recorder(calls_dir: Pat
         assert wav_info(call_dir / "caller.wav") == (1, 2, 8000, 28000, tone(3.5).tobytes())
         assert wav_info(call_dir / "secretary.wav") == (1, 2, 8000, 12001, tone(1.5).tobytes() + b"\x01\x02")
         h = CallRecord.load(call_dir).header
-        assert (h.outcome, h.end_reason) == ("interrupted", "daemon stopped mid-call")
+        assert (h.outcome, h.end_reason) == ("interrupted", "daemon_stopped")
         assert h.duration_s == pytest.approx(3.5)  # the longest track beats the last utterance (2.8 s)
         assert h.ended_at == pytest.approx(NOW - 55 + 3.5)
         txt = (call_dir / TRANSCRIPT_TXT).read_text("utf-8")
-        assert "Outcome:  interrupted (daemon stopped mid-call)" in txt and "Caller: Это Пётр" in txt
+        assert "Outcome:  interrupted (daemon_stopped)" in txt and "Caller: Это Пётр" in txt
         row = index.get(call_id)
         assert row is not None and row.outcome == "interrupted" and row.duration_s == pytest.approx(3.5)
         assert index.in_progress() == []
@@ -429,3 +429,26 @@ async def test_run_retention_refuses_a_bad_interval(calls_dir: Path, index: Call
     with pytest.raises(ValueError):
         await run_retention(calls_dir, index, 30, 0, lambda: ())
 
+
+
+async def test_run_retention_tells_of_each_call_it_closed_as_interrupted_once(calls_dir: Path, index: CallIndex) -> None:
+    # a crash left "crashed" in progress (record and row) and "orphan" only as a row: both were never announced
+    new_record(calls_dir, "crashed", time.time() - 120, index, answered_at=time.time() - 115)
+    finished(calls_dir, "done", time.time() - 300, index)
+    orphan = CallRecordHeader("orphan", "+15550100", "anna", "en", time.time() - 200)
+    index.upsert(orphan, calls_dir / "orphan")
+    told: list[tuple[CallRecordHeader, ...]] = []
+    task = asyncio.create_task(run_retention(calls_dir, index, 30, 0.05, lambda: (), on_interrupted=told.append))
+    try:
+        await eventually(lambda: len(told) >= 1)
+        await asyncio.sleep(0.3)  # later sweeps find nothing new to tell
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [closed] = told
+    assert sorted((h.call_id, h.outcome, h.end_reason) for h in closed) == [
+        ("crashed", "interrupted", "daemon_stopped"), ("orphan", "interrupted", "daemon_stopped"),
+    ]
+    crashed = next(h for h in closed if h.call_id == "crashed")
+    assert crashed == CallRecord.load(calls_dir / "crashed").header  # what is announced is what is recorded

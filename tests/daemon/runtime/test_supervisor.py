@@ -189,3 +189,44 @@ async def test_services_can_be_added_and_removed_while_running() -> None:
     supervisor.stop()
     await asyncio.wait_for(running, 2)
     assert log[-1] == "stop b"
+
+
+class Polite(Service):
+    """Winds down in ``wind_down_s`` (a call's goodbye) and notes when it was stopped."""
+
+    def __init__(self, name: str, log: list[str], wind_down_s: float) -> None:
+        self.name = name
+        self.log = log
+        self.wind_down_s = wind_down_s
+
+    async def run(self, status: ServiceStatus) -> None:
+        status.ready()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.log.append(f"stop {self.name}")
+
+    async def wind_down(self, budget_s: float) -> None:
+        self.log.append(f"wind down {self.name} within {budget_s}")
+        await asyncio.sleep(self.wind_down_s)
+        self.log.append(f"wound down {self.name}")
+
+
+async def test_wind_down_runs_while_every_service_still_runs_and_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    sup = Supervisor(RestartPolicy(), stop_timeout_s=0.5)
+    sup.add(Steady("bus", log))
+    sup.add(Polite("calls", log, wind_down_s=0.2))
+    sup.add(Polite("slow", log, wind_down_s=30))
+    runner = asyncio.create_task(sup.run())
+    assert await sup.wait_started(2)
+    started = time.monotonic()
+    assert await sup.wind_down(1.0) is False  # "slow" overran its budget and was cancelled
+    assert 0.9 < time.monotonic() - started < 2.0
+    assert "wound down calls" in log and "wound down slow" not in log
+    assert not any(line.startswith("stop") for line in log)  # nothing was stopped by the wind-down
+    assert [r.service for r in caplog.records if r.getMessage() == "service did not wind down in time"] == ["slow"]  # type: ignore[attr-defined]
+    sup.stop()
+    await asyncio.wait_for(runner, 5)
+    assert log[-3:] == ["stop slow", "stop calls", "stop bus"]
+    assert await Supervisor(RestartPolicy()).wind_down(1.0) is True  # nothing running: nothing to wait for

@@ -1,0 +1,131 @@
+"""The fault suite's shared helpers: a real secretaryd over the pty simulator and the real broker, and what a call left.
+
+A case starts ``secretaryd`` as a child process (``spawn`` kills what is left
+at the end), drives the simulated caller over ``cmd/simulator/*`` on the
+secured broker, and asserts on the three places a call ends in: the record
+(``data_dir/calls/<call_id>/transcript.json``), the index (``secretary.db``)
+and the bus (``call/event``), plus the audio the caller heard (the
+simulator's uplink recording, ``data_dir/run/simulator-uplink.wav``).
+The daemon's own log goes to ``<tmp>/secretaryd.log`` for a failed case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support.daemon_runner import secretaryd_command
+from tests.support.mqtt_watch import Seen
+
+BASE = "secretary/test-box"
+CALLER = "+79161234567"
+UPLINK_WAV = Path("run") / "simulator-uplink.wav"  # under data_dir: what the box sent the caller
+
+
+@pytest.fixture
+def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Child processes of a case; any still running at its end is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def start_daemon(config: Path, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """``secretaryd --config config``, its output appended to ``secretaryd.log`` beside the config."""
+    log = open(config.parent / "secretaryd.log", "ab")  # noqa: SIM115 - the child owns it from here
+    proc = subprocess.Popen(secretaryd_command(config), env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    procs.append(proc)
+    return proc
+
+
+def topic(suffix: str) -> str:
+    return f"{BASE}/{suffix}"
+
+
+def call_event(kind: str, call_id: str | None = None) -> Callable[[Seen], bool]:
+    """A predicate: a ``call/event`` of ``kind`` (of ``call_id``, if given)."""
+
+    def match(m: Seen) -> bool:
+        if m.topic != topic("call/event"):
+            return False
+        payload = m.json()
+        return bool(payload["type"] == kind and (call_id is None or payload["call_id"] == call_id))
+
+    return match
+
+
+def service_running(name: str) -> Callable[[Seen], bool]:
+    return lambda m: m.topic == topic(f"services/{name}/state") and m.json()["state"] == "running"
+
+
+def engine_state(name: str, state: str) -> Callable[[Seen], bool]:
+    return lambda m: m.topic == topic(f"engines/{name}/state") and m.json()["state"] == state
+
+
+def events_of(seen: list[Seen], call_id: str) -> list[dict[str, Any]]:
+    """Every ``call/event`` of one call, in the order the broker delivered them."""
+    return [m.json() for m in seen if m.topic == topic("call/event") and m.json().get("call_id") == call_id]
+
+
+def read_record(data_dir: Path, call_id: str) -> dict[str, Any]:
+    return json.loads((data_dir / "calls" / call_id / "transcript.json").read_text(encoding="utf-8"))
+
+
+def index_row(data_dir: Path, call_id: str) -> dict[str, Any] | None:
+    """The call's row in the SQLite index (a fresh read-only connection), or None."""
+    with sqlite3.connect(f"file:{data_dir / 'secretary.db'}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    return dict(row) if row is not None else None
+
+
+async def settled_record(data_dir: Path, call_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """The record once it is no longer ``in_progress`` (AssertionError if it stays so ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        path = data_dir / "calls" / call_id / "transcript.json"
+        if path.exists():
+            record = read_record(data_dir, call_id)
+            if record["outcome"] != "in_progress":
+                return record
+        assert time.monotonic() < deadline, f"the record of {call_id} is still in progress (or missing)"
+        await asyncio.sleep(0.1)
+
+
+def uplink_levels(data_dir: Path) -> tuple[float, int]:
+    """(RMS, peak) of everything the box sent the simulated caller, as int16 levels; (0, 0) if nothing."""
+    path = data_dir / UPLINK_WAV
+    if not path.exists() or path.stat().st_size <= 44:  # created when the simulator starts, written on a call
+        return 0.0, 0
+    with wave.open(str(path)) as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64)
+    if samples.size == 0:
+        return 0.0, 0
+    return float(np.sqrt(np.mean(samples**2))), int(np.max(np.abs(samples)))
+
+
+def assert_one_outcome(data_dir: Path, call_id: str, ended: dict[str, Any], outcome: str, reason: str) -> None:
+    """The record, the index and the bus's ``ended`` say the same: this outcome, this reason."""
+    record = read_record(data_dir, call_id)
+    row = index_row(data_dir, call_id)
+    assert row is not None, "the call is not in the index"
+    said = {
+        "record": (record["outcome"], record["end_reason"]),
+        "index": (row["outcome"], row["end_reason"]),
+        "bus": (ended.get("outcome"), ended.get("reason")),
+    }
+    assert set(said.values()) == {(outcome, reason)}, said
