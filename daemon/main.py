@@ -29,6 +29,9 @@ def package_version() -> str:
 
 async def serve(loaded: LoadedConfig, config_path: Path | None) -> None:
     """Run the app on this event loop, whose thread also runs the line clock."""
+    from daemon.runtime.heap_trace import trace_heap_from_env
+
+    trace_heap_from_env(loaded.settings.data_dir / "run")  # SECRETARY_TRACEMALLOC (diagnostics): before the box loads
     from daemon.app import SecretaryApp  # the whole box: imported only to run it (--version stays light)
     from daemon.runtime.loop_priority import apply_loop_priority
 

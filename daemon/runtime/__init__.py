@@ -7,7 +7,9 @@ cleanly. systemd hears from the process through ``systemd_notify.py``
 (READY, STATUS, the watchdog) and is asked about units through
 ``systemd_units.py`` over ``system_dbus.py``; ``logging_setup.py`` makes one
 line per event and ``loop_priority.py`` can lift the event loop that runs the
-line clock to SCHED_FIFO::
+line clock to SCHED_FIFO. ``heap_trace.py`` is a diagnostic: with
+``SECRETARY_TRACEMALLOC`` set, tracemalloc runs and SIGUSR2 writes a heap
+snapshot (``bench/soak.py`` compares two)::
 
     config -> Supervisor -> Service.run(status) -> ServiceReport -> systemd_notify (READY/STATUS/WATCHDOG)
 
