@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.json_line import print_json_line  # noqa: E402
 from engines.tts.backend_factory import build_tts_backend  # noqa: E402
 from engines.tts.interface import SynthesisRequest, TtsBackend  # noqa: E402
 from engines.tts.settings import EspeakSettings, PiperSettings  # noqa: E402
@@ -175,16 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = asyncio.run(run(args.runs, args.threads))
     print_table(summary)
 
-    def rounded(value: Any) -> Any:
-        if isinstance(value, float):
-            return round(value, 4)
-        if isinstance(value, dict):
-            return {k: rounded(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [rounded(v) for v in value]
-        return value
 
-    print(json.dumps(rounded(summary), separators=(",", ":"), ensure_ascii=False))
+    print_json_line(summary, digits=4)
     return 0
 
 

@@ -56,7 +56,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import signal
@@ -79,6 +78,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.json_line import print_json_line  # noqa: E402
 from channels.bus_contract.topics import CALL_EVENT, engine_state, service_state  # noqa: E402
 from daemon.engine_host.speech_readiness import SPEECH_ENGINES  # noqa: E402
 from daemon.runtime.heap_trace import ENV as TRACE_ENV  # noqa: E402
@@ -740,14 +740,6 @@ async def drive(args: argparse.Namespace, work: Path, data: Path, bus: MqttWatch
     return summarize(calls, start, end, trace, args, extra)
 
 
-def rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 2)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -779,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: {exc}", file=sys.stderr)
         return 1
     print_report(summary)
-    print(json.dumps(rounded(summary), separators=(",", ":"), ensure_ascii=False))
+    print_json_line(summary, digits=2)
     return 1 if summary["daemon_died"] else 0
 
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import platform
@@ -78,6 +77,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.json_line import print_json_line  # noqa: E402
 from config.schema import SecretaryConfig  # noqa: E402
 from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
 from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
@@ -139,14 +139,6 @@ def ms_between(timing: TurnTiming, start: str, end: str) -> float | None:
     return None if a is None or b is None else (b - a) * 1000
 
 
-def rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 1)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def fmt(value: float | None) -> str:
@@ -768,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     summary = asyncio.run(amain(args))
     print_report(summary)
-    print(json.dumps(rounded(summary), separators=(",", ":"), ensure_ascii=False))
+    print_json_line(summary, digits=1)
     return 0
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     workdir.mkdir()
     with MosquittoBroker(workdir=workdir) as running:
         yield running
+
+
+@pytest.fixture
+def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Child processes a test starts (a secretaryd, a simulator): any still running at its end is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 from channels.bus_contract.box_payloads import BoxStatus
 from channels.bus_contract.clients import ANONYMOUS, BusLogin
 from channels.bus_contract.limits import DAEMON_MAX_PACKET_BYTES
-from channels.bus_contract.topics import CALL_EVENT, Topics
+from channels.bus_contract.topics import CALL_EVENT, Topics, command
 from channels.firm_cancel import raise_if_cancel_lost, stop_firmly
 from config.schema import MqttConfig
 from daemon.bus.commands import CommandHandler, CommandRouter, StreamingHandler, is_peer_fault
@@ -176,8 +176,7 @@ class BusConnection(Service):
         response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
         correlation = getattr(props, "CorrelationData", None) if props is not None else None
         if response_topic and not self.bus.topics.is_reply(response_topic):  # a command may not aim the daemon elsewhere
-            log.warning("command refused: its response topic is not a reply topic of this box",
-                        extra={"verb": verb, "response_topic": str(response_topic)[:200]})
+            self.bus.commands.bad_payloads.bad(str(response_topic), f"{command(verb)} refused: not a reply topic of this box")
             return
 
         def emit(partial: Any) -> None:

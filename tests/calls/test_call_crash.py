@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from tests.support.mqtt_watch import MqttWatch
 
 BASE = "secretary/test-box"
 
-
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
 
 
 def call_event(kind: str):  # type: ignore[no-untyped-def]

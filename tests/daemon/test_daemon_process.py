@@ -6,10 +6,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import secretaryd_command, write_config
@@ -17,15 +14,6 @@ from tests.support.mqtt_watch import MqttWatch
 
 BASE = "secretary/test-box"
 
-
-@pytest.fixture
-def spawn(daemon_env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
 
 
 def start_daemon(config: Path, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:

@@ -17,12 +17,11 @@ import sqlite3
 import subprocess
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from tests.support.daemon_runner import secretaryd_command
 from tests.support.mqtt_watch import Seen
@@ -31,16 +30,6 @@ BASE = "secretary/test-box"
 CALLER = "+79161234567"
 UPLINK_WAV = Path("run") / "simulator-uplink.wav"  # under data_dir: what the box sent the caller
 
-
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Child processes of a case; any still running at its end is killed."""
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def start_daemon(config: Path, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:

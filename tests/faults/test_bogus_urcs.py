@@ -21,7 +21,6 @@ import sqlite3
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,15 +108,6 @@ async def test_stray_urcs_make_no_call_and_a_real_call_still_answers(
           f"commands before ATA: {commands[: commands.index('ATA')]}")
     assert clcc_ms < 500  # generous: a loaded 2-core machine; it is a few ms when idle
 
-
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
 
 
 async def test_over_the_bus_stray_urcs_publish_nothing_and_a_real_call_answers(

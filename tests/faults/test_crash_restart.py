@@ -66,15 +66,6 @@ def simulator(tmp_path: Path, daemon_env: dict[str, str]) -> Iterator[Path]:
             proc.wait(5)
 
 
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-
 
 async def sim(sim_dir: Path, line: str) -> str:
     reply = await send_command(sim_dir / "ctl.sock", line, timeout_s=30)

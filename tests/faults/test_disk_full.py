@@ -32,7 +32,6 @@ from tests.faults.fault_box import (
     index_row,
     service_running,
     settled_record,
-    spawn,  # noqa: F401 - the fixture
     start_daemon,
     topic,
 )
@@ -89,7 +88,7 @@ def daemon_config(tmp_path: Path, broker: MosquittoBroker, data: Path, call: str
 
 
 async def test_a_call_on_a_full_disk_goes_on_ends_normally_and_its_record_says_the_recording_is_incomplete(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
     lines = caller_script("en")
@@ -158,7 +157,7 @@ async def test_a_call_on_a_full_disk_goes_on_ends_normally_and_its_record_says_t
 
 
 async def test_staging_a_model_on_a_small_partition_is_refused_clearly_and_leaves_nothing(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
     with small_tmpfs(tmp_path / "models", "64m") as models:
@@ -186,7 +185,7 @@ async def test_staging_a_model_on_a_small_partition_is_refused_clearly_and_leave
 
 
 async def test_retention_frees_space_by_policy_oldest_audio_first(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
     with small_tmpfs(data / "calls", "2m") as calls:

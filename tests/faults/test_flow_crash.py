@@ -31,7 +31,6 @@ from tests.faults.fault_box import (
     index_row,
     read_record,
     service_running,
-    spawn,  # noqa: F401 - the fixture
     start_daemon,
     topic,
 )
@@ -44,7 +43,7 @@ CALL_ID = "line-crash-1"
 
 
 async def test_a_crashed_flow_ends_its_call_at_once_in_record_index_and_bus(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     data = tmp_path / "data"
     engines = LIGHT_ENGINES.replace("  tts: {chain: [espeak]}\n", "  tts: {chain: [espeak], espeak: {voices: {en: en-us}}}\n")

@@ -19,7 +19,6 @@ import sqlite3
 import subprocess
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +36,6 @@ UNIT = Path(__file__).resolve().parents[2] / "systemd" / "secretaryd.service"
 WAV_HEADER = 44  # the simulator's uplink WAV (Python's wave module): the data starts here
 EXIT_MARGIN_S = 1.5  # interpreter shutdown after the last service stopped, on a loaded machine
 
-
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
 
 
 def call_event(kind: str, call_id: str | None = None):  # type: ignore[no-untyped-def]

@@ -12,12 +12,14 @@ missed with reason ``not_ready``.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from channels import line_protocol as lp
 from daemon.tools.private_broker import MosquittoBroker
 from tests.faults.fault_box import (
     CALLER,
@@ -29,7 +31,6 @@ from tests.faults.fault_box import (
     read_record,
     service_running,
     settled_record,
-    spawn,  # noqa: F401 - the fixture
     start_daemon,
     topic,
     uplink_levels,
@@ -65,7 +66,7 @@ def mute_box_config(tmp_path: Path, broker: MosquittoBroker, voice: Path, max_wa
 
 
 async def test_a_call_ringing_before_the_box_can_speak_is_answered_and_greeted_once_it_can(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     voice = tmp_path / "voices" / "joe.onnx"
     config, data = mute_box_config(tmp_path, broker, voice, max_wait_s=60)
@@ -110,7 +111,7 @@ async def test_a_call_ringing_before_the_box_can_speak_is_answered_and_greeted_o
 
 
 async def test_a_call_the_box_cannot_speak_on_in_time_is_turned_away_and_reported_missed_not_ready(
-    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]  # noqa: F811
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     config, data = mute_box_config(tmp_path, broker, tmp_path / "voices" / "missing.onnx", max_wait_s=1)
     async with MqttWatch(broker, f"{topic('')}#") as bus:
@@ -135,3 +136,28 @@ async def test_a_call_the_box_cannot_speak_on_in_time_is_turned_away_and_reporte
     row = index_row(data, call_id)
     assert row is not None and row["answered_at"] is None
     assert uplink_levels(data)[1] == 0, "the box sent audio on a call it never answered"
+
+
+async def test_a_streamed_call_waits_for_the_box_to_speak_and_is_refused_saying_why_when_it_cannot(
+    broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
+) -> None:
+    """A channel's call over the line socket (Twilio, the browser) waits like a phone call, then is refused."""
+    config, data = mute_box_config(tmp_path, broker, tmp_path / "voices" / "missing.onnx", max_wait_s=1)
+    async with MqttWatch(broker, f"{topic('')}#") as bus:
+        start_daemon(config, daemon_env, spawn)
+        await bus.wait_for(service_running("lines"), 60)
+        await bus.wait_for(engine_state("tts", "degraded"), 60)  # up on eSpeak, but no English voice
+        events: list[dict[str, object]] = []
+        async with lp.open_line(lp.socket_path(data), call_id="line-mute-1", caller=CALLER, channel="twilio") as (
+            line, _,
+        ):
+            async with asyncio.timeout(30):
+                async for kind, payload in line.messages():
+                    if kind == lp.EVENT:
+                        events.append(json.loads(payload))
+        await asyncio.sleep(0.5)  # room for a call event, were there one
+    ended = events[-1]
+    assert ended["type"] == "ended" and ended["reason"] == "refused", events
+    assert "cannot speak yet" in str(ended["message"]) and "greeting" in str(ended["message"]), ended
+    assert events_of(bus.seen, "line-mute-1") == []  # never answered: no call on the bus
+    assert index_row(data, "line-mute-1") is None and not list((data / "calls").glob("*line-mute-1*"))

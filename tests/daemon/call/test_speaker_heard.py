@@ -89,3 +89,19 @@ async def test_a_chunk_cut_mid_way_keeps_the_words_played_before_the_cut(tts: Tt
 async def test_a_cut_before_any_audio_keeps_no_words(tts: TtsEngine) -> None:
     progress, heard, played_s = await speak(tts, LONG, 0.0)
     assert played_s <= 0.1 and heard == ""
+
+
+async def test_a_tts_that_loads_mid_call_speaks_the_next_chunk(tts: TtsEngine) -> None:
+    """The speaker asks for the current TTS before each chunk: a call that began without one is not mute for good."""
+    loaded: list[TtsEngine] = []
+    session = StreamLineSession("test-call")
+    async with CallLine(session, None) as line:
+        speaker = Speaker(line, None, PersonaVoice.of(PERSONA), current_tts=lambda: loaded[0] if loaded else None)
+        before = speaker.begin()
+        await speaker.say(one("Hello."), before)
+        assert before.failed == ["Hello."] and line.audible_frames == 0  # no engine yet: nothing said
+        loaded.append(tts)  # the engine comes up mid-call
+        after = speaker.begin()
+        async with asyncio.timeout(30):
+            await speaker.say(one("Hello again."), after)
+        assert after.failed == [] and after.played_s(line) > 0.3 and after.heard_text(line) == "Hello again."
