@@ -7,7 +7,7 @@ import gc
 import statistics
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -47,15 +47,6 @@ def call_event(kind: str, call_id: str | None = None):  # type: ignore[no-untype
 
 def call_events(seen: list[Seen], call_id: str) -> list[bytes]:
     return [m.payload for m in seen if m.topic == f"{BASE}/call/event" and m.json()["call_id"] == call_id]
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """The owner's remote broker (not the box's): open, as a home broker may be; its logins are the bridge's concern."""
-    workdir = tmp_path / "remote-broker"
-    workdir.mkdir()
-    with MosquittoBroker(workdir=workdir, secured=False) as running:
-        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,6 @@ NODE = "secretary_test-box"
 
 def dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """The owner's remote broker (not the box's): open, as a home broker may be; its logins are the bridge's concern."""
-    workdir = tmp_path / "remote-broker"
-    workdir.mkdir()
-    with MosquittoBroker(workdir=workdir, secured=False) as running_broker:
-        yield running_broker
 
 
 @pytest.fixture

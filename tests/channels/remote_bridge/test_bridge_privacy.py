@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -46,15 +46,6 @@ def lan_address() -> str | None:
             return None
         address = str(probe.getsockname()[0])
     return None if address.startswith("127.") or address == "0.0.0.0" else address
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """The owner's remote broker (not the box's): open, as a home broker may be; its logins are the bridge's concern."""
-    workdir = tmp_path / "remote-broker"
-    workdir.mkdir()
-    with MosquittoBroker(workdir=workdir, secured=False) as running_broker:
-        yield running_broker
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from daemon.web.transport.host_check import own_addresses
 from daemon.web.web_service import password_path
 from tests.daemon.web.chromium import chromium
 from tests.daemon.web.test_web_transport_units import issued_pair
-from tests.daemon.web.web_daemon import PASSWORD, free_port
+from tests.daemon.web.web_daemon import PASSWORD, free_port, wait_until_serving
 from tests.support.daemon_runner import write_config
 
 pytestmark = pytest.mark.slow
@@ -91,17 +91,7 @@ async def tls_box(broker: MosquittoBroker, tmp_path: Path, web_extra: str = "") 
     task = asyncio.create_task(app.run())
     url = f"https://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:  # only to see it is up
-            for _ in range(200):
-                try:
-                    async with http.get(f"{url}/healthz") as response:
-                        if response.status == 200 and (await response.json())["bus"]:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise TimeoutError("the web page did not come up over HTTPS")
+        await wait_until_serving(url, tls=True)
         tls = data_dir / "web" / "tls"
         yield TlsBox(url, port, data_dir, tls / "cert.pem", tls / "key.pem")
     finally:

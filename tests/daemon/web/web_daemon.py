@@ -67,18 +67,23 @@ async def web_daemon(broker: MosquittoBroker, tmp_path: Path, extra: str = "") -
     task = asyncio.create_task(app.run())
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{url}/healthz") as response:
-                        if response.status == 200 and (await response.json())["bus"]:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise TimeoutError("the web page did not come up")
+        await wait_until_serving(url)
         yield WebDaemon(app, url, config, data_dir, broker)
     finally:
         app.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def wait_until_serving(url: str, *, tls: bool = False) -> None:
+    """Wait until the in-process daemon's page at ``url`` answers ``/healthz`` with the bus up (10 s at most)."""
+    connector = aiohttp.TCPConnector(ssl=False) if tls else None  # only to see it is up: no certificate check here
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(200):
+            try:
+                async with http.get(f"{url}/healthz") as response:
+                    if response.status == 200 and (await response.json())["bus"]:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"the web page did not come up at {url}")
