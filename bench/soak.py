@@ -57,7 +57,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
 import sqlite3
 import statistics
@@ -78,7 +77,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.json_line import print_json_line  # noqa: E402
+from bench.json_line import machine, print_json_line  # noqa: E402
 from channels.bus_contract.topics import CALL_EVENT, engine_state, service_state  # noqa: E402
 from daemon.engine_host.speech_readiness import SPEECH_ENGINES  # noqa: E402
 from daemon.runtime.heap_trace import ENV as TRACE_ENV  # noqa: E402
@@ -548,16 +547,6 @@ def latency(values: list[float]) -> dict[str, Any]:
     return {"median": round(statistics.median(values), 1) if values else None, "p95": percentile(values, 95),
             "p99": percentile(values, 99), "max": max(values, default=None), "n": len(values)}
 
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    return {"cores": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def summarize(calls: list[CallFigures], start: dict[str, int], end: dict[str, int], trace: dict[str, Any] | None,

@@ -63,7 +63,6 @@ import asyncio
 import contextlib
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -77,7 +76,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.json_line import print_json_line  # noqa: E402
+from bench.json_line import machine, print_json_line  # noqa: E402
 from config.schema import SecretaryConfig  # noqa: E402
 from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
 from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
@@ -555,18 +554,6 @@ def overhead_parts(turn: Turn) -> dict[str, float | None]:
 
 # -- the report --------------------------------------------------------------------------
 
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu": model or platform.processor(),
-        "python": platform.python_version(), "loadavg_1m": os.getloadavg()[0],
-    }
 
 
 def overhead_summary(clean: list[Turn]) -> dict[str, Any]:
