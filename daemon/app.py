@@ -16,6 +16,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ from channels.bus_contract.topics import Topics, service_state
 from channels.bus_contract.verbs import RELOAD
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
+from daemon.bus.commands import CommandError
 from daemon.bus.connection import Bus, BusConnection
 from daemon.call.line_socket import LineCallRunner, LineSocketService
-from daemon.call.service import CallService
+from daemon.call.service import CallService, CallServiceDraining
 from daemon.channel_host import channel_services
 from daemon.dialogue.chat_service import ChatService
 from daemon.engine_host.engine_service import EngineService
@@ -76,6 +78,8 @@ class SecretaryApp:
         self.readiness = SpeechReadiness(self._engine_service)  # can the box speak on a call now? (one home)
         self.recording = RecordingWatch()  # the calls' recorders and waiting record writes (services/recorder)
         self._tasks: asyncio.TaskGroup | None = None
+        # Replacements a reload left waiting for live calls: name -> (the new service, the task that starts it).
+        self._replacing: dict[str, tuple[Service, asyncio.Task[None]]] = {}
         self.started_at = time.time()
 
     # -- services -------------------------------------------------------------------
@@ -105,17 +109,42 @@ class SecretaryApp:
             return []
         return [WebService(cfg, self.config_path, bus_login(cfg.mqtt, WEB, loaded.secret), self._browser_call_runner)]
 
-    def _line_call_runner(self) -> LineCallRunner | None:
+    def _call_service(self) -> CallService | None:
         if CallService.name not in self.supervisor.names:
             return None
         service = self.supervisor.service(CallService.name)
-        return service.line_call if isinstance(service, CallService) else None
+        return service if isinstance(service, CallService) else None
+
+    def _line_call_runner(self) -> LineCallRunner | None:
+        return self._line_call if self._call_service() is not None else None
 
     def _browser_call_runner(self) -> BrowserCallRunner | None:
-        if CallService.name not in self.supervisor.names:
-            return None
-        service = self.supervisor.service(CallService.name)
-        return service.browser_call if isinstance(service, CallService) else None
+        return self._browser_call if self._call_service() is not None else None
+
+    async def _line_call(self, session: Any, on_event: Callable[[dict[str, Any]], None], *, caller: str | None,
+                         channel: str, persona: str | None) -> str:
+        """A streamed call on the call service that takes calls now (during a reload: the one replacing it)."""
+        while True:
+            service = self._call_service()
+            if service is None:
+                raise CommandError("unavailable", "the call service is not running")
+            try:
+                return await service.line_call(session, on_event, caller=caller, channel=channel, persona=persona)
+            except CallServiceDraining:
+                await self._call_service_replaced(service)
+
+    async def _browser_call(self, session: Any, on_event: Callable[[dict[str, Any]], None]) -> str:
+        return await self._line_call(session, on_event, caller=None, channel="browser", persona=None)
+
+    async def _call_service_replaced(self, draining: CallService) -> None:
+        """Wait (within ``call.max_answer_wait_s``) until a reload has put another call service in its place."""
+        bound = self.loaded.settings.call.max_answer_wait_s
+        deadline = time.monotonic() + bound
+        while self._call_service() is draining:
+            if time.monotonic() >= deadline:
+                raise CommandError("unavailable", "the call service is still finishing a call before a settings "
+                                                  "change takes effect; try again in a moment")
+            await asyncio.sleep(0.1)
 
     def _may_answer(self, call_id: str) -> bool:
         """The modem asks before it answers: the running call service decides (no call service: ring on)."""
@@ -171,6 +200,8 @@ class SecretaryApp:
                 await self._stop.wait()
                 self.notifier.stopping()
                 log.info("stopping")
+                for _, waiting in self._replacing.values():  # the daemon goes: no reload's replacement follows
+                    waiting.cancel()
                 await self.supervisor.wind_down(WIND_DOWN_BUDGET_S)
                 self.supervisor.stop()
                 done, _ = await asyncio.wait({supervising}, timeout=STOP_BUDGET_S)
@@ -217,6 +248,20 @@ class SecretaryApp:
         await asyncio.sleep(0.2)
         await self.supervisor.replace(service)
 
+    async def _replace_after_live_work(self, service: Service, earlier: asyncio.Task[None] | None) -> None:
+        """A reload's replacement of a service with live calls: they finish on it, then the new one starts."""
+        if earlier is not None:  # an earlier reload's replacement of the same service goes first
+            await asyncio.wait({earlier})
+        try:
+            await self.supervisor.replace(service, drain=True)
+        except Exception:  # noqa: BLE001 - owned by the app's task group, which must not die of it
+            log.exception("could not replace a service after its live calls", extra={"service": service.name})
+        else:
+            log.info("service replaced after its live calls", extra={"service": service.name})
+        finally:
+            if self._replacing.get(service.name, (None, None))[1] is asyncio.current_task():
+                del self._replacing[service.name]
+
     async def reload(self) -> dict[str, Any]:
         if self.config_path is None:
             return {"applied": False, "errors": ["no config file to reload (started with embedded defaults)"]}
@@ -236,6 +281,7 @@ class SecretaryApp:
             needs_restart.append("audio.realtime_priority")
         configure_logging(new.settings.log)
         restarted: list[str] = []
+        after_calls: list[str] = []  # restarted once their live calls have ended
         services = self.build_services(new)
         wanted = {service.name for service in services}
         for name in [n for n in self.supervisor.names if n not in wanted]:
@@ -247,15 +293,29 @@ class SecretaryApp:
                 self.supervisor.add(service)
                 continue
             current = self.supervisor.service(service.name)
-            if current.config_slice() == service.config_slice():
+            waiting = self._replacing.get(service.name)
+            if waiting is not None and waiting[1].done():
+                waiting = None
+            # Compared with what will run: a replacement still waiting for live calls, else the running one.
+            if (waiting[0] if waiting is not None else current).config_slice() == service.config_slice():
                 continue
             restarted.append(service.name)
             if service.name == BusConnection.name and self._tasks is not None:
                 # Let the reply to cmd/reload leave on the old connection first.
                 self._tasks.create_task(self._replace_soon(service), name="replace-bus")
+            elif self._tasks is not None and (waiting is not None or current.busy()):
+                # A live call finishes on the running service; the new one starts when it is over.
+                after_calls.append(service.name)
+                task = self._tasks.create_task(
+                    self._replace_after_live_work(service, waiting[1] if waiting is not None else None),
+                    name=f"replace-{service.name}",
+                )
+                self._replacing[service.name] = (service, task)
             else:
                 await self.supervisor.replace(service)
         self.loaded = new
         self.notifier.ready(self.status_line())
-        log.info("config reloaded", extra={"restarted": restarted, "needs_daemon_restart": needs_restart})
-        return {"applied": True, "restarted": restarted, "needs_daemon_restart": needs_restart}
+        log.info("config reloaded", extra={"restarted": restarted, "after_live_calls": after_calls,
+                                           "needs_daemon_restart": needs_restart})
+        return {"applied": True, "restarted": restarted, "after_live_calls": after_calls,
+                "needs_daemon_restart": needs_restart}

@@ -96,6 +96,8 @@ class LoadedEngine(Protocol):
 
     async def wait_loaded(self) -> Any: ...
 
+    def lease(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
 
 AUDIO_WAIT_S = 5.0
 DAEMON_STOPPING = "daemon_stopping"  # the end reason of a call the daemon's stop ended (goodbye, hang-up)
@@ -106,6 +108,15 @@ FLOW_ERROR = "error"  # the end reason of a call whose flow crashed
 RETENTION_INTERVAL_S = 3600.0
 PHRASES_RETRY_S = 10.0  # the persona's phrases could not be synthesized: try again at the latest after this
 PHRASES_POLL_S = 0.5  # ...and as soon as the TTS engine is ready again
+ENGINES = ("vad", "stt", "llm", "tts")  # what a call uses, looked up by name
+DRAIN_MARGIN_S = 30.0  # a reload waits for live calls at most call.max_duration_s plus this (their goodbye, record)
+
+
+class CallServiceDraining(CommandError):
+    """This call service is being replaced (a reload): the streamed call goes to the one that follows it."""
+
+    def __init__(self) -> None:
+        super().__init__("unavailable", "the call service is restarting after a settings change; try again in a moment")
 
 
 class CallService(Service):
@@ -139,6 +150,7 @@ class CallService(Service):
         self._live: set[str] = set()  # calls whose record is being written (retention keeps off)
         self._channels: dict[str, str] = {}  # how calls that did not come through the modem arrived
         self._stopping: str | None = None  # the daemon stops: new and live calls end with this reason
+        self._draining = False  # a reload replaces this service: live calls finish here, new ones wait for the next
         self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
         self.phrases_ready = asyncio.Event()
         # Whether the box can speak on a call (the app's, shared with whoever else decides about calls).
@@ -215,6 +227,30 @@ class CallService(Service):
                 await modem.hangup()
         await self._calls_over(deadline)
 
+    # -- a reload replaces this service: live calls finish on it first ----------------------
+    def busy(self) -> bool:
+        return bool(self._live or self._audio)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def drain(self) -> None:
+        """A reload replaces this service: the live calls go on here to their end; no new call is taken.
+
+        A call that rings meanwhile is held (it rings on) and answered by the
+        new service once that one can speak, as at start-up.
+        """
+        self._draining = True
+        self.readiness.phrases_ready(False)  # the new service's greeting is not made yet: ringing calls ring on
+        log.info("the call service waits for its live calls before a reload replaces it",
+                 extra={"calls": sorted(self._live)})
+        while self.busy():
+            await asyncio.sleep(0.05)
+
+    def drain_budget_s(self) -> float:
+        return self.config.call.max_duration_s + DRAIN_MARGIN_S
+
     async def _calls_over(self, deadline: float) -> bool:
         """Wait until no call is being answered or conducted (False: ``deadline`` came first)."""
         while self._live or self._audio:
@@ -250,7 +286,8 @@ class CallService(Service):
                 await self._tts_back(PHRASES_RETRY_S)
                 continue
             self.phrases_ready.set()
-            self.readiness.phrases_ready(True)
+            if not self._draining:
+                self.readiness.phrases_ready(True)
             status.ready(f"answering as {self.persona_name}")
             return
 
@@ -319,7 +356,7 @@ class CallService(Service):
         """
         if self._stopping is not None:
             return False  # the daemon is going: the call rings on to the network's voicemail
-        if self.readiness.ready_to_speak():
+        if self.readiness.ready_to_speak() and not self._draining:
             self._holding.pop(call_id, None)  # a ring came after the box got ready: the driver answers now
             return True
         tasks = self._tasks
@@ -337,7 +374,7 @@ class CallService(Service):
 
     async def _answer_when_ready(self, call_id: str) -> None:
         ready = await self.readiness.wait_ready(self.config.call.max_answer_wait_s)
-        if call_id not in self._holding or self._stopping is not None:
+        if call_id not in self._holding or self._stopping is not None or (ready and self._draining):
             return  # answered on a later ring, or over, or the daemon is going
         modem = self._modem()
         if modem is None:
@@ -519,7 +556,9 @@ class CallService(Service):
         assert index is not None
         await self.recording.keep(call_id, "index", lambda: index.aupsert(record.header, call_dir))
         try:
-            return await self._converse(answered, session, record, persona_name, started, hangup, on_event)
+            async with self._leased_engines() as engines:  # a reload's new engines never close these under the call
+                return await self._converse(answered, session, record, persona_name, started, hangup, on_event,
+                                            engines)
         except Exception as exc:  # the flow crashed: the call ends now, the same in record, index and bus
             log.exception("call flow failed", extra={"call_id": call_id})
             return await self._end_failed(answered, record, started, exc, hangup)
@@ -562,14 +601,18 @@ class CallService(Service):
     async def _converse(
         self, answered: CallAnswered, session: LineSession, record: CallRecord, persona_name: str, started: float,
         hangup: Callable[[], Awaitable[None]] | None, on_event: Callable[[dict[str, Any]], None] | None,
+        engines: dict[str, Any],
     ) -> CallResult:
-        """The call itself, once its record is open: line, ears, mouth, dialogue, the flow, then the summary."""
+        """The call itself, once its record is open: line, ears, mouth, dialogue, the flow, then the summary.
+
+        ``engines`` are the ones the call started with (leased): the ears keep theirs to the end; the mouth
+        takes the current TTS before each chunk (a reload's new one once it is loaded, else the call's own).
+        """
         cfg = self.config
         call_id, caller = answered.call_id, answered.caller
         persona = cfg.personas[persona_name]
         call_dir = record.call_dir
         recorder = self.recording.recorder(call_id, call_dir) if cfg.call.record_audio else None
-        engines = self._engines()
         tts = engines["tts"]
         async with contextlib.AsyncExitStack() as stack:
             writes = await stack.enter_async_context(asyncio.TaskGroup())  # record writes, awaited at the end
@@ -578,7 +621,7 @@ class CallService(Service):
             line = await stack.enter_async_context(CallLine(session, recorder))
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
-            speaker = Speaker(line, tts, voice, current_tts=lambda: self._engines()["tts"])
+            speaker = Speaker(line, tts, voice, current_tts=lambda: self._engines()["tts"] or tts)
             # The active persona's phrases are kept ready; another persona's are made (and cached) on first use.
             phrases = await self._phrases(tts, persona, synthesize=persona_name != self.persona_name)
             dialogue = self._dialogue(persona, caller, engines["llm"])
@@ -644,6 +687,8 @@ class CallService(Service):
         The same flow, record and events as a phone call, with ``channel`` on
         its events; the other side hanging up closes the session.
         """
+        if self._draining:
+            raise CallServiceDraining()
         if self.index is None:
             raise CommandError("unavailable", "the call service is not running")
         if persona is not None and persona not in self.config.personas:
@@ -655,6 +700,8 @@ class CallService(Service):
         if not await self.readiness.wait_ready(self.config.call.max_answer_wait_s):
             raise CommandError("unavailable", "the secretary cannot speak yet ("
                                + ", ".join(self.readiness.missing()) + "); try again in a moment")
+        if self._draining:  # a reload began while it waited: the service that replaces this one takes it
+            raise CallServiceDraining()
         answered = CallAnswered(call_id=call_id, caller=caller, direction=CallDirection.INCOMING, ts=time.time())
         self._channels[call_id] = channel
         self.announcer.line_answered(call_id, caller, channel, answered.ts)
@@ -784,13 +831,21 @@ class CallService(Service):
     def _engines(self) -> dict[str, Any]:
         """The loaded engines (None for one that is not loaded: the call goes on without it)."""
         found: dict[str, Any] = {}
-        for name in ("vad", "stt", "llm", "tts"):
+        for name in ENGINES:
             service = self._engine_service(name)
-            engine = service.engine if service is not None else None
-            if engine is not None and engine.status.state is EngineState.FAILED and name != "llm":
-                engine = None
-            found[name] = engine
+            found[name] = _usable(name, service.engine if service is not None else None)
         return found
+
+    @contextlib.asynccontextmanager
+    async def _leased_engines(self) -> AsyncIterator[dict[str, Any]]:
+        """The loaded engines as ``_engines``, each held open until the block ends (see engine_users.py)."""
+        async with contextlib.AsyncExitStack() as stack:
+            found: dict[str, Any] = {}
+            for name in ENGINES:
+                service = self._engine_service(name)
+                engine = await stack.enter_async_context(service.lease()) if service is not None else None
+                found[name] = _usable(name, engine)
+            yield found
 
     def _conversational_chain(self, persona: Any) -> bool:
         backends = self.config.engines.llm.backends
@@ -813,6 +868,13 @@ class CallService(Service):
         call = self.config.call
         settings = replace(base, min_speech_ms=call.barge_in.min_speech_ms, min_silence_ms=call.endpoint_silence_ms)
         return vad.open_detector(ENGINE_RATE, settings)
+
+
+def _usable(name: str, engine: Any) -> Any:
+    """The engine, or None where a call must go on without it (a failed chain; a failed LLM still scripts)."""
+    if engine is not None and engine.status.state is EngineState.FAILED and name != "llm":
+        return None
+    return engine
 
 
 async def _logged(write: Coroutine[Any, Any, None], call_id: str) -> None:

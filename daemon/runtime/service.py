@@ -6,7 +6,9 @@ calls ``status.ready()`` once it serves, reports trouble with
 (crash, then the supervisor restarts it with backoff). Cleanup lives in the
 service's own ``finally``/``async with`` blocks, so stopping is cancellation.
 Before the daemon stops, ``wind_down`` lets a service end live work politely
-(the call service says goodbye to a caller) while the others still run.
+(the call service says goodbye to a caller) while the others still run. A
+reload that replaces a service with live work (``busy``) first ``drain``s it:
+it takes no new work and the replacement waits until the live work is done.
 """
 
 from __future__ import annotations
@@ -92,3 +94,17 @@ class Service(ABC):
         Called once, while every service still runs, with the seconds it may take; past them the supervisor
         cancels it and stops as usual. Most services have nothing to do here.
         """
+
+    def busy(self) -> bool:
+        """Whether the service has live work a replace should let finish (a call on the line)."""
+        return False
+
+    async def drain(self) -> None:
+        """A reload replaces this service: take no new work, return once the live work has ended.
+
+        The supervisor bounds the wait (``drain_budget_s``) and then stops the service as usual.
+        """
+
+    def drain_budget_s(self) -> float:
+        """How long a replace may wait for ``drain``."""
+        return 0.0

@@ -6,7 +6,9 @@ backoff (reset once the service has stayed up ``stable_after_s``); one
 service's crash never reaches the others. ``wind_down`` lets the running
 services end their live work together (a call's goodbye) within a budget,
 before ``stop`` cancels services in the reverse order they were added, each
-within its stop timeout.
+within its stop timeout. ``replace`` (a reload) first drains the running
+instance when asked: a live call ends on the old service, then the new one
+starts.
 """
 
 from __future__ import annotations
@@ -123,14 +125,36 @@ class Supervisor:
         except Exception:  # noqa: BLE001 - a failed wind-down must not keep the daemon from stopping
             log.exception("service failed while winding down", extra={"service": slot.service.name})
 
-    async def replace(self, service: Service) -> None:
-        """Stop the running service of the same name and start this one instead."""
+    async def replace(self, service: Service, *, drain: bool = False) -> None:
+        """Stop the running service of the same name and start this one instead.
+
+        With ``drain``, the running one first takes no new work and finishes its live work
+        (``Service.drain``, at most its ``drain_budget_s``); the new one starts once it has stopped.
+        """
         slot = self._slots[service.name]
+        if drain and slot.task is not None and not slot.task.done():
+            await self._drain(slot)
         await self._stop_slot(slot)
         slot.service = service
         slot.failures = 0
         if self._group is not None and not self._stopped.is_set():
             self._launch(slot)
+
+    @staticmethod
+    async def _drain(slot: _Slot) -> None:
+        budget_s = slot.service.drain_budget_s()
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget_s):
+                await slot.service.drain()
+        except TimeoutError:
+            log.error("service did not drain in time: stopping it anyway", extra={"service": slot.service.name,
+                                                                                "budget_s": budget_s})
+        except Exception:  # noqa: BLE001 - a failed drain must not keep the new service from starting
+            log.exception("service failed while draining", extra={"service": slot.service.name})
+        else:
+            log.info("service drained", extra={"service": slot.service.name,
+                                               "waited_s": round(time.monotonic() - started, 2)})
 
     async def remove(self, name: str) -> None:
         """Stop a service and forget it (a reload that no longer configures it)."""

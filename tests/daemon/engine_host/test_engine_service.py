@@ -83,3 +83,69 @@ async def test_engines_share_a_load_gate_and_report_their_state() -> None:
         await asyncio.wait_for(running, 5)
     assert all(engine.closed for engine in built.values())
     assert all(each.engine is None for each in services)
+
+
+async def test_a_reload_leaves_a_leased_engine_open_for_its_call_and_the_last_call_closes_it() -> None:
+    """A call holds the STT it started with; the reload's new STT loads beside it; the call's end closes the old."""
+    bus = Bus(Topics("secretary", "box"))
+    built: list[Loading] = []
+
+    def service(config: str) -> EngineService[Loading]:
+        def build(on_status: StatusSink) -> Loading:
+            built.append(Loading("stt", on_status, EngineState.READY))
+            return built[-1]
+
+        return EngineService("stt", bus, build, config=config)
+
+    supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=2.0)
+    first = service("base")
+    supervisor.add(first)
+    running = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(first.wait_loaded(), 5)
+        async with first.lease() as held:  # a live call
+            assert held is built[0]
+            second = service("small")
+            await supervisor.replace(second)  # the reload, mid-call
+            assert first.engine is None and not built[0].closed, "the call's engine stays open under it"
+            async with second.lease() as nothing_yet:
+                assert nothing_yet is None or nothing_yet is built[1]
+            await asyncio.wait_for(second.wait_loaded(), 5)
+            assert second.engine is built[1] and held is built[0]
+            # the retired engine no longer speaks for engines/stt/state: the new one does
+            built[0]._set(EngineState.FAILED, "the old one broke")
+            retained = bus.outbox.current("secretary/box/engines/stt/state")
+            assert retained is not None and json.loads(retained.payload)["state"] == "ready"
+            assert supervisor.reports()["stt"].state is ServiceState.RUNNING
+        assert built[0].closed, "the last call to let go closed the replaced engine"
+        assert not built[1].closed
+        async with first.lease() as after:  # the old service hands out nothing any more
+            assert after is None
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(running, 5)
+    assert built[1].closed
+
+
+async def test_an_engine_nobody_holds_closes_when_its_service_is_replaced() -> None:
+    bus = Bus(Topics("secretary", "box"))
+    built: list[Loading] = []
+
+    def service(config: str) -> EngineService[Loading]:
+        def build(on_status: StatusSink) -> Loading:
+            built.append(Loading("tts", on_status, EngineState.READY))
+            return built[-1]
+
+        return EngineService("tts", bus, build, config=config)
+
+    supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=2.0)
+    first = service("a")
+    supervisor.add(first)
+    running = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(first.wait_loaded(), 5)
+        await supervisor.replace(service("b"))
+        assert built[0].closed
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(running, 5)

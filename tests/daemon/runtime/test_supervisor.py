@@ -230,3 +230,58 @@ async def test_wind_down_runs_while_every_service_still_runs_and_is_bounded(capl
     await asyncio.wait_for(runner, 5)
     assert log[-3:] == ["stop slow", "stop calls", "stop bus"]
     assert await Supervisor(RestartPolicy()).wind_down(1.0) is True  # nothing running: nothing to wait for
+
+
+class Busy(Steady):
+    """A service with live work (a call) that a drain lets finish."""
+
+    def __init__(self, name: str, log: list[str], work_s: float, budget_s: float = 5.0) -> None:
+        super().__init__(name, log)
+        self.work_s = work_s
+        self.budget_s = budget_s
+        self.draining = False
+
+    def busy(self) -> bool:
+        return True
+
+    async def drain(self) -> None:
+        self.draining = True
+        self.log.append(f"drain {self.name}")
+        await asyncio.sleep(self.work_s)
+        self.log.append(f"drained {self.name}")
+
+    def drain_budget_s(self) -> float:
+        return self.budget_s
+
+
+async def test_replace_with_drain_lets_live_work_finish_before_the_new_one_starts() -> None:
+    log: list[str] = []
+    sup = Supervisor(RestartPolicy())
+    old = Busy("calls", log, work_s=0.3)
+    sup.add(old)
+    runner = asyncio.create_task(sup.run())
+    assert await sup.wait_started(2)
+    began = time.monotonic()
+    await sup.replace(Steady("calls", log), drain=True)
+    took = time.monotonic() - began
+    await asyncio.sleep(0.05)
+    assert log == ["start calls", "drain calls", "drained calls", "stop calls", "start calls"]
+    assert took >= 0.3
+    sup.stop()
+    await asyncio.wait_for(runner, 5)
+
+
+async def test_a_drain_that_overruns_its_budget_is_cut_and_the_replace_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    log: list[str] = []
+    sup = Supervisor(RestartPolicy())
+    sup.add(Busy("calls", log, work_s=10.0, budget_s=0.2))
+    runner = asyncio.create_task(sup.run())
+    assert await sup.wait_started(2)
+    began = time.monotonic()
+    await sup.replace(Steady("calls", log), drain=True)
+    assert time.monotonic() - began < 1.5
+    await asyncio.sleep(0.05)
+    assert log == ["start calls", "drain calls", "stop calls", "start calls"]
+    assert any("did not drain in time" in r.message for r in caplog.records)
+    sup.stop()
+    await asyncio.wait_for(runner, 5)
