@@ -90,6 +90,7 @@ class UtteranceEvent(CallEventBase):
     interrupted: bool | None = wire.flag()
     source: str | None = wire.text()  # greeting, llm, scripted, filler, ... (where a secretary line came from)
     latency_ms: dict[str, Any] | None = wire.mapping(omit_none=True)  # {stage_ms: ms, ...}
+    heard_by: str | None = wire.text()  # a cut secretary line: how ``text`` was found ("audio_share")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -646,6 +646,7 @@ class CallService(Service):
                     call_id=call_id, ts=stamp(), role=utterance.role, text=utterance.text,
                     start_s=round(utterance.start_s, 2), end_s=round(utterance.end_s, 2),
                     interrupted=utterance.interrupted, source=utterance.source, latency_ms=latency,
+                    heard_by=utterance.heard_by,
                 )
                 self.announcer.utterance(event)
                 if on_event is not None:  # the line's own stream of events: the same, without the bus's ts

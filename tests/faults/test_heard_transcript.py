@@ -169,6 +169,7 @@ async def test_a_barge_in_mid_chunk_keeps_the_words_heard_in_the_record_the_bus_
     recorded = next(u for u in said if u["interrupted"] and u["source"] == "llm:cloud")
     assert recorded["text"] == cut["text"]
     assert recorded["planned_text"].endswith(LONG) and recorded["heard_by"] == HEARD_BY
+    assert cut["heard_by"] == HEARD_BY, "the bus event says how the heard words were found, as the record does"
 
     # the dialogue's memory, as the LLM got it with the next turn: the heard words, marked interrupted
     turn_requests = [r.body["messages"] for r in llm.requests if any(
