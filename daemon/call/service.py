@@ -109,6 +109,7 @@ RETENTION_INTERVAL_S = 3600.0
 PHRASES_RETRY_S = 10.0  # the persona's phrases could not be synthesized: try again at the latest after this
 PHRASES_POLL_S = 0.5  # ...and as soon as the TTS engine is ready again
 ENGINES = ("vad", "stt", "llm", "tts")  # what a call uses, looked up by name
+RESULTS_KEPT = 200  # CallService.results: the last calls' results in memory (their records are on disk)
 DRAIN_MARGIN_S = 30.0  # a reload waits for live calls at most call.max_duration_s plus this (their goodbye, record)
 
 
@@ -151,7 +152,7 @@ class CallService(Service):
         self._channels: dict[str, str] = {}  # how calls that did not come through the modem arrived
         self._stopping: str | None = None  # the daemon stops: new and live calls end with this reason
         self._draining = False  # a reload replaces this service: live calls finish here, new ones wait for the next
-        self.results: dict[str, CallResult] = {}  # the last calls (tests and the demo read them)
+        self.results: dict[str, CallResult] = {}  # the last RESULTS_KEPT calls (tests, the demo, the benches)
         self.phrases_ready = asyncio.Event()
         # Whether the box can speak on a call (the app's, shared with whoever else decides about calls).
         self.readiness = readiness if readiness is not None else SpeechReadiness(engine)
@@ -586,7 +587,7 @@ class CallService(Service):
         except Exception as index_error:
             log.error("could not index the failed call", extra={"call_id": call_id, "error": str(index_error)})
         result = CallResult(outcome=FAILED, end_reason=FLOW_ERROR, slots=MessageSlots(), dialogue="failed")
-        self.results[call_id] = result
+        self._keep_result(call_id, result)
         self._publish_ended(
             call_id, caller, duration, FLOW_ERROR, FAILED, {}, summary, started_at=record.header.started_at,
             record_dir=record.call_dir, persona=record.header.persona, channel=self._channels.get(call_id, "gsm"),
@@ -767,12 +768,17 @@ class CallService(Service):
         call_id = record.header.call_id  # a full disk: written when space returns, the call still ends on the bus
         await self.recording.keep(call_id, "record", record.aflush)
         await self.recording.keep(call_id, "index", lambda: index.aupsert(record.header, call_dir))
-        self.results[record.header.call_id] = result
+        self._keep_result(record.header.call_id, result)
         self._publish_ended(
             record.header.call_id, caller, duration, result.end_reason, result.outcome, message, summary,
             started_at=record.header.started_at, record_dir=call_dir, persona=record.header.persona,
             channel=self._channels.get(record.header.call_id, "gsm"),
         )
+
+    def _keep_result(self, call_id: str, result: CallResult) -> None:
+        self.results[call_id] = result
+        while len(self.results) > RESULTS_KEPT:  # a box takes calls for years: the oldest result goes
+            del self.results[next(iter(self.results))]
 
     def _publish_ended(
         self, call_id: str, caller: str | None, duration: float, reason: str, outcome: str,
