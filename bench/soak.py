@@ -223,6 +223,39 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
+STEP_MB = 16.0  # an RSS rise this big between two calls is a step: the bench names the mappings that grew
+
+
+def mapping_rss_kb(pid: int) -> dict[str, int]:
+    """Rss (kB) of each mapping of ``pid`` from ``/proc/<pid>/smaps``, keyed ``"start-end path"`` (``[anon]``)."""
+    rss: dict[str, int] = {}
+    key: str | None = None
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise DaemonDied(f"secretaryd {pid} is gone") from exc
+    for line in text.splitlines():
+        head = line.split(maxsplit=1)[0] if line else ""
+        if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            parts = line.split(maxsplit=5)
+            key = f"{parts[0]} {parts[5].strip() if len(parts) > 5 else '[anon]'}"
+        elif head == "Rss:" and key is not None:
+            rss[key] = int(line.split()[1])
+    return rss
+
+
+def grown_mappings(before: dict[str, int], after: dict[str, int], top: int = 5) -> list[dict[str, Any]]:
+    """The mappings whose Rss grew most between two reads (a new one says so; a 64 MB [anon] is a malloc arena)."""
+    grew = []
+    for key, kb in after.items():
+        delta = kb - before.get(key, 0)
+        if delta > 0:
+            start, end = (int(x, 16) for x in key.split(" ", 1)[0].split("-"))
+            grew.append({"mapping": key.split(" ", 1)[1], "size_mb": round((end - start) / 2**20, 1),
+                         "new": key not in before, "grew_mb": round(delta / 1024, 1)})
+    return sorted(grew, key=lambda g: -g["grew_mb"])[:top]
+
+
 def daemon_config(path: Path, data: Path, models: Path, sim_dir: Path, broker: MosquittoBroker) -> Path:
     path.write_text(
         f"box_id: {BOX_ID}\n"
@@ -308,6 +341,7 @@ class CallFigures:
     greeting_heard: bool = False  # the record's greeting has end_s > start_s
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    step: list[dict[str, Any]] = field(default_factory=list)  # RSS jumped > STEP_MB: the mappings that grew
 
 
 class Caller:
@@ -316,6 +350,8 @@ class Caller:
     def __init__(self, sim: SimControl, uplink: Uplink, bus: MqttWatch, data: Path, topics: Callable[[str], str],
                  pid: int, lines: int) -> None:
         self.sim, self.uplink, self.bus, self.data = sim, uplink, bus, data
+        self.mappings: dict[str, int] | None = None  # the daemon's mappings after the last call (steps)
+        self.last_rss_mb: float | None = None
         self.event_topic = topics(CALL_EVENT)
         self.pid = pid
         self.lines = caller_script(LANGUAGE)[:lines]
@@ -422,6 +458,10 @@ class Caller:
     def measure(self, figures: CallFigures) -> None:
         memory = memory_kb(self.pid)
         figures.rss_mb, figures.anon_mb = round(memory["VmRSS"] / 1024, 2), round(memory["RssAnon"] / 1024, 2)
+        mappings = mapping_rss_kb(self.pid)
+        if self.mappings is not None and self.last_rss_mb is not None and figures.rss_mb - self.last_rss_mb > STEP_MB:
+            figures.step = grown_mappings(self.mappings, mappings)
+        self.mappings, self.last_rss_mb = mappings, figures.rss_mb
 
     async def check_record(self, figures: CallFigures) -> None:
         """The record once it is final, its index row, and whether they say what the bus said."""
@@ -575,6 +615,7 @@ def summarize(calls: list[CallFigures], start: dict[str, int], end: dict[str, in
         "anon_kb_per_call": {f"calls_1_{warm}": slope_kb_per_call([p for p in anon if p[0] <= warm]),
                              f"calls_{warm + 1}_on": slope_kb_per_call([p for p in anon if p[0] > warm])},
         "tracemalloc": trace,
+        "rss_steps": [{"call": c.number, "mappings": c.step} for c in calls if c.step],
         "per_call": [asdict(c) for c in calls],
         "machine": machine(),
         **extra,
@@ -591,6 +632,8 @@ def print_call(c: CallFigures, previous: float | None) -> None:
     notes = f"  [{'; '.join(c.problems)}]" if c.problems else ""
     print(f"call {c.number:3}  rss {rss}{grew}  anon {anon}  first voice {voice} "
           f"(bus greeting {bus})  {c.outcome}/{c.reason}  {truth}  {c.seconds:5.1f} s{notes}", flush=True)
+    for g in c.step:
+        print(f"    step: {g['mapping']} ({g['size_mb']} MB{', new' if g['new'] else ''}) +{g['grew_mb']} MB", flush=True)
 
 
 def print_report(s: dict[str, Any]) -> None:
@@ -683,6 +726,7 @@ async def drive(args: argparse.Namespace, work: Path, data: Path, bus: MqttWatch
     sim = SimControl(sim_dir / "ctl.sock")
     await sim.open()
     caller = Caller(sim, Uplink(sim_dir / "uplink.wav"), bus, data, topics, daemon.pid, args.lines)
+    caller.mappings, caller.last_rss_mb = mapping_rss_kb(daemon.pid), start["VmRSS"] / 1024
     calls: list[CallFigures] = []
     snaps: list[Path] = []
     snapshot_s: list[float] = []

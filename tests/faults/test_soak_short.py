@@ -92,3 +92,23 @@ def test_three_calls_in_a_row_each_leave_a_truthful_record_and_the_bench_reports
     assert snaps == [snapshot_path(data / "run", pid, 1), snapshot_path(data / "run", pid, 2)], snaps
     assert trace["top_growers"], "a daemon that took three calls allocated something that stayed"
     assert {"where", "kb", "blocks", "bytes_per_call", "via"} <= trace["top_growers"][0].keys()
+
+
+def test_the_step_finder_names_a_new_anonymous_mapping_and_its_size() -> None:
+    """``bench/soak.py``'s smaps reader on this process: 96 MB of numpy array (its own private mapping) shows as a new mapping."""
+    import os
+
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import soak  # noqa: PLC0415 - the bench is a script, not a package
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    before = soak.mapping_rss_kb(os.getpid())
+    block = np.ones(96 * 2**20, dtype=np.uint8)  # malloc hands a block this big its own private mapping
+    grown = soak.grown_mappings(before, soak.mapping_rss_kb(os.getpid()), top=3)
+    del block
+    biggest = grown[0]
+    assert biggest["mapping"] == "[anon]" and biggest["new"] is True, grown
+    assert biggest["size_mb"] >= 96.0 and 94.0 <= biggest["grew_mb"] <= biggest["size_mb"], grown
