@@ -227,7 +227,10 @@ STEP_MB = 16.0  # an RSS rise this big between two calls is a step: the bench na
 
 
 def mapping_rss_kb(pid: int) -> dict[str, int]:
-    """Rss (kB) of each mapping of ``pid`` from ``/proc/<pid>/smaps``, keyed ``"start-end path"`` (``[anon]``)."""
+    """Rss (kB) of each mapping of ``pid`` from ``/proc/<pid>/smaps``, keyed ``"start-end path"`` (``[anon]``).
+
+    A mapping is the same one across reads when its start and path are (``[heap]`` grows at its end).
+    """
     rss: dict[str, int] = {}
     key: str | None = None
     try:
@@ -246,13 +249,17 @@ def mapping_rss_kb(pid: int) -> dict[str, int]:
 
 def grown_mappings(before: dict[str, int], after: dict[str, int], top: int = 5) -> list[dict[str, Any]]:
     """The mappings whose Rss grew most between two reads (a new one says so; a 64 MB [anon] is a malloc arena)."""
+    def same(key: str) -> str:  # start address and path
+        return key.split("-", 1)[0] + " " + key.split(" ", 1)[1]
+
+    earlier = {same(key): kb for key, kb in before.items()}
     grew = []
     for key, kb in after.items():
-        delta = kb - before.get(key, 0)
+        delta = kb - earlier.get(same(key), 0)
         if delta > 0:
             start, end = (int(x, 16) for x in key.split(" ", 1)[0].split("-"))
             grew.append({"mapping": key.split(" ", 1)[1], "size_mb": round((end - start) / 2**20, 1),
-                         "new": key not in before, "grew_mb": round(delta / 1024, 1)})
+                         "new": same(key) not in earlier, "grew_mb": round(delta / 1024, 1)})
     return sorted(grew, key=lambda g: -g["grew_mb"])[:top]
 
 
