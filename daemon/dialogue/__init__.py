@@ -2,7 +2,8 @@
 
 ``interface.py`` is the shape both dialogues share (a reply is a stream of
 text and cached phrases, plus the outcome). ``scripted_dialogue.py`` runs
-the take-a-message policy (``take_message_policy.py``) when no LLM serves;
+the take-a-message policy (``take_message_policy.py``, its phrases and the
+numbers it reads back in words in ``policy_speech.py``) when no LLM serves;
 ``llm_dialogue.py`` runs the persona's prompt and tools on the chat engine.
 Both fill the same ``MessageSlots`` (``message_slots.py``; the spoken numbers,
 names and reasons are read by ``spoken_fields/``). ``reply_chunker.py`` cuts

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from daemon.dialogue.message_slots import MessageSlots
+from daemon.dialogue.spoken_fields.reasons import is_governed_reason
 from daemon.records.call_record import Utterance
 from engines.fallback_chain import BackendError, RequestError
 from engines.llm.interface import ChatMessage, ChatRequest
@@ -40,7 +41,10 @@ def slots_summary(slots: MessageSlots, caller: str | None, language: str) -> str
     if language == "ru":
         who = name or "Звонящий не представился"
         parts = [f"{who}{' ' + _ru_from(caller) if caller else ''}."]
-        parts.append(f"Тема: {reason}." if reason else "Тему звонка не назвал.")
+        if reason and is_governed_reason(reason, language):
+            parts.append(f"{reason[0].upper()}{reason[1:]}.")  # "По поводу счёта."
+        else:
+            parts.append(f"Тема: {reason}." if reason else "Тему звонка не назвал.")
         parts.append(f"Перезвонить: {number}." if number else "Номер для обратного звонка не оставил.")
         return " ".join(parts)
     who = name or "The caller did not give a name"

@@ -3,7 +3,14 @@
 Deterministic and free of I/O: the call flow feeds it STT finals (`hear`), silences (`on_silence`)
 and asks what to say (`next_question`); it answers with a `PolicyTurn`. It asks the caller's
 name, the reason for the call and a callback number (the slots of `asks`, in that order), reads
-the message back for confirmation, lets the caller correct it, and says goodbye.
+the message back for confirmation, lets the caller correct it, and says goodbye. What it says is
+in `policy_speech.py`.
+
+Along the way it understands what callers say on the phone: "что?" / "повторите" (the question
+again, not a failed attempt), "не надо" (that part is skipped; at the first question, no message),
+"перезвоните на этот номер" / "call me back on this number" (the number called from, read back
+for confirmation) and corrections of one part of what was read back ("нет, не 45, а 46", "не
+Иван, а Илья", "no, it's 5 5 6").
 
 Silences never count as failed attempts: ending a silent call is the call flow's silence limit.
 """
@@ -15,6 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from daemon.dialogue.message_slots import SLOT_NAMES, MessageSlots, check_slot_names
+from daemon.dialogue.policy_speech import phrases, readback_reason, spoken_ending, spoken_number, written_number
+from daemon.dialogue.spoken_fields.corrections import corrected_name, corrected_number, corrected_text, replacement
 from daemon.dialogue.spoken_fields.names import extract_name
 from daemon.dialogue.spoken_fields.numbers import (
     MIN_PHONE_DIGITS,
@@ -23,6 +32,14 @@ from daemon.dialogue.spoken_fields.numbers import (
     normalize_phone_number,
 )
 from daemon.dialogue.spoken_fields.reasons import extract_reason
+from daemon.dialogue.spoken_fields.requests import (
+    asks_to_repeat,
+    checks_the_line,
+    declines_message,
+    declines_slot,
+    means_this_number,
+    says_nothing_to_correct,
+)
 from daemon.dialogue.spoken_fields.words import check_language
 from daemon.dialogue.spoken_fields.yes_no import detect_yes_no
 
@@ -37,6 +54,8 @@ INCIDENTAL_NUMBER_MIN_DIGITS = 7
 MIN_PARTIAL_DIGITS = 2
 # After this many rounds of corrections a further "no" takes the message as it stands.
 MAX_CORRECTION_ROUNDS = 3
+# "What?" is answered with the question again this many times in a row; then it is an unclear answer.
+MAX_REPEATS = 2
 
 Phase = Literal["collect", "caller_id", "confirm", "correction", "done"]
 
@@ -47,91 +66,6 @@ class PolicyTurn:
     done: bool = False  # True: the conversation is complete; hang up after `say`
     outcome: str = IN_PROGRESS  # MESSAGE_TAKEN, DECLINED or IN_PROGRESS
 
-
-_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "ask_name": "May I have your name, please?",
-        "ask_reason": "What is it about?",
-        "ask_callback_number": "What number should we call you back on?",
-        "ask_caller_id": "Should we call you back on the number you're calling from, ending in {digits}?",
-        "hint_name": "Sorry, I didn't catch your name. Could you say it again, please?",
-        "hint_reason": "Sorry, I didn't catch that. Briefly, what is your call about?",
-        "hint_callback_number": "Sorry, I didn't catch the number. Please say the number digit by digit.",
-        "hint_caller_id": "Sorry, should we call you back on the number ending in {digits}? Please say yes or no.",
-        "thanks": "Thank you.",
-        "thanks_name": "Thank you, {name}.",
-        "give_up": "No problem.",
-        "go_on": "Yes, go on, please.",
-        "readback": "Let me read that back.",
-        "readback_name": "Name: {value}.",
-        "readback_reason": "About: {value}.",
-        "readback_callback_number": "Number: {value}.",
-        "confirm": "Is that right?",
-        "confirm_again": "Sorry, is that right? Please say yes or no.",
-        "correction": "What should I correct: {options}?",
-        "correction_again": "Sorry, I didn't get that. What should I correct: {options}?",
-        "option_name": "your name",
-        "option_reason": "the reason",
-        "option_callback_number": "the number",
-        "or": "or",
-        "plus": "plus",
-        "taken": "Thank you, I'll pass your message on.",
-        "taken_as_is": "All right, I'll pass your message on as it is.",
-        "declined": "All right, thank you for calling.",
-        "nothing_taken": "I'm sorry, I couldn't take your message.",
-        "silence": "Are you still there?",
-        "goodbye": "Goodbye!",
-        "summary_name": "Caller: {value}.",
-        "summary_reason": "Reason: {value}.",
-        "summary_callback_number": "Call back: {value}.",
-        "summary_missing_name": "not given",
-        "summary_missing_reason": "not given",
-        "summary_missing_callback_number": "not given",
-        "summary_declined": "The caller declined to leave a message.",
-    },
-    "ru": {
-        "ask_name": "Как вас зовут?",
-        "ask_reason": "По какому вы вопросу?",
-        "ask_callback_number": "По какому номеру вам перезвонить?",
-        "ask_caller_id": "Перезвонить вам на номер, с которого вы звоните, который оканчивается на {digits}?",
-        "hint_name": "Извините, не удалось разобрать имя. Повторите, пожалуйста, как вас зовут?",
-        "hint_reason": "Извините, не удалось разобрать. Коротко: по какому вы вопросу?",
-        "hint_callback_number": "Извините, не удалось разобрать номер. Продиктуйте, пожалуйста, номер по одной цифре.",
-        "hint_caller_id": (
-            "Извините, перезвонить вам на номер, который оканчивается на {digits}? Скажите, пожалуйста, да или нет."
-        ),
-        "thanks": "Спасибо.",
-        "thanks_name": "Спасибо, {name}.",
-        "give_up": "Ничего страшного.",
-        "go_on": "Да, продолжайте, пожалуйста.",
-        "readback": "Давайте проверим.",
-        "readback_name": "Имя: {value}.",
-        "readback_reason": "Вопрос: {value}.",
-        "readback_callback_number": "Номер: {value}.",
-        "confirm": "Всё верно?",
-        "confirm_again": "Извините, всё верно? Скажите, пожалуйста, да или нет.",
-        "correction": "Что исправить: {options}?",
-        "correction_again": "Извините, не удалось разобрать. Что исправить: {options}?",
-        "option_name": "имя",
-        "option_reason": "вопрос",
-        "option_callback_number": "номер",
-        "or": "или",
-        "plus": "плюс",
-        "taken": "Спасибо, я передам ваше сообщение.",
-        "taken_as_is": "Хорошо, я передам сообщение как есть.",
-        "declined": "Хорошо, спасибо за звонок.",
-        "nothing_taken": "К сожалению, не удалось записать сообщение.",
-        "silence": "Вы меня слышите?",
-        "goodbye": "До свидания!",
-        "summary_name": "Имя: {value}.",
-        "summary_reason": "Вопрос: {value}.",
-        "summary_callback_number": "Перезвонить: {value}.",
-        "summary_missing_name": "не указано",
-        "summary_missing_reason": "не указан",
-        "summary_missing_callback_number": "не указан",
-        "summary_declined": "Сообщение оставлять не стали.",
-    },
-}
 
 # What the caller may say to name the slot to correct.
 _CORRECTION_KEYWORDS: dict[str, dict[str, frozenset[str]]] = {
@@ -147,77 +81,28 @@ _CORRECTION_KEYWORDS: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 
-# "I don't want to leave a message" at the first question.
-_DECLINE_PHRASES: dict[str, tuple[str, ...]] = {
-    "en": (
-        "no thanks", "no thank you", "don't want", "do not want", "dont want", "no message",
-        "not leave a message", "never mind", "nevermind", "bye", "goodbye", "call back later", "call later",
-        "i'll call back", "i will call back", "ill call back", "not interested", "wrong number",
-        "forget it",
-    ),
-    "ru": (
-        "не надо", "ничего не нужно", "не нужно", "нет спасибо", "до свидания", "пока", "не хочу",
-        "перезвоню", "не стоит", "ошибся номером", "ошиблась номером", "ошиблись номером", "не буду",
-    ),
-}
-_NOTHING_WORDS = frozenset({"nothing", "ничего"})
-_SHORT_ANSWER_MAX_WORDS = 3
-
 
 def _fold_words(text: str) -> list[str]:
     folded = text.lower().replace("ё", "е").replace("’", "'")
     return "".join(c if c.isalnum() or c == "'" else " " for c in folded).split()
 
 
-def _contains_phrase(words: list[str], phrase: str) -> bool:
-    return f" {phrase} " in f" {' '.join(words)} "
-
-
-def _is_decline(text: str, language: str) -> bool:
-    words = _fold_words(text)
-    if any(_contains_phrase(words, phrase) for phrase in _DECLINE_PHRASES[language]):
-        return True
-    if len(words) > _SHORT_ANSWER_MAX_WORDS:
-        return False
-    return detect_yes_no(text, language) is False or not _NOTHING_WORDS.isdisjoint(words)
-
-
 def _correction_target(text: str, language: str) -> str | None:
-    """Which slot the caller names ("the number", "имя"), first mentioned first."""
+    """Which slot the caller names ("the number", "имя"), first mentioned first.
+
+    In "not X but Y" the slot named in Y wins: "не номер, а имя" is the name.
+    """
+    change = replacement(text, language)
+    named = _named_slot(change.new, language) if change is not None else None
+    return named if named is not None else _named_slot(text, language)
+
+
+def _named_slot(text: str, language: str) -> str | None:
     for word in _fold_words(text):
         for slot, keywords in _CORRECTION_KEYWORDS[language].items():
             if word in keywords:
                 return slot
     return None
-
-
-def _digit_groups(digits: str) -> list[str]:
-    """How a number is read out: "89161234567" -> 8 916 123 45 67, "5550134" -> 555 0134."""
-    if len(digits) == 11 and digits[0] in "78":
-        return [digits[0], digits[1:4], digits[4:7], digits[7:9], digits[9:]]
-    if len(digits) == 11 and digits[0] == "1":
-        return [digits[0], digits[1:4], digits[4:7], digits[7:]]
-    groups: list[str] = []
-    rest = digits
-    while len(rest) > 4:
-        groups.append(rest[:3])
-        rest = rest[3:]
-    return [*groups, rest]
-
-
-def spoken_number(number: str, language: str) -> str:
-    """A phone number to be read digit by digit in groups: "+79161234567" -> "plus 7, 9 1 6, 1 2 3, 4 5, 6 7"."""
-    texts = _TEXTS[check_language(language)]
-    groups = [" ".join(group) for group in _digit_groups(number.lstrip("+"))]
-    if number.startswith("+"):
-        groups[0] = f"{texts['plus']} {groups[0]}"
-    return ", ".join(groups)
-
-
-def written_number(number: str) -> str:
-    """A phone number for a one-line summary: "+79161234567" -> "+7 916 123 45 67"."""
-    prefix = "+" if number.startswith("+") else ""
-    return prefix + " ".join(_digit_groups(number.lstrip("+")))
 
 
 class TakeMessagePolicy:
@@ -238,11 +123,11 @@ class TakeMessagePolicy:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.asks: tuple[str, ...] = tuple(dict.fromkeys(asks))
-        self.goodbye = goodbye.strip() if goodbye and goodbye.strip() else _TEXTS[self.language]["goodbye"]
+        self._texts = phrases(self.language)
+        self.goodbye = goodbye.strip() if goodbye and goodbye.strip() else self._texts["goodbye"]
         self.caller_number = normalize_phone_number(caller_number) if caller_number else None
         self.slots = slots if slots is not None else MessageSlots()
         self.max_attempts = max_attempts
-        self._texts = _TEXTS[self.language]
         self._phase: Phase = "collect"
         self._asking: str | None = None  # the slot asked in the "collect" phase
         self._prompt = ""  # the question now waiting for an answer, as first asked
@@ -253,6 +138,7 @@ class TakeMessagePolicy:
         self._corrections = 0
         self._unclear = 0  # unclear answers to the confirmation or the correction question
         self._partial_number = ""  # digits of a number whose dictation an STT final cut short
+        self._repeats = 0  # "what?" in a row
         self._outcome = IN_PROGRESS
 
     # -- public API --------------------------------------------------------------------------
@@ -279,10 +165,19 @@ class TakeMessagePolicy:
             return self._final()
         if not any(c.isalnum() for c in text):
             return self.on_silence()
-        if not self._prompt:
+        asked = bool(self._prompt)
+        if not asked:
             turn = self._advance()  # spoken to before anything was asked: an answer to the first question
             if turn.done:
                 return turn
+        if self._repeats < MAX_REPEATS:
+            if checks_the_line(text, self.language):  # "Алло?": yes, still here
+                self._repeats += 1
+                return PolicyTurn(self._join(self._texts["still_here"] if asked else "", self._prompt))
+            if asks_to_repeat(text, self.language):
+                self._repeats += 1
+                return PolicyTurn(self._join(self._texts["repeat"] if asked else "", self._prompt))
+        self._repeats = 0
         handlers = {
             "collect": self._hear_collect,
             "caller_id": self._hear_caller_id,
@@ -309,7 +204,7 @@ class TakeMessagePolicy:
             if value is None:
                 value = self._texts[f"summary_missing_{slot}"]
             elif slot == "callback_number":
-                value = written_number(value)
+                value = written_number(value, self.language)
             parts.append(self._texts[f"summary_{slot}"].format(value=value))
         if self._outcome == DECLINED:
             parts.append(self._texts["summary_declined"])
@@ -332,7 +227,7 @@ class TakeMessagePolicy:
             return self._start_confirm(prefix)
         if slot == "callback_number" and self._offer_caller_id():
             self._phase, self._asking = "caller_id", None
-            self._prompt = self._texts["ask_caller_id"].format(digits=self._caller_digits())
+            self._prompt = self._texts["ask_caller_id"].format(digits=spoken_ending(self._caller(), self.language))
         else:
             if slot != self._asking:
                 self._partial_number = ""
@@ -343,25 +238,25 @@ class TakeMessagePolicy:
     def _offer_caller_id(self) -> bool:
         return self.caller_number is not None and not self._caller_id_declined and self._correcting is None
 
-    def _caller_digits(self) -> str:
+    def _caller(self) -> str:
         assert self.caller_number is not None
-        return ", ".join(self.caller_number[-4:])
+        return self.caller_number
 
     def _start_confirm(self, prefix: str = "") -> PolicyTurn:
-        parts = [
-            self._texts[f"readback_{slot}"].format(value=self._readback_value(slot))
-            for slot in SLOT_NAMES
-            if getattr(self.slots, slot) is not None
-        ]
+        parts = [self._readback(slot) for slot in SLOT_NAMES if getattr(self.slots, slot) is not None]
         if not parts:
             return self._finish(DECLINED, self._join(prefix, self._texts["nothing_taken"]))
         self._phase, self._asking, self._unclear = "confirm", None, 0
         self._prompt = self._join(self._texts["readback"], *parts, self._texts["confirm"])
         return PolicyTurn(self._join(prefix, self._prompt))
 
-    def _readback_value(self, slot: str) -> str:
+    def _readback(self, slot: str) -> str:
         value = getattr(self.slots, slot)
-        return spoken_number(value, self.language) if slot == "callback_number" else value
+        if slot == "reason":
+            return readback_reason(value, self.language)
+        if slot == "callback_number":
+            value = spoken_number(value, self.language)
+        return self._texts[f"readback_{slot}"].format(value=value)
 
     def _start_correcting(self, slot: str) -> PolicyTurn:
         self._correcting = slot
@@ -396,6 +291,10 @@ class TakeMessagePolicy:
             any_number or asking == "callback_number" or len(number.lstrip("+")) >= INCIDENTAL_NUMBER_MIN_DIGITS
         ):
             found["callback_number"] = number
+        elif self.caller_number is not None and means_this_number(
+            text, self.language, asked_for_number=asking == "callback_number"
+        ):
+            found["callback_number"] = self.caller_number  # "перезвоните на этот номер"
         return found
 
     def _store(self, found: dict[str, str], overwrite: str | None) -> None:
@@ -411,19 +310,36 @@ class TakeMessagePolicy:
         if asking == "callback_number":
             found = self._join_partial_number(text, found)
         if self._nothing_collected() and "name" not in found and "callback_number" not in found:
-            if _is_decline(text, self.language):  # at the first question: no message at all
+            if declines_message(text, self.language):  # at the first question: no message at all
                 return self._finish(DECLINED, self._texts["declined"])
         self._store(found, overwrite=asking)
         if self._partial_number and asking not in found:
             return PolicyTurn(self._texts["go_on"])  # not a failed attempt: the number is coming
         if asking in found:
             self._attempts[asking] = 0
-            if self._correcting == asking:
+            corrected = self._correcting == asking
+            if corrected:
                 self._correcting = None
             if asking == "name":
-                return self._advance(self._texts["thanks_name"].format(name=found["name"]))
+                thanks = self._texts["thanks_name_corrected" if corrected else "thanks_name"]
+                return self._advance(thanks.format(name=found["name"]))
             return self._advance(self._texts["thanks"])
+        if asking == "callback_number" and self.caller_number is None and means_this_number(
+            text, self.language, asked_for_number=True
+        ):
+            return PolicyTurn(self._texts["caller_id_unknown"])  # the number they call from is unknown to us
+        if declines_slot(text, self.language):
+            return self._skip(asking)
         return self._failed_attempt(asking, got_something=bool(found))
+
+    def _skip(self, slot: str) -> PolicyTurn:
+        """"Не надо": the caller will not give this part; what was there before stays."""
+        self._partial_number = ""
+        if self._correcting == slot:
+            self._correcting = None
+        else:
+            self._given_up.add(slot)
+        return self._advance(self._texts["no_need"])
 
     def _join_partial_number(self, text: str, found: dict[str, str]) -> dict[str, str]:
         """Join a number dictated across STT finals: "8 916" then "123 45 67" is 89161234567.
@@ -456,7 +372,7 @@ class TakeMessagePolicy:
                 self._given_up.add(slot)
             return self._advance(self._texts["give_up"])
         if self._phase == "caller_id":
-            return PolicyTurn(self._texts["hint_caller_id"].format(digits=self._caller_digits()))
+            return PolicyTurn(self._texts["hint_caller_id"].format(digits=spoken_ending(self._caller(), self.language)))
         if got_something:
             return PolicyTurn(self._join(self._texts["thanks"], self._prompt))
         return PolicyTurn(self._texts[f"hint_{slot}"])
@@ -477,12 +393,36 @@ class TakeMessagePolicy:
         return self._failed_attempt("callback_number", got_something=False)
 
     def _apply_new_values(self, text: str) -> list[str]:
-        """A correction given as a value ("no, my number is ...", "the name is Jon"): the slots changed."""
+        """A correction given as a value: the slots changed.
+
+        A part of a value ("не 45, а 46", "не Иван, а Илья", "no, it's 5 5 6") or a whole one ("no,
+        my number is ...", "the name is Jon", "перезвоните на этот номер").
+        """
+        partly = self._corrected_part(text)
+        if partly is not None:
+            slot, value = partly
+            setattr(self.slots, slot, value)
+            return [slot]
         found = self._extract(text, None, any_number=True)
         changed = [slot for slot, value in found.items() if getattr(self.slots, slot) != value]
         for slot in changed:
             setattr(self.slots, slot, found[slot])
         return changed
+
+    def _corrected_part(self, text: str) -> tuple[str, str] | None:
+        """The slot and its new value when `text` corrects a part of what was read back."""
+        slots, language = self.slots, self.language
+        candidates = (
+            ("callback_number", slots.callback_number, corrected_number),
+            ("name", slots.name, corrected_name),
+            ("reason", slots.reason, corrected_text),
+        )
+        for slot, value, correct in candidates:
+            if value is not None:
+                new = correct(value, text, language)
+                if new is not None and new != value:
+                    return slot, new
+        return None
 
     def _hear_confirm(self, text: str) -> PolicyTurn:
         if self._apply_new_values(text):
@@ -512,9 +452,7 @@ class TakeMessagePolicy:
         target = _correction_target(text, self.language)
         if target is not None:
             return self._start_correcting(target)
-        words = _fold_words(text)
-        nothing = len(words) <= _SHORT_ANSWER_MAX_WORDS and not _NOTHING_WORDS.isdisjoint(words)
-        if nothing or detect_yes_no(text, self.language) is True:
+        if says_nothing_to_correct(text) or detect_yes_no(text, self.language) is True:
             return self._finish(MESSAGE_TAKEN, self._texts["taken"])
         self._unclear += 1
         if self._unclear >= self.max_attempts:

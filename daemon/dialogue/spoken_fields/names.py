@@ -1,8 +1,10 @@
 """The caller's name in an utterance ("my name is John Peters", "меня зовут Иван", "John Peters speaking").
 
-A name is one to three words after a lead-in or before a trailer; a weak lead-in ("it's", "это",
-"я") needs what follows to look like a name. `drop_introduction` cuts such a self-introduction off
-a clause, for the reason parser.
+A name is one to three words after a lead-in, before a trailer ("Иван меня зовут") or between the
+two ("Меня Иван зовут"); a weak lead-in ("it's", "это", "я") needs what follows to look like a
+name. Whisper's habits are allowed for: a hesitation or a comma after the lead-in ("Это, э-э,
+Сергей"), a name cut by a full stop ("John. Smith.") and a name said again in full ("Иван, Иван
+Петров"). `drop_introduction` cuts such a self-introduction off a clause, for the reason parser.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 
 from daemon.dialogue.spoken_fields.numbers import NUMBER_WORDS, PLUS_WORDS
-from daemon.dialogue.spoken_fields.words import FILLER_RE, Token, check_language, has_case, word_tokens
+from daemon.dialogue.spoken_fields.words import Token, check_language, has_case, is_filler, word_tokens
 
 MAX_NAME_WORDS = 3
 
@@ -28,10 +30,17 @@ _WEAK_NAME_LEADS: dict[str, tuple[tuple[str, ...], ...]] = {
     "en": (("this", "is"), ("it's",), ("its",), ("it", "is"), ("i", "am"), ("i'm",), ("im",)),
     "ru": (("это",), ("я",), ("беспокоит",)),
 }
-_NAME_TRAILERS: dict[str, frozenset[str]] = {
-    "en": frozenset({"speaking"}),
-    "ru": frozenset({"беспокоит"}),
+_NAME_TRAILERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "en": (("speaking",), ("here",)),
+    "ru": (("беспокоит",), ("меня", "зовут"), ("звать",)),
 }
+# A name between two words: "Меня Иван зовут".
+_NAME_FRAMES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
+    "en": (),
+    "ru": ((("меня",), ("зовут",)), (("меня",), ("звать",))),
+}
+# What whisper writes where a name is cut in two ("John. Smith."): the name goes on after it.
+_NAME_BREAKS = frozenset({".", "…"})
 
 # Words that end a name: "John and ...", "John calling about", "Иван, звоню", "Иван из банка".
 _NAME_STOPS = frozenset({
@@ -106,7 +115,7 @@ def _looks_like_name_word(token: Token, *, cased: bool, strict: bool) -> bool:
     folded = token.folded
     if not token.is_word or folded in _NON_NAME_WORDS or len(folded) < 2:
         return False
-    if _EN_CONTRACTION_RE.search(folded) or FILLER_RE.match(folded):
+    if _EN_CONTRACTION_RE.search(folded) or is_filler(folded):
         return False
     if cased and token.text[0].isupper():
         return True  # a capital inside cased STT output is the best evidence of a name there is
@@ -128,6 +137,13 @@ def _title(word: str) -> str:
     return re.sub(r"[^\W\d_]+", lambda m: m.group().capitalize(), word)
 
 
+def _skip_hesitation(tokens: list[Token], index: int) -> int:
+    """Past the commas and hesitations after a lead-in: "Это, э-э, Сергей" -> at "Сергей"."""
+    while index < len(tokens) and (tokens[index].folded in (",", "—", "–", "-") or is_filler(tokens[index].folded)):
+        index += 1
+    return index
+
+
 def _name_after(tokens: list[Token], index: int, *, cased: bool, strict: bool) -> list[Token]:
     """Up to three name words starting at tokens[index]; [] when the first one is not a name word."""
     words: list[Token] = []
@@ -146,22 +162,55 @@ def _lead_matches(tokens: list[Token], index: int, lead: tuple[str, ...]) -> boo
     return tuple(t.folded for t in tokens[index:index + len(lead)]) == lead
 
 
+def _ends_there(tokens: list[Token], index: int) -> bool:
+    return index >= len(tokens) or not tokens[index].is_word
+
+
+def _completed(tokens: list[Token], words: list[Token], *, cased: bool) -> list[Token]:
+    """The name as whisper may have broken it up after `words`.
+
+    "John. Smith." -> John Smith (a full stop inside a name, in cased text, when the second part
+    ends the sentence); "Иван, Иван Петров" / "John... John Smith" -> the name said again in full.
+    """
+    after = tokens.index(words[-1]) + 1
+    resume = after
+    while resume < len(tokens) and not tokens[resume].is_word:
+        resume += 1
+    if resume == after or resume >= len(tokens):
+        return words
+    again = _name_after(tokens, resume, cased=cased, strict=False)
+    if again and again[0].folded == words[0].folded and len(again) > len(words):
+        return again
+    if (
+        cased
+        and any(token.folded in _NAME_BREAKS for token in tokens[after:resume])
+        and len(words) < MAX_NAME_WORDS
+        and again
+        and again[0].text[0].isupper()
+        and _ends_there(tokens, tokens.index(again[-1]) + 1)
+    ):
+        return (words + again)[:MAX_NAME_WORDS]
+    return words
+
+
 def _name_by_leads(
     tokens: list[Token], leads: tuple[tuple[str, ...], ...], *, cased: bool, strict: bool
 ) -> list[Token]:
     for index in range(len(tokens)):
         for lead in leads:
             if _lead_matches(tokens, index, lead):
-                words = _name_after(tokens, index + len(lead), cased=cased, strict=strict)
+                words = _name_after(tokens, _skip_hesitation(tokens, index + len(lead)), cased=cased, strict=strict)
                 if words:
-                    return words
+                    return _completed(tokens, words, cased=cased)
     return []
 
 
-def _name_before_trailer(tokens: list[Token], trailers: frozenset[str], *, cased: bool) -> list[Token]:
-    """"John Peters speaking" / "Иван Петров беспокоит"."""
-    for index, token in enumerate(tokens):
-        if token.folded not in trailers:
+def _name_before_trailer(
+    tokens: list[Token], trailers: tuple[tuple[str, ...], ...], *, cased: bool
+) -> list[Token]:
+    """"John Peters speaking" / "Иван Петров беспокоит" / "Иван меня зовут"."""
+    for index in range(1, len(tokens)):
+        if not any(_lead_matches(tokens, index, trailer) for trailer in trailers):
             continue
         words: list[Token] = []
         for previous in reversed(tokens[max(0, index - MAX_NAME_WORDS):index]):
@@ -173,13 +222,26 @@ def _name_before_trailer(tokens: list[Token], trailers: frozenset[str], *, cased
     return []
 
 
+def _name_in_frame(
+    tokens: list[Token], frames: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...], *, cased: bool
+) -> list[Token]:
+    """"Меня Иван зовут": a name between the two halves of a lead-in."""
+    for index in range(len(tokens)):
+        for before, after in frames:
+            if _lead_matches(tokens, index, before):
+                words = _name_after(tokens, index + len(before), cased=cased, strict=False)
+                if words and _lead_matches(tokens, tokens.index(words[-1]) + 1, after):
+                    return words
+    return []
+
+
 def _short_answer_name(tokens: list[Token], *, cased: bool) -> list[Token]:
     """When we just asked for the name: "John Peters." / "Um, John." / "Иван, звоню насчёт счёта"."""
     index = 0
     while index < len(tokens) and (
         not tokens[index].is_word
         or tokens[index].folded in _LEADING_FILLERS
-        or FILLER_RE.match(tokens[index].folded)
+        or is_filler(tokens[index].folded)
     ):
         index += 1
     words = _name_after(tokens, index, cased=cased, strict=False)
@@ -188,7 +250,7 @@ def _short_answer_name(tokens: list[Token], *, cased: bool) -> list[Token]:
         tokens[after].folded in _PUNCTUATION or tokens[after].folded in _NAME_STOPS
     ):
         return []  # "Peter wants to know ..." is a sentence, not a name
-    return words
+    return _completed(tokens, words, cased=cased)
 
 
 def _find_name(text: str, language: str, *, expecting_name: bool) -> list[Token]:
@@ -196,6 +258,7 @@ def _find_name(text: str, language: str, *, expecting_name: bool) -> list[Token]
     cased = has_case(text)
     for finder in (
         lambda: _name_by_leads(tokens, _STRONG_NAME_LEADS[language], cased=cased, strict=False),
+        lambda: _name_in_frame(tokens, _NAME_FRAMES[language], cased=cased),
         lambda: _name_before_trailer(tokens, _NAME_TRAILERS[language], cased=cased),
         lambda: _name_by_leads(tokens, _WEAK_NAME_LEADS[language], cased=cased, strict=True),
     ):
@@ -225,13 +288,16 @@ def drop_introduction(clause: str, language: str) -> str:
     for leads, strict in ((_STRONG_NAME_LEADS[language], False), (_WEAK_NAME_LEADS[language], True)):
         for lead in leads:
             if _lead_matches(tokens, 0, lead):
-                words = _name_after(tokens, len(lead), cased=cased, strict=strict)
+                words = _name_after(tokens, _skip_hesitation(tokens, len(lead)), cased=cased, strict=strict)
                 if words:
                     return _drop_company(clause[words[-1].end:])
-    for index, token in enumerate(tokens[1:MAX_NAME_WORDS + 1], start=1):
-        if token.folded in _NAME_TRAILERS[language]:
-            if _name_before_trailer(tokens[:index + 1], _NAME_TRAILERS[language], cased=cased) == tokens[:index]:
-                return clause[token.end:]  # "John Peters speaking"
+    trailers = _NAME_TRAILERS[language]
+    for index in range(1, min(len(tokens), MAX_NAME_WORDS + 1)):
+        trailer = next((t for t in trailers if _lead_matches(tokens, index, t)), None)
+        if trailer is not None:
+            end = index + len(trailer)
+            if _name_before_trailer(tokens[:end], trailers, cased=cased) == tokens[:index]:
+                return clause[tokens[end - 1].end:]  # "John Peters speaking"
             break
     return clause
 

@@ -1,7 +1,11 @@
 """Phone numbers and digits in an utterance: written ("+7 916 123-45-67") or said as words in English or Russian.
 
 Number words, digits, punctuation and fillers continue a spoken number; any other word ends it.
-The parsers say `None` (or "") rather than guess when nothing fits.
+Whisper writes what it hears as digits, words or both: commas, dots and hyphens inside a number
+are dictation pauses ("8,916,123-45-67"), not decimals; a group can be half words, half digits
+("8 девятьсот 16", "сорок 5"); a number said twice in one breath counts once. The parsers say
+`None` (or "") rather than guess when nothing fits. `digit_groups` is how people of each language
+dictate a number (8 916 123 45 67 in Russian, 555 123 4567 in English): the read-back says it so.
 """
 
 from __future__ import annotations
@@ -230,6 +234,8 @@ def _below_thousand(tokens: list[_NumberToken], index: int) -> tuple[int | None,
         hundreds, index = 100, index + 1
     elif kind_at(index) == "hundreds":  # Russian: "девятьсот пять" is 905
         hundreds, index = tokens[index][2], index + 1
+        if kind_at(index) == "digits" and _is_small_written(tokens[index][1], 2):
+            return hundreds + tokens[index][2], index + 1  # whisper's mix: "девятьсот 16" is 916
         rest, index = _below_hundred(tokens, index)
         return hundreds + (rest or 0), index
     elif kind_at(index) == "a":
@@ -250,12 +256,61 @@ def _below_hundred(tokens: list[_NumberToken], index: int) -> tuple[int | None, 
     kind = tokens[index][0] if index < len(tokens) else ""
     if kind == "tens":
         value = tokens[index][2]
-        if index + 1 < len(tokens) and tokens[index + 1][0] == "unit":
-            return value + tokens[index + 1][2], index + 2
+        following = tokens[index + 1] if index + 1 < len(tokens) else ("", "", 0)
+        if following[0] == "unit" or following[0] == "digits" and _is_small_written(following[1], 1):
+            return value + following[2], index + 2  # "сорок пять", whisper's mix "сорок 5"
         return value, index + 1
     if kind in ("teen", "unit"):
         return tokens[index][2], index + 1
     return None, index
+
+
+def _is_small_written(text: str, max_digits: int) -> bool:
+    """Digits that finish a group said partly in words: "16" after "девятьсот", "5" after "сорок"."""
+    return len(text) <= max_digits and not text.startswith("0")
+
+
+def _said_twice(digits: str) -> str:
+    """A number said twice in one breath ("8 916 123 45 67, 8 916 123 45 67") -> once.
+
+    Only when the two together are too long for one number: "555 1234 555 1234" stays 14 digits.
+    """
+    half = len(digits) // 2
+    if len(digits) > MAX_PHONE_DIGITS and len(digits) % 2 == 0 and digits[:half] == digits[half:]:
+        return digits[:half]
+    return digits
+
+
+def spoken_numbers(text: str) -> list[str]:
+    """Every number in an utterance, in order, as digits (a said or written '+' kept).
+
+    "нет, не сорок пять, а сорок шесть" -> ["45", "46"]; "no, 5 5 6" -> ["556"].
+    """
+    return [("+" if run.plus else "") + digits for run in _number_runs(text) if (digits := _said_twice(run.digits()))]
+
+
+def digit_groups(digits: str, language: str) -> list[str]:
+    """The groups a number is said in, as people of `language` dictate it.
+
+    Russian: 8 916 123 45 67, +7 916 123 45 67, 916 123 45 67, 123 45 67 (pairs at the end);
+    English: 1 555 123 4567, 555 123 4567, 555 0134 (four at the end). Other lengths: threes,
+    with the last four as two pairs in Russian.
+    """
+    language = check_language(language)
+    if len(digits) == 11 and (digits[0] in "78" or language == "ru"):
+        return [digits[0], digits[1:4], digits[4:7], digits[7:9], digits[9:]]
+    if len(digits) == 11 and digits[0] == "1":
+        return [digits[0], digits[1:4], digits[4:7], digits[7:]]
+    if language == "ru" and len(digits) == 6:
+        return [digits[0:2], digits[2:4], digits[4:]]
+    head, tail = (digits[:-4], [digits[-4:-2], digits[-2:]]) if language == "ru" and len(digits) >= 7 else (digits, [])
+    groups: list[str] = []
+    while len(head) > 4:
+        groups.append(head[:3])
+        head = head[3:]
+    if tail and len(head) == 4:
+        groups, head = [*groups, head[:2]], head[2:]
+    return [*groups, *([head] if head else []), *tail]
 
 
 def extract_phone_number(text: str, language: str) -> str | None:
@@ -271,7 +326,7 @@ def extract_phone_number(text: str, language: str) -> str | None:
     best: str | None = None
     best_length = 0
     for run in _number_runs(text):
-        digits = run.digits()
+        digits = _said_twice(run.digits())
         if MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS and len(digits) >= best_length:
             best, best_length = ("+" if run.plus else "") + digits, len(digits)
     return best
@@ -285,7 +340,7 @@ def extract_digits(text: str, language: str) -> str:
     check_language(language)
     best = ""
     for run in _number_runs(text):
-        digits = run.digits()
+        digits = _said_twice(run.digits())
         if digits and len(digits) >= len(best.lstrip("+")):
             best = ("+" if run.plus else "") + digits
     return best

@@ -1,8 +1,9 @@
 """What the call is about, as a short clause cut out of an utterance ("I'm calling about the invoice").
 
-Lead-ins ("I'm calling about", "по поводу"), greetings, the caller's self-introduction and any
+Lead-ins ("I'm calling about", "я звоню"), greetings, the caller's self-introduction and any
 clause that gives a phone number are stripped; what is left is the reason, or `None` when nothing
-meaningful is said.
+meaningful is said. A Russian preposition that governs the rest stays with it ("по поводу счёта",
+"насчёт доставки", not "счёта"), so the reason reads as Russian in the read-back and the summary.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import re
 
 from daemon.dialogue.spoken_fields.names import drop_introduction
 from daemon.dialogue.spoken_fields.numbers import NUMBER_WORDS, PLUS_WORDS
-from daemon.dialogue.spoken_fields.words import FILLER_RE, check_language, word_tokens
+from daemon.dialogue.spoken_fields.words import check_language, is_filler, word_tokens
 
 MAX_REASON_WORDS = 30
 
 _CALL = r"(?:i'?m|i\s+am|we'?re|we\s+are)?\s*(?:just\s+|actually\s+)?(?:calling|phoning|ringing|call)"
 _ABOUT = r"(?:about|regarding|concerning|re|in\s+regards?\s+to|with\s+regards?\s+to|because(?:\s+of)?)"
+_RU_ABOUT = r"(?P<keep>по\s+поводу|насч[её]т|по\s+вопросу|относительно|из-за)"
 _REASON_LEADS: dict[str, tuple[str, ...]] = {
     "en": (
         rf"{_CALL}\s+(?:you\s+)?{_ABOUT}",
@@ -30,16 +32,14 @@ _REASON_LEADS: dict[str, tuple[str, ...]] = {
         r"i\s+want(?:ed)?\s+to\s+(?:talk|speak|ask)\s+(?:to\s+you\s+|with\s+you\s+|him\s+|her\s+)?about",
         r"(?:^|(?<=[,.!?;:]))\s*(?:about|regarding|concerning|re|in\s+regards?\s+to|with\s+regards?\s+to)",
     ),
+    # (?P<keep>...): a preposition that stays with the reason.
     "ru": (
         r"(?:я\s+)?(?:звоню|звонил[аи]?|обращаюсь)[\s,]+(?:вам[\s,]+)?"
-        r"(?:по\s+поводу|насч[её]т|по\s+вопросу|относительно|из-за|потому\s*,?\s+что|так\s+как|чтобы)",
-        r"у\s+меня\s+(?:вопрос|дело|просьба)\s+(?:по\s+поводу|насч[её]т|по|про|о|об|относительно)",
-        r"(?:это|я)\s+(?:по\s+поводу|насч[её]т|по\s+вопросу|относительно)",
+        rf"(?:{_RU_ABOUT}|потому\s*,?\s+что|так\s+как|чтобы)",
+        r"у\s+меня\s+(?:вопрос|дело|просьба)\s+(?P<keep>по\s+поводу|насч[её]т|по|про|о|об|относительно)",
+        rf"(?:это|я)\s+{_RU_ABOUT}",
         r"(?:причина|цель)\s+(?:моего\s+)?звонка\s*(?:[—–:-]|это)?",
-        r"по\s+поводу",
-        r"насч[её]т",
-        r"по\s+вопросу",
-        r"относительно",
+        _RU_ABOUT,
     ),
 }
 _REASON_LEAD_RES = {
@@ -80,16 +80,29 @@ _CONTENTLESS_WORDS = frozenset({
 }) | frozenset(NUMBER_WORDS) | PLUS_WORDS
 
 
-def _reason_lead_end(text: str, language: str) -> int | None:
-    """Where the reason starts after the earliest lead-in ("I'm calling about", "по поводу"), if any."""
-    best: tuple[int, int] | None = None
+_GOVERNED_RE = re.compile(r"^(?:по\s+поводу|насч[её]т|по\s+вопросу|относительно|из-за|по|про|о|об)\s", re.IGNORECASE)
+
+
+def is_governed_reason(reason: str, language: str) -> bool:
+    """Whether a reason starts with the preposition that governs it ("по поводу счёта", "насчёт доставки")."""
+    return check_language(language) == "ru" and bool(_GOVERNED_RE.match(reason))
+
+
+def _reason_lead_end(text: str, language: str) -> tuple[int, int] | None:
+    """Where the reason starts after the earliest lead-in, and where its kept preposition ends.
+
+    "Я звоню по поводу счёта" -> the start of "по поводу" and its end; "I'm calling about the
+    invoice" -> the end of "about" twice.
+    """
+    best: tuple[int, int, int] | None = None
     for pattern in _REASON_LEAD_RES[language]:
         for match in pattern.finditer(text):
             if match.end() > match.start() and _at_word_edges(text, match.start(), match.end()):
                 if best is None or (match.start(), -match.end()) < (best[0], -best[1]):
-                    best = (match.start(), match.end())
+                    kept = "keep" in pattern.groupindex and match.start("keep") >= 0
+                    best = (match.start(), match.end(), match.start("keep") if kept else match.end())
                 break
-    return None if best is None else best[1]
+    return None if best is None else (best[2], best[1])
 
 
 def _at_word_edges(text: str, start: int, end: int) -> bool:
@@ -111,7 +124,7 @@ def _is_number_clause(clause: str) -> bool:
 def _is_contentless(clause: str) -> bool:
     """Only fillers, yes/no, politeness, digits and number words: nothing a reason could be."""
     words = [t.folded for t in word_tokens(clause) if t.is_word]
-    return all(word in _CONTENTLESS_WORDS or FILLER_RE.match(word) for word in words)
+    return all(word in _CONTENTLESS_WORDS or is_filler(word) for word in words)
 
 
 def _clean_clause(clause: str, language: str) -> str:
@@ -131,15 +144,20 @@ def extract_reason(text: str, language: str, *, require_lead_in: bool = False) -
     """
     language = check_language(language)
     text = text.replace("’", "'")
-    start = _reason_lead_end(text, language)
-    if start is None and require_lead_in:
+    lead = _reason_lead_end(text, language)
+    if lead is None and require_lead_in:
         return None
-    body = text if start is None else text[start:]
+    body = text if lead is None else text[lead[1]:]
     kept: list[str] = []
+    governed = lead is not None and lead[0] < lead[1]  # a kept preposition governs the first clause
     for clause in _CLAUSE_SPLIT_RE.split(body):
         cleaned = _clean_clause(clause, language)
         if cleaned and not _is_number_clause(cleaned) and not _is_contentless(cleaned):
+            if governed and lead is not None:
+                cleaned = f"{text[lead[0]:lead[1]].strip()} {cleaned}"  # "по поводу" + "счёта"
             kept.append(cleaned)
+        if cleaned:
+            governed = False
     if not kept:
         return None
     words = ", ".join(kept).split()

@@ -31,6 +31,11 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*|\d+|[.,!?;:…—–]|(?
 FILLER_RE = re.compile(r"^(?:u+h+|u+m+|e+r+m*|h+m+|a+h+|m+|o+h+|э+м*|м+|х+м+|а+)$")
 
 
+def is_filler(word: str) -> bool:
+    """A hesitation, also as whisper hyphenates it: "э-э", "э-э-э", "м-м", "uh-uh"."""
+    return bool(FILLER_RE.match(fold(word).replace("-", "")))
+
+
 @dataclass(frozen=True)
 class Token:
     text: str  # as written

@@ -108,3 +108,45 @@ def test_weak_lead_in_needs_a_capital_in_cased_text() -> None:
     # ...while caseless output falls back to word lists and suffixes.
     assert extract_name("yes it's sterling", "en") is None
     assert extract_name("my name is sterling", "en") == "Sterling"
+
+
+# -- what whisper-base really writes ----------------------------------------------------------
+# Whisper capitalises or not, puts commas and full stops where the caller paused, writes the
+# hesitation ("э-э", "uh") and sometimes the name twice; Latin names come back in Cyrillic.
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "anywhere", "when_asked"),
+    [
+        ("Меня зовут Иван Петров.", "ru", "Иван Петров", "Иван Петров"),
+        ("меня зовут иван петров", "ru", "Иван Петров", "Иван Петров"),
+        ("это Ольга", "ru", "Ольга", "Ольга"),
+        ("Это, э-э, Сергей.", "ru", "Сергей", "Сергей"),
+        ("Это, Ольга.", "ru", "Ольга", "Ольга"),
+        ("Здравствуйте, э-э, меня зовут, э-э, Игорь.", "ru", "Игорь", "Игорь"),
+        ("Меня Иван зовут.", "ru", "Иван", "Иван"),
+        ("Иван меня зовут.", "ru", "Иван", "Иван"),
+        ("Это Иван, Иван Петров.", "ru", "Иван Петров", "Иван Петров"),
+        ("Сергей, Сергей Иванов.", "ru", None, "Сергей Иванов"),
+        ("Ольга. Ольга Петрова.", "ru", None, "Ольга Петрова"),
+        ("Меня зовут Джон Смит.", "ru", "Джон Смит", "Джон Смит"),
+        ("Алло, это Дмитрий Сергеевич, из ЖЭКа.", "ru", "Дмитрий Сергеевич", "Дмитрий Сергеевич"),
+        ("Здравствуйте. Меня зовут Анна. Я по поводу доставки.", "ru", "Анна", "Анна"),
+        ("Иван Петров.", "ru", None, "Иван Петров"),
+        ("Наталья Сергеевна.", "ru", None, "Наталья Сергеевна"),
+        ("my name is John Smith", "en", "John Smith", "John Smith"),
+        ("My name is John... John Smith.", "en", "John Smith", "John Smith"),
+        ("Hi, this is John. Smith.", "en", "John Smith", "John Smith"),
+        ("John. Smith.", "en", None, "John Smith"),
+        ("It's, uh, John.", "en", "John", "John"),
+        ("John Smith here.", "en", "John Smith", "John Smith"),
+        ("This is Anna. Please call me back.", "en", "Anna", "Anna"),
+        ("This is Anna. Peter asked me to call.", "en", "Anna", "Anna"),
+        ("I'm here", "en", None, None),
+        ("Это, ну, по поводу счёта.", "ru", None, None),
+        ("Э-э-э.", "ru", None, None),
+    ],
+)
+def test_whisper_style_names(text: str, language: str, anywhere: str | None, when_asked: str | None) -> None:
+    assert extract_name(text, language) == anywhere
+    assert extract_name(text, language, expecting_name=True) == when_asked

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon.dialogue.spoken_fields.numbers import extract_digits, extract_phone_number, normalize_phone_number
+from daemon.dialogue.spoken_fields.numbers import (
+    digit_groups,
+    extract_digits,
+    extract_phone_number,
+    normalize_phone_number,
+    spoken_numbers,
+)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +184,101 @@ def test_any_number_said_in_russian_groups_comes_back(groups: list[str]) -> None
     spoken = " ".join(_ru_group(group) for group in groups)
     expected = digits if 5 <= len(digits) <= 15 else None
     assert extract_phone_number(spoken, "ru") == expected, spoken
+
+
+# -- what whisper-base really writes ----------------------------------------------------------
+# Whisper writes a dictated number as digits, words or a mix, with commas, dots and hyphens
+# inside it; in a phone-number context those are dictation pauses, never decimals.
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "number", "digits"),
+    [
+        ("8 916 123-45-67", "ru", "89161234567", "89161234567"),
+        ("+7 (916) 123 45 67", "ru", "+79161234567", "+79161234567"),
+        ("8-916-123-45-67", "ru", "89161234567", "89161234567"),
+        ("89161234567.", "ru", "89161234567", "89161234567"),
+        ("916, 123, 45, 67", "ru", "9161234567", "9161234567"),
+        ("8,916,123,45,67", "ru", "89161234567", "89161234567"),
+        ("8.916.123.45.67.", "ru", "89161234567", "89161234567"),
+        ("Мой номер 8 916 123-45-67.", "ru", "89161234567", "89161234567"),
+        ("восемь-девятьсот-шестнадцать сто двадцать три сорок пять шестьдесят семь", "ru", "89161234567",
+         "89161234567"),
+        ("Восемь, девятьсот шестнадцать, сто двадцать три, сорок пять, шестьдесят семь.", "ru", "89161234567",
+         "89161234567"),
+        ("8 девятьсот 16 123 45 67", "ru", "89161234567", "89161234567"),  # words and digits in one group
+        ("восемь 916 сто 23 сорок 5 67", "ru", "89161234567", "89161234567"),
+        ("Восемь, девять, один, шесть, один, два, три, четыре, пять, шесть, семь.", "ru", "89161234567",
+         "89161234567"),
+        ("8-916-123-45-67, 8-916-123-45-67.", "ru", "89161234567", "89161234567"),  # said twice
+        ("Плюс 7 916 123 45 67", "ru", "+79161234567", "+79161234567"),
+        ("восемь девятьсот шестнадцать сто двадцать один ноль ноль ноль семь", "ru", "89161210007", "89161210007"),
+        ("восемь девятьсот шестнадцать", "ru", None, "8916"),  # the first half of a dictation
+        ("8,5", "ru", None, "85"),  # not eight and a half
+        ("48", "ru", None, "48"),
+        ("20-21", "ru", None, "2021"),
+        ("двадцать один", "ru", None, "21"),
+        ("ноль", "ru", None, "0"),
+        ("five five five, one two three four", "en", "5551234", "5551234"),
+        ("555-1234", "en", "5551234", "5551234"),
+        ("555-123-4567.", "en", "5551234567", "5551234567"),
+        ("(555) 123-4567", "en", "5551234567", "5551234567"),
+        ("5-5-5-1-2-3-4", "en", "5551234", "5551234"),
+        ("Five, five, five. One, two, three, four.", "en", "5551234", "5551234"),
+        ("double five five, oh one three four", "en", "5550134", "5550134"),
+        ("555 one two three four", "en", "5551234", "5551234"),
+        ("It's 555 1234, thanks.", "en", "5551234", "5551234"),
+        ("oh", "en", None, "0"),
+        ("forty 5", "en", None, "45"),
+    ],
+)
+def test_whisper_style_numbers(text: str, language: str, number: str | None, digits: str) -> None:
+    assert extract_phone_number(text, language) == number
+    assert extract_digits(text, language) == digits
+
+
+def test_a_number_said_twice_is_kept_twice_when_it_could_be_one_number() -> None:
+    # 14 digits may be one (international) number: only a run too long for one is halved.
+    assert extract_phone_number("555 1234 555 1234", "en") == "55512345551234"
+
+
+@pytest.mark.parametrize(
+    ("text", "numbers"),
+    [
+        ("нет, не 45, а 46", ["45", "46"]),
+        ("Нет, не сорок пять, а сорок шесть.", ["45", "46"]),
+        ("no, it's 5 5 6", ["556"]),
+        ("plus seven, and then nothing", ["+7"]),
+        ("no numbers here", []),
+    ],
+)
+def test_spoken_numbers_lists_every_number_in_order(text: str, numbers: list[str]) -> None:
+    assert spoken_numbers(text) == numbers
+
+
+@pytest.mark.parametrize(
+    ("digits", "language", "groups"),
+    [
+        ("89161234567", "ru", ["8", "916", "123", "45", "67"]),
+        ("89161234567", "en", ["8", "916", "123", "45", "67"]),
+        ("9161234567", "ru", ["916", "123", "45", "67"]),
+        ("9161234567", "en", ["916", "123", "4567"]),
+        ("1234567", "ru", ["123", "45", "67"]),
+        ("5550134", "en", ["555", "0134"]),
+        ("15551234567", "en", ["1", "555", "123", "4567"]),
+        ("123456", "ru", ["12", "34", "56"]),
+        ("12345678", "ru", ["12", "34", "56", "78"]),
+        ("12345", "ru", ["123", "45"]),
+        ("123456789012", "en", ["123", "456", "789", "012"]),
+    ],
+)
+def test_digit_groups_are_how_people_dictate(digits: str, language: str, groups: list[str]) -> None:
+    assert digit_groups(digits, language) == groups
+    assert "".join(groups) == digits
+
+
+@given(st.text(alphabet="0123456789", min_size=5, max_size=15), st.sampled_from(["en", "ru"]))
+def test_digit_groups_keep_every_digit_in_short_groups(digits: str, language: str) -> None:
+    groups = digit_groups(digits, language)
+    assert "".join(groups) == digits
+    assert all(1 <= len(group) <= 4 for group in groups)
