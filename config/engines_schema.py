@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from config.rhvoice_voices import check_offered, offered_voices
 from config.section import EnvVarName, Section
 
 LanguageCode = Annotated[
@@ -217,6 +218,29 @@ class EspeakConfig(Section):
     pitch: int = Field(50, ge=0, le=99)
 
 
+class RhvoiceConfig(Section):
+    """RHVoice (Debian non-free): only voices licensed for commercial use (config/rhvoice_voices.py) may be named."""
+
+    voices: dict[LanguageCode, str] = Field(
+        default_factory=lambda: {"ru": "irina"},
+        json_schema_extra={
+            "allowed": "a mapping of language to an RHVoice voice licensed for commercial use: "
+            + ", ".join(offered_voices())
+        },
+    )
+    quality: Literal["min", "standard", "max"] = Field(
+        "min", json_schema_extra={"allowed": "min (16 kHz, fastest), standard or max (24 kHz)"}
+    )
+    rate: float = Field(0.0, ge=-1, le=1, json_schema_extra={"allowed": "-1 (slowest) to 1 (fastest), 0 = the voice's own"})
+    pitch: float = Field(0.0, ge=-1, le=1, json_schema_extra={"allowed": "-1 (lowest) to 1 (highest), 0 = the voice's own"})
+    volume: float = Field(0.0, ge=-1, le=1, json_schema_extra={"allowed": "-1 (quietest) to 1 (loudest), 0 = the voice's own"})
+
+    @field_validator("voices")
+    @classmethod
+    def _licensed(cls, voices: dict[str, str]) -> dict[str, str]:
+        return {language: check_offered(name, language) for language, name in voices.items()}
+
+
 Preset = Literal["warm", "calm", "energetic", "natural", "neutral"]
 
 
@@ -243,10 +267,11 @@ class XttsConfig(Section):
 
 
 class TtsConfig(Section):
-    chain: list[Literal["xtts", "piper", "espeak"]] = Field(
-        default_factory=lambda: ["piper", "espeak"], min_length=1
+    chain: list[Literal["xtts", "piper", "rhvoice", "espeak"]] = Field(
+        default_factory=lambda: ["piper", "rhvoice", "espeak"], min_length=1
     )
     piper: PiperConfig = Field(default_factory=PiperConfig)
+    rhvoice: RhvoiceConfig = Field(default_factory=RhvoiceConfig)
     espeak: EspeakConfig = Field(default_factory=EspeakConfig)
     xtts: XttsConfig = Field(default_factory=XttsConfig)
 

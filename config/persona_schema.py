@@ -16,8 +16,9 @@ from importlib import resources
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from config.rhvoice_voices import RHVOICE_VOICES, check_offered, offered_voices
 from config.section import Section
 
 PersonaName = Annotated[
@@ -28,7 +29,7 @@ PersonaName = Annotated[
     ),
 ]
 AskedSlot = Literal["name", "reason", "callback_number"]
-TtsBackendName = Literal["xtts", "piper", "espeak"]
+TtsBackendName = Literal["xtts", "piper", "rhvoice", "espeak"]
 Preset = Literal["warm", "calm", "energetic", "natural", "neutral"]
 
 
@@ -41,10 +42,18 @@ class PersonaVoice(Section):
         None,
         min_length=1,
         json_schema_extra={
-            "allowed": "a cloned voice under engines.tts.xtts.voices (its reference samples live there), or null"
+            "allowed": "a cloned voice under engines.tts.xtts.voices (its reference samples live there), "
+            f"an RHVoice voice licensed for commercial use ({', '.join(offered_voices())}), or null"
         },
     )
     preset: Preset | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _licensed(cls, name: str | None) -> str | None:
+        if name is not None and name.strip().lower() in RHVOICE_VOICES:
+            return check_offered(name)
+        return name
 
 
 class PersonaLlm(Section):

@@ -171,7 +171,8 @@ def test_engines_defaults_are_the_cpu_stack() -> None:
     assert engines.vad.chain == ["silero", "webrtc"]
     assert engines.stt.chain == ["faster-whisper"] and engines.stt.faster_whisper.model == "packaged:whisper-base"
     assert engines.llm.chain == ["local"] and engines.llm.backends["local"].kind == "llama_cpp"
-    assert engines.tts.chain == ["piper", "espeak"] and engines.tts.piper.voices == {"en": "packaged:joe-us"}
+    assert engines.tts.chain == ["piper", "rhvoice", "espeak"] and engines.tts.piper.voices == {"en": "packaged:joe-us"}
+    assert engines.tts.rhvoice.voices == {"ru": "irina"}  # Russian speaks RHVoice on every box
 
 
 def test_engines_errors_name_the_key_and_what_is_allowed() -> None:

@@ -26,6 +26,7 @@ from config.engines_schema import (
     VadConfig,
     VllmConfig,
 )
+from config.rhvoice_voices import offered_voices
 from daemon.bus.connection import Bus
 from daemon.engine_host.engine_service import ChainTiming, EngineService, StatusSink
 from daemon.engine_host.llm_keys import LlmBackendConfig, SecretLookup, llm_key_env, llm_keys_digest
@@ -41,7 +42,7 @@ from engines.stt.stt_engine import SttEngine
 from engines.stt.vosk_backend import VoskSettings
 from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import TtsBackend
-from engines.tts.settings import EspeakSettings, PiperSettings, WorkerSettings, XttsSettings
+from engines.tts.settings import EspeakSettings, PiperSettings, RhvoiceSettings, WorkerSettings, XttsSettings
 from engines.tts.tts_engine import TtsEngine
 from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
@@ -153,7 +154,7 @@ def llm_slots(config: LlmConfig, models_dir: Path, secret: SecretLookup = _from_
 
 def tts_slots(config: TtsConfig, models_dir: Path) -> list[BackendSlot[TtsBackend]]:
     def builder(kind: str) -> Callable[[], TtsBackend]:
-        settings: PiperSettings | EspeakSettings | XttsSettings
+        settings: PiperSettings | EspeakSettings | RhvoiceSettings | XttsSettings
         if kind == "piper":
             piper = config.piper
             settings = PiperSettings(
@@ -165,6 +166,17 @@ def tts_slots(config: TtsConfig, models_dir: Path) -> list[BackendSlot[TtsBacken
                 threads=piper.threads,
             )
             backend_kind = "piper-worker" if piper.in_worker else "piper"
+        elif kind == "rhvoice":
+            rhvoice = config.rhvoice
+            settings = RhvoiceSettings(
+                voices=dict(rhvoice.voices),
+                offered=tuple(offered_voices()),
+                quality=rhvoice.quality,
+                rate=rhvoice.rate,
+                pitch=rhvoice.pitch,
+                volume=rhvoice.volume,
+            )
+            backend_kind = "rhvoice"
         elif kind == "espeak":
             espeak = config.espeak
             settings = EspeakSettings(voices=dict(espeak.voices), rate_wpm=espeak.rate_wpm, pitch=espeak.pitch)

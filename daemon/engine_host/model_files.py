@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from config.engines_schema import EnginesConfig, LlamaCppConfig, VllmConfig
+from config.rhvoice_voices import RHVOICE_VOICES
 from daemon.engine_host.engine_wiring import models_dir_of
 from engines.backend import BackendUnavailable
 from engines.llm.gguf_model import resolve_gguf
 from engines.stt.packaged_whisper import check_whisper_model
 from engines.tts.piper_voices import locate_voice
+from engines.tts.rhvoice_library import INSTALL_HINT
+from engines.tts.rhvoice_voices import VOICES_DIR, installed_voices
 from engines.vad.silero_backend import resolve_silero_model
 
 
@@ -72,7 +76,26 @@ def model_checks(engines: EnginesConfig, data_dir: Path) -> list[ModelCheck]:
         detail = str(model_dir) if ok else (
             f"{model_dir} is missing" if not model_dir.is_dir() else f"the XTTS python {tts.xtts.python} is missing")
         checks.append(ModelCheck("tts/xtts", ok, detail))
+    if "rhvoice" in tts.chain:
+        checks.append(rhvoice_check(tts.rhvoice.voices))
     if "espeak" in tts.chain:
         found = shutil.which("espeak-ng")
         checks.append(ModelCheck("tts/espeak", found is not None, found or "espeak-ng is not installed (apt-get install espeak-ng)"))
     return checks
+
+
+def rhvoice_check(configured: dict[str, str], voices_dir: Path = VOICES_DIR) -> ModelCheck:
+    """Is the RHVoice library there, which voices are installed (and may be offered), are the configured ones?"""
+    installed = installed_voices(voices_dir)
+    library = ctypes.util.find_library("RHVoice")
+    if library is None or not installed:
+        return ModelCheck("tts/rhvoice", False, INSTALL_HINT)
+    refused = sorted(v for v in installed if (known := RHVOICE_VOICES.get(v)) is not None and not known.commercial)
+    listed = ", ".join(v for v in sorted(installed) if v not in refused)
+    if refused:
+        listed += f" (+{len(refused)} non-commercial, not offered: {', '.join(refused)})"
+    missing = sorted(set(configured.values()) - set(installed))
+    if missing:
+        return ModelCheck("tts/rhvoice", False, f"voice(s) {', '.join(missing)} not installed; installed: {listed}")
+    voices = ", ".join(f"{k}={v}" for k, v in sorted(configured.items()))
+    return ModelCheck("tts/rhvoice", True, f"{library} ({voices}); installed: {listed}")

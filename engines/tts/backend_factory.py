@@ -1,7 +1,8 @@
 """Build a TTS backend from its kind name and typed settings.
 
 Kinds: ``piper`` (in-process), ``piper-worker`` (Piper in a worker process, the
-same machinery XTTS uses), ``espeak`` (Debian espeak-ng) and ``xtts`` (Coqui
+same machinery XTTS uses), ``rhvoice`` (Debian non-free RHVoice through its C
+library), ``espeak`` (Debian espeak-ng) and ``xtts`` (Coqui
 XTTS v2 in its own venv's worker process). The settings object must be the
 kind's dataclass; a mismatch or an unknown kind is a ``ValueError`` that says
 which one was expected.
@@ -14,16 +15,18 @@ from pathlib import Path
 from engines.tts.espeak_backend import EspeakBackend
 from engines.tts.interface import TtsBackend
 from engines.tts.piper_backend import PiperBackend
-from engines.tts.settings import EspeakSettings, PiperSettings, WorkerSettings, XttsSettings
+from engines.tts.rhvoice_backend import RhvoiceBackend
+from engines.tts.settings import EspeakSettings, PiperSettings, RhvoiceSettings, WorkerSettings, XttsSettings
 from engines.tts.worker_client import WorkerTtsBackend
 from engines.tts.xtts_backend import XttsBackend
 
-TtsSettings = PiperSettings | EspeakSettings | XttsSettings
+TtsSettings = PiperSettings | EspeakSettings | RhvoiceSettings | XttsSettings
 
 SETTINGS_FOR_KIND: dict[str, type] = {
     "piper": PiperSettings,
     "piper-worker": PiperSettings,
     "espeak": EspeakSettings,
+    "rhvoice": RhvoiceSettings,
     "xtts": XttsSettings,
 }
 
@@ -31,6 +34,7 @@ __all__ = [
     "SETTINGS_FOR_KIND",
     "EspeakSettings",
     "PiperSettings",
+    "RhvoiceSettings",
     "TtsSettings",
     "WorkerSettings",
     "XttsSettings",
@@ -63,5 +67,8 @@ def build_tts_backend(kind: str, settings: TtsSettings, models_dir: Path) -> Tts
     if kind == "espeak":
         assert isinstance(settings, EspeakSettings)
         return EspeakBackend(settings)
+    if kind == "rhvoice":
+        assert isinstance(settings, RhvoiceSettings)
+        return RhvoiceBackend(settings)
     assert isinstance(settings, XttsSettings)
     return XttsBackend(settings, models_dir)

@@ -148,6 +148,47 @@ class EspeakSettings:
         _positive("espeak", "timeout_s", self.timeout_s)
 
 
+RHVOICE_QUALITIES = ("min", "standard", "max")
+
+
+@dataclass(frozen=True)
+class RhvoiceSettings:
+    """RHVoice (Debian non-free ``librhvoice5`` + ``rhvoice-russian``) through its C library.
+
+    ``voices`` maps a language to its default voice id (``"irina"``);
+    ``offered`` are the voice ids a request may name (a persona's voice); empty
+    means only those of ``voices``. Which voices may be offered at all is the
+    config's licence check (config/rhvoice_voices.py), not this class's.
+    ``rate``/``pitch``/``volume`` are RHVoice's absolute values in [-1, 1]
+    (0 = the voice's default); ``quality`` "min" speaks at 16 kHz.
+    """
+
+    voices: Mapping[str, str] = field(default_factory=lambda: {"ru": "irina"})
+    offered: tuple[str, ...] = ()
+    quality: str = "min"
+    rate: float = 0.0
+    pitch: float = 0.0
+    volume: float = 0.0
+
+    def __post_init__(self) -> None:
+        _languages_map("rhvoice", "voices", self.voices)
+        if not self.voices:
+            raise SettingsError("rhvoice.voices is empty: name at least one language -> voice")
+        if isinstance(self.offered, str) or not all(isinstance(v, str) and v for v in self.offered):
+            raise SettingsError(f"rhvoice.offered must be a tuple of voice ids, got {self.offered!r}")
+        if self.quality not in RHVOICE_QUALITIES:
+            raise SettingsError(f"rhvoice.quality must be one of {', '.join(RHVOICE_QUALITIES)}, got {self.quality!r}")
+        for name in ("rate", "pitch", "volume"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+                raise SettingsError(f"rhvoice.{name} must be a number in [-1, 1] (0 = the voice's default), got {value!r}")
+
+    @property
+    def voice_ids(self) -> frozenset[str]:
+        """Every voice id this backend may speak with (lowercase)."""
+        return frozenset(v.lower() for v in (*self.voices.values(), *self.offered))
+
+
 @dataclass(frozen=True)
 class XttsSettings:
     """Coqui XTTS v2 in its own worker process (its own venv with torch + CUDA + coqui-tts).
