@@ -12,7 +12,7 @@ Routing of each received line (sim7600.md §2):
    to the command, even if the same prefix can also be a URC;
 5. any other recognised URC is dispatched, even in the middle of a response;
 6. anything else is an information line of the command in flight, or, with no
-   command in flight, logged and dropped.
+   command in flight, dropped (logged once per interval, with the count).
 
 After a timeout the next command first waits for the line to go quiet so a
 late answer to the old command cannot complete the new one.
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from drivers.sim7600.framing import DEFAULT_MAX_LINE_BYTES, LineFramer, Prompt
+from drivers.sim7600.framing import DEFAULT_MAX_LINE_BYTES, LineFramer, Prompt, SkipLog
 from drivers.sim7600.result_codes import (
     CALL_FINALS,
     AtChannelClosedError,
@@ -152,6 +152,7 @@ class AtChannel(SerialPortProtocol):
         self.stats = AtChannelStats()
         self._urc_sink = urc_sink
         self._framer = LineFramer(max_line_bytes)
+        self._skips = SkipLog(log)  # unknown lines: one log line per interval, however many come
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._needs_resync = False
@@ -350,7 +351,7 @@ class AtChannel(SerialPortProtocol):
             pending.lines.append(line)
             return
         self.stats.unknown_lines += 1
-        log.info("%s: unsolicited line not understood, skipped: %r", self.name, line[:120])
+        self._skips.skipped(f"{self.name}: unsolicited line not understood", repr(line[:120]), logging.INFO)
 
     def _on_final(self, final: FinalResult, pending: _Pending | None) -> None:
         if final.kind in CALL_FINALS and (pending is None or not pending.call_finals):

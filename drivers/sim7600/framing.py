@@ -6,19 +6,25 @@ of CR/LF ends a line and empty lines are dropped.  The only frame that does not
 end in a line terminator is the ``> `` prompt of ``AT+CMGS``; it is reported only
 while the channel says it is waiting for one.
 
-Garbage never raises: lines that are too long or are not UTF-8 are logged and
-skipped.
+Garbage never raises: lines that are too long or are not UTF-8 are skipped and
+logged through ``SkipLog``: the first of each kind with its details, then one
+line per kind per ``SKIP_REPORT_INTERVAL_S`` saying how many it stands for, so
+a burst of noise on the port (a loose cable, a modem in trouble) writes a few
+lines, not one per bad line.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LINE_BYTES: Final = 2048
+SKIP_REPORT_INTERVAL_S: Final = 60.0
 _TERMINATORS: Final = b"\r\n"
 _STRIP: Final = b" \t\x00"
 
@@ -33,10 +39,37 @@ PROMPT: Final = Prompt()
 Frame = str | Prompt
 
 
+class SkipLog:
+    """At most one log line per kind of skipped input per ``interval_s``, saying how many it stands for."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = SKIP_REPORT_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._log = logger
+        self.interval_s = interval_s
+        self._clock = clock
+        self._reported_at: dict[str, float] = {}  # kinds are the code's own few strings: bounded
+        self._unreported: dict[str, int] = {}
+
+    def skipped(self, kind: str, detail: str, level: int = logging.WARNING) -> bool:
+        """Note one skipped piece of input of ``kind``; True when it was logged, False when only counted."""
+        now = self._clock()
+        reported_at = self._reported_at.get(kind)
+        if reported_at is not None and now - reported_at < self.interval_s:
+            self._unreported[kind] = self._unreported.get(kind, 0) + 1
+            return False
+        self._reported_at[kind] = now
+        more = self._unreported.pop(kind, 0)
+        also = f" (and {more} more since the last report, not logged one by one)" if more else ""
+        self._log.log(level, "%s skipped: %s%s", kind, detail, also)
+        return True
+
+
 class LineFramer:
     """Incremental splitter: feed bytes, get complete lines (and prompts)."""
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, skips: SkipLog | None = None) -> None:
         if max_line_bytes < 16:
             raise ValueError("max_line_bytes must be at least 16")
         self.max_line_bytes = max_line_bytes
@@ -44,6 +77,7 @@ class LineFramer:
         self._buffer = bytearray()
         self._discarding = False
         self.rejected_lines = 0
+        self.skips = skips or SkipLog(log)
 
     def reset(self) -> None:
         self._buffer.clear()
@@ -88,7 +122,7 @@ class LineFramer:
         if len(buffer) > self.max_line_bytes:
             if not self._discarding:
                 self.rejected_lines += 1
-                log.warning("AT line longer than %d bytes skipped: %r...", self.max_line_bytes, bytes(buffer[:40]))
+                self.skips.skipped(f"AT line longer than {self.max_line_bytes} bytes", f"{bytes(buffer[:40])!r}...")
             self._discarding = True
             buffer.clear()
 
@@ -98,13 +132,13 @@ class LineFramer:
             return None
         if len(stripped) > self.max_line_bytes:
             self.rejected_lines += 1
-            log.warning("AT line longer than %d bytes skipped: %r...", self.max_line_bytes, stripped[:40])
+            self.skips.skipped(f"AT line longer than {self.max_line_bytes} bytes", f"{stripped[:40]!r}...")
             return None
         try:
             return stripped.decode("utf-8")
         except UnicodeDecodeError:
             self.rejected_lines += 1
-            log.warning("non-UTF-8 AT line skipped: %r", stripped[:80])
+            self.skips.skipped("non-UTF-8 AT line", repr(stripped[:80]))
             return None
 
 
@@ -118,4 +152,4 @@ def _find_terminator(buffer: bytearray, start: int, end: int) -> int:
     return min(cr, lf)
 
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "PROMPT", "Frame", "LineFramer", "Prompt"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "PROMPT", "SKIP_REPORT_INTERVAL_S", "Frame", "LineFramer", "Prompt", "SkipLog"]

@@ -7,29 +7,41 @@ secured broker, and asserts on the three places a call ends in: the record
 and the bus (``call/event``), plus the audio the caller heard (the
 simulator's uplink recording, ``data_dir/run/simulator-uplink.wav``).
 The daemon's own log goes to ``<tmp>/secretaryd.log`` for a failed case.
+
+Cases where the modem must outlive (or lose) the daemon's view of it run the
+simulator as its own process (``simulator_process``: a modem on ptys, scripted
+over its control socket with ``sim``) and point the daemon's real ``sim7600``
+driver at its ports (``use_sim7600``); its uplink recording is then
+``<sim_dir>/uplink.wav``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drivers.sim7600.simulator.control import send_command
 from tests.support.daemon_runner import secretaryd_command
 from tests.support.mqtt_watch import Seen
 
 BASE = "secretary/test-box"
 CALLER = "+79161234567"
 UPLINK_WAV = Path("run") / "simulator-uplink.wav"  # under data_dir: what the box sent the caller
-
+SIM_UPLINK_WAV = "uplink.wav"  # under a simulator_process's directory: what the box sent the caller
+WAV_HEADER = 44  # Python's wave module: the data starts here
+FRAME_BYTES = 320  # 20 ms of 8 kHz int16
 
 
 def start_daemon(config: Path, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
@@ -118,3 +130,79 @@ def assert_one_outcome(data_dir: Path, call_id: str, ended: dict[str, Any], outc
         "bus": (ended.get("outcome"), ended.get("reason")),
     }
     assert set(said.values()) == {(outcome, reason)}, said
+
+
+@contextlib.contextmanager
+def simulator_process(tmp_path: Path, env: dict[str, str], ring_period_s: float = 1.0) -> Iterator[Path]:
+    """The simulated modem as its own process; yields its directory (``at``, ``audio``, ``ctl.sock``, uplink.wav).
+
+    Its log is ``<tmp>/simulator.log``; it is stopped (SIGTERM, then SIGKILL) when the block ends.
+    """
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    command = [sys.executable, "-m", "drivers.sim7600.simulator", "run", "--at", str(sim_dir / "at"),
+               "--audio", str(sim_dir / "audio"), "--control", str(sim_dir / "ctl.sock"),
+               "--record", str(sim_dir / SIM_UPLINK_WAV), "--ring-period", str(ring_period_s)]
+    with (tmp_path / "simulator.log").open("ab") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not (sim_dir / "ctl.sock").exists():
+            assert proc.poll() is None, (tmp_path / "simulator.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.05)
+        yield sim_dir
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def sim(sim_dir: Path, line: str, timeout_s: float = 30.0) -> str:
+    """One command to a ``simulator_process`` (see drivers/sim7600/simulator/control.py); its reply after ``ok``."""
+    reply = await send_command(sim_dir / "ctl.sock", line, timeout_s=timeout_s)
+    assert reply.startswith("ok"), f"{line[:80]}: {reply}"
+    return reply.removeprefix("ok").strip()
+
+
+async def sim_status(sim_dir: Path) -> dict[str, Any]:
+    return json.loads(await sim(sim_dir, "status"))  # type: ignore[no-any-return]
+
+
+def use_sim7600(config: Path, sim_dir: Path, answer_after_rings: int = 1) -> Path:
+    """Point a ``write_config`` config's modem at a ``simulator_process`` through the real sim7600 driver."""
+    config.write_text(config.read_text().replace(
+        "driver: simulator",
+        f"driver: sim7600\n  at_port: {sim_dir / 'at'}\n  audio_port: {sim_dir / 'audio'}\n"
+        f"  answer_after_rings: {answer_after_rings}",
+    ))
+    return config
+
+
+def modem_connected(connected: bool) -> Callable[[Seen], bool]:
+    """A predicate: a ``modem/state`` that says ``connected`` is ``connected``."""
+    return lambda m: m.topic == topic("modem/state") and m.json().get("connected") is connected
+
+
+def heard_pcm(wav_path: Path, from_byte: int = 0) -> bytes:
+    """What the box sent the caller (PCM16 of an uplink recording), from data byte ``from_byte`` on, frame-aligned."""
+    with wave.open(str(wav_path)) as wav:
+        pcm = wav.readframes(wav.getnframes())
+    return pcm[from_byte - from_byte % FRAME_BYTES:]
+
+
+def heard_bytes(wav_path: Path) -> int:
+    """How many PCM bytes the uplink recording holds now (a mark for ``heard_pcm``)."""
+    return max(wav_path.stat().st_size - WAV_HEADER, 0) if wav_path.exists() else 0
+
+
+def voiced_seconds(pcm: bytes, threshold: float = 300.0) -> float:
+    """Seconds of 20 ms frames whose RMS is above ``threshold`` (speech, not the line's silence)."""
+    usable = len(pcm) - len(pcm) % FRAME_BYTES
+    samples = np.frombuffer(pcm[:usable], dtype="<i2").astype(np.float64).reshape(-1, FRAME_BYTES // 2)
+    if not len(samples):
+        return 0.0
+    return float((np.sqrt((samples**2).mean(axis=1)) > threshold).sum()) * 0.02

@@ -21,8 +21,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,7 @@ import pytest
 from channels.bus_contract.call_payloads import NOT_READY
 from daemon.records.retention import CRASH_END_REASON
 from daemon.tools.private_broker import MosquittoBroker
-from drivers.sim7600.simulator.control import send_command
+from tests.faults.fault_box import sim, sim_status, simulator_process, use_sim7600
 from tests.faults.test_sigterm import BASE, CALLER, call_event, start_daemon, voiced_seconds, wait_exit
 from tests.support.daemon_runner import write_config
 from tests.support.mqtt_watch import MqttWatch
@@ -42,39 +40,9 @@ READY_S = 90.0  # a daemon's start on a loaded 2-core machine: engines, the gree
 
 @pytest.fixture
 def simulator(tmp_path: Path, daemon_env: dict[str, str]) -> Iterator[Path]:
-    """The simulated modem as its own process; yields its directory (at, audio, ctl.sock, uplink.wav)."""
-    sim_dir = tmp_path / "sim"
-    sim_dir.mkdir()
-    command = [sys.executable, "-m", "drivers.sim7600.simulator", "run", "--at", str(sim_dir / "at"),
-               "--audio", str(sim_dir / "audio"), "--control", str(sim_dir / "ctl.sock"),
-               "--record", str(sim_dir / "uplink.wav"), "--ring-period", "1"]
-    with (tmp_path / "simulator.log").open("ab") as log:
-        proc = subprocess.Popen(command, env=daemon_env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while not (sim_dir / "ctl.sock").exists():
-            assert proc.poll() is None, (tmp_path / "simulator.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the simulator did not start"
-            time.sleep(0.05)
+    """The simulated modem as its own process (it outlives the daemon, as a real modem does)."""
+    with simulator_process(tmp_path, daemon_env) as sim_dir:
         yield sim_dir
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-
-async def sim(sim_dir: Path, line: str) -> str:
-    reply = await send_command(sim_dir / "ctl.sock", line, timeout_s=30)
-    assert reply.startswith("ok"), f"{line}: {reply}"
-    return reply.removeprefix("ok").strip()
-
-
-async def sim_status(sim_dir: Path) -> dict[str, object]:
-    return json.loads(await sim(sim_dir, "status"))  # type: ignore[no-any-return]
 
 
 def index_row(data: Path, call_id: str) -> tuple[str, str] | None:
@@ -94,10 +62,7 @@ async def test_kill_mid_call_then_restart_announces_the_dead_call_and_takes_the_
     cached and is hung up (``failed``, ``not_ready``)."""
     data = tmp_path / "data"
     config = write_config(tmp_path / "config.yaml", broker, data, extra="call:\n  max_answer_wait_s: 90\n")
-    config.write_text(config.read_text().replace(
-        "driver: simulator",
-        f"driver: sim7600\n  at_port: {simulator / 'at'}\n  audio_port: {simulator / 'audio'}\n  answer_after_rings: 1",
-    ))
+    use_sim7600(config, simulator)
     async with MqttWatch(broker, f"{BASE}/#") as bus:
         spawn.append(start_daemon(config, daemon_env, tmp_path))
         await bus.wait_for(lambda m: m.topic == f"{BASE}/services/calls/state" and m.json()["state"] == "running",

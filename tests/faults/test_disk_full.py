@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,13 @@ from tests.faults.fault_box import (
     UPLINK_WAV,
     call_event,
     events_of,
+    heard_pcm,
     index_row,
     service_running,
     settled_record,
     start_daemon,
     topic,
+    voiced_seconds,
 )
 from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 from tests.support.mqtt_watch import MqttWatch, Seen
@@ -54,19 +55,6 @@ def recorder_state(state: str, words: str = "") -> object:
         return bool(payload["state"] == state and words in (payload.get("detail") or ""))
 
     return match
-
-
-def voiced_seconds(pcm: bytes, threshold: float = 300.0) -> float:
-    """Seconds of 20 ms frames whose RMS is above ``threshold`` (speech, not the line's silence)."""
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 320], dtype="<i2").astype(np.float64).reshape(-1, 160)
-    if not len(samples):
-        return 0.0
-    return float((np.sqrt((samples**2).mean(axis=1)) > threshold).sum()) * 0.02
-
-
-def uplink_pcm(data: Path) -> bytes:
-    with wave.open(str(data / UPLINK_WAV)) as wav:
-        return wav.readframes(wav.getnframes())
 
 
 async def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -105,7 +93,7 @@ async def test_a_call_on_a_full_disk_goes_on_ends_normally_and_its_record_says_t
                 await asyncio.sleep(1.0)
 
                 # the disk fills mid-call
-                heard_before = len(uplink_pcm(data))
+                heard_before = len(heard_pcm(data / UPLINK_WAV))
                 filler = fill(calls)
                 mark = len(bus.seen)
                 full = (await bus.wait_for(recorder_state("degraded", "disk full"), 15, after=mark)).json()
@@ -123,7 +111,7 @@ async def test_a_call_on_a_full_disk_goes_on_ends_normally_and_its_record_says_t
                         break
                     replies += 1
                 assert replies >= 2, f"only {replies} secretary turn(s) after the disk filled"
-                heard = uplink_pcm(data)[heard_before - heard_before % 320:]
+                heard = heard_pcm(data / UPLINK_WAV)[heard_before - heard_before % 320:]
                 assert voiced_seconds(heard) >= 2.0, f"{voiced_seconds(heard):.1f} s of speech reached the caller"
                 caller_turns = [e for e in events_of(bus.seen[mark:], call_id)
                                 if e["type"] == "utterance" and e["role"] == "caller"]

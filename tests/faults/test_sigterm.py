@@ -21,12 +21,12 @@ import time
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from daemon.app import STOP_BUDGET_S, WIND_DOWN_BUDGET_S
 from daemon.call.service import DAEMON_STOPPING
 from daemon.tools.private_broker import MosquittoBroker
+from tests.faults.fault_box import voiced_seconds
 from tests.support.daemon_runner import secretaryd_command, write_config
 from tests.support.mqtt_watch import MqttWatch, Seen
 
@@ -46,15 +46,6 @@ def call_event(kind: str, call_id: str | None = None):  # type: ignore[no-untype
         return bool(event["type"] == kind and (call_id is None or event["call_id"] == call_id))
 
     return match
-
-
-def voiced_seconds(pcm: bytes, threshold: float = 300.0) -> float:
-    """Seconds of 20 ms frames whose RMS is above ``threshold`` (speech, not the line's silence)."""
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 320], dtype=np.int16).astype(np.float64).reshape(-1, 160)
-    if not len(samples):
-        return 0.0
-    rms = np.sqrt((samples**2).mean(axis=1))
-    return float((rms > threshold).sum()) * 0.02
 
 
 def start_daemon(config: Path, env: dict[str, str], tmp_path: Path) -> subprocess.Popen[bytes]:

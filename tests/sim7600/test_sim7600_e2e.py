@@ -383,3 +383,20 @@ async def test_hung_modem_is_treated_as_lost_and_recovered(make_rig: RigFactory)
     assert "stopped answering" in disconnected.reason
     rig.sim.hung = False
     await rig.events.wait_for("modem_connected", timeout=5)
+
+
+async def test_the_simulator_keeps_only_the_last_calls_audio(make_rig: RigFactory) -> None:
+    """A long demo run on the built-in simulator does not grow: the audio of the last few calls only, all counted."""
+    from drivers.sim7600.simulator.sim_modem import RECORDINGS_KEPT
+
+    rig = await make_rig(answer_after_rings=1)
+    calls = RECORDINGS_KEPT + 3
+    for _ in range(calls):
+        await rig.sim.incoming_call(CALLER)
+        await rig.events.wait_for("answered", timeout=3)
+        await rig.sim.wait_until(lambda: rig.sim.settings.pcm, 2, "PCM on")
+        assert rig.modem.write_audio_frame(b"\x01\x00" * (FRAME_BYTES // 2))
+        await rig.modem.hangup()
+        await rig.events.wait_for("ended")
+    assert len(rig.sim.recordings) == RECORDINGS_KEPT
+    assert rig.sim.status()["recordings"] == calls

@@ -11,6 +11,8 @@ Commands::
     sms <number> <text...>                        incoming SMS
     unplug | replug                               USB disconnect / re-enumeration
     urc <line...>                                 the modem sends this line unprompted (a stray URC)
+    raw <hex>                                     these bytes on the AT port as they are: garbage, half lines,
+                                                  bad UTF-8 (at most 4096 bytes; replies ``ok wrote N``)
     wait <seconds>
     wait-active [timeout] | wait-idle [timeout]   until a call is connected / no call
     status                                        JSON snapshot
@@ -31,6 +33,8 @@ from drivers.sim7600.simulator.sim_state import SimCallStat
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 60.0
+MAX_RAW_BYTES = 4096  # one ``raw`` command: a bound on a script's garbage
+RAW_DRAIN_S = 1.0  # how long ``raw`` waits for the host to read what its pty could not take at once
 
 
 async def execute(sim: SimulatedModem, line: str) -> str:
@@ -45,6 +49,8 @@ async def execute(sim: SimulatedModem, line: str) -> str:
     try:
         if verb == "urc":
             return _send_urc(sim, line)
+        if verb == "raw":
+            return await _send_raw(sim, args)
         return await _dispatch(sim, verb, args)
     except (SimulatorError, ValueError, OSError, TimeoutError) as exc:
         return f"error {exc}"
@@ -57,6 +63,27 @@ def _send_urc(sim: SimulatedModem, line: str) -> str:
         raise ValueError("usage: urc <line...>")
     sim.urc(parts[1])
     return "ok"
+
+
+async def _send_raw(sim: SimulatedModem, args: list[str]) -> str:
+    """``raw <hex>``: the bytes written as they are (no CR/LF framing added).
+
+    What the host's pty cannot take yet is written as it drains (a UART waits the same way), for at most
+    ``RAW_DRAIN_S``; what is still left then is dropped and counted in the reply.
+    """
+    if len(args) != 1:
+        raise ValueError("usage: raw <hex bytes, e.g. 0d0aff fe0d0a>")
+    data = bytes.fromhex(args[0])  # ValueError names the bad character
+    if not data or len(data) > MAX_RAW_BYTES:
+        raise ValueError(f"raw takes 1 to {MAX_RAW_BYTES} bytes, got {len(data)}")
+    if not sim.plugged:
+        raise SimulatorError("module is not plugged in")
+    deadline = asyncio.get_running_loop().time() + RAW_DRAIN_S
+    written = sim.send_raw(data)
+    while written < len(data) and sim.plugged and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+        written += sim.send_raw(data[written:])
+    return f"ok wrote {written}" + (f" dropped {len(data) - written}" if written < len(data) else "")
 
 
 def _timeout(args: list[str], index: int = 0) -> float:
@@ -183,4 +210,4 @@ async def send_command(path: Path, line: str, timeout_s: float = DEFAULT_WAIT_S 
             await writer.wait_closed()
 
 
-__all__ = ["ControlServer", "execute", "run_script", "send_command"]
+__all__ = ["MAX_RAW_BYTES", "ControlServer", "execute", "run_script", "send_command"]

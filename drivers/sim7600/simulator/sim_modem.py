@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FRAME_S = 0.020
 MAX_SMS_SLOTS = 50
+RECORDINGS_KEPT = 8  # finished calls whose uplink audio stays in memory (a long demo run must not grow)
 
 
 class SimulatorError(RuntimeError):
@@ -58,7 +60,8 @@ class SimulatedModem:
         self.dtmf_from_host: list[str] = []
         self.counters = Counters()
         self.uplink_audio = bytearray()  # what the host sent during the current (or last) call
-        self.recordings: list[bytes] = []  # uplink audio of each finished call
+        self.recordings: deque[bytes] = deque(maxlen=RECORDINGS_KEPT)  # uplink audio of the last finished calls
+        self.finished_calls = 0
         self.plugged = False
         self.booted = False
         self.hung = False  # firmware hang: ports stay, nothing answers (settable from tests)
@@ -183,8 +186,9 @@ class SimulatedModem:
         else:
             self.send_line(text)
 
-    def send_raw(self, data: bytes) -> None:
-        self._at.write(data)
+    def send_raw(self, data: bytes) -> int:
+        """Write bytes on the AT port as they are; returns how many the host's pty took."""
+        return self._at.write(data)
 
     def encode_text(self, text: str) -> str:
         if self.settings.cscs == "UCS2":
@@ -282,6 +286,7 @@ class SimulatedModem:
         self._speech.clear()
         if was_connected:
             self.recordings.append(bytes(self.uplink_audio))
+            self.finished_calls += 1
 
     def end_call_by_host(self) -> SimCall | None:
         call = self.call
@@ -475,7 +480,7 @@ class SimulatedModem:
             "dtmf_from_host": "".join(self.dtmf_from_host),
             "downlink_frames": self.counters.downlink_frames,
             "uplink_bytes": self.counters.uplink_bytes,
-            "recordings": len(self.recordings),
+            "recordings": self.finished_calls,  # calls recorded (the audio of the last RECORDINGS_KEPT is kept)
         }
 
 
