@@ -1,7 +1,7 @@
 """RHVoice as a TTS backend: Debian's Russian voices through ``libRHVoice.so.5``, streamed while it synthesises.
 
 The library is loaded and the engine built in a worker thread; each request is
-spoken sentence by sentence on a thread of its own (``rhvoice_stream``) with an
+spoken sentence by sentence on a thread of its own (``stream_pushed`` in engines/thread_stream.py) with an
 engine of its own from the pool (two requests at once do not wait for each other): the
 library hands int16 chunks to the ``play_speech`` callback as it computes them
 (about 0.1 s of audio each, at 16 kHz with ``quality: min``), and they go to
@@ -29,6 +29,7 @@ import numpy as np
 
 from engines.backend import BackendError, BackendUnavailable
 from engines.fallback_chain import RequestError
+from engines.thread_stream import stream_pushed
 from engines.tts.interface import AudioChunk, SynthesisRequest, TtsBackend, warmup_text
 from engines.tts.intonation_presets import builtin_speed
 from engines.tts.rhvoice_library import (
@@ -40,7 +41,6 @@ from engines.tts.rhvoice_library import (
     SynthParams,
     write_config,
 )
-from engines.tts.rhvoice_stream import stream_pushed
 from engines.tts.sentences import split_sentences
 from engines.tts.settings import RhvoiceSettings
 
