@@ -178,7 +178,15 @@ def _spoken_digits(tokens: list[_NumberToken]) -> str:
     index = 0
     while index < len(tokens):
         kind, text, value = tokens[index]
-        if kind == "digits":
+        following = tokens[index + 1] if index + 1 < len(tokens) else ("", "", 0)
+        if kind == "digits" and following[0] == "thousand" and len(text) <= 3:
+            rest, index = _below_thousand(tokens, index + 2)  # whisper's mix: "из 4 тысяч" is 4000
+            out.append(str(value * 1000 + (rest or 0)))
+        elif kind == "digits" and _is_written_tens(text) and following[0] == "digits" and _is_small_written(
+                following[1], 1):
+            out.append(str(value + following[2]))  # "двадцать один" written "20, 1" is 21, as the words are
+            index += 2
+        elif kind == "digits":
             out.append(text)
             index += 1
         elif kind == "zero":
@@ -263,6 +271,11 @@ def _below_hundred(tokens: list[_NumberToken], index: int) -> tuple[int | None, 
     if kind in ("teen", "unit"):
         return tokens[index][2], index + 1
     return None, index
+
+
+def _is_written_tens(text: str) -> bool:
+    """20, 30, ... 90 written as digits: whisper's way of writing the first word of "двадцать один"."""
+    return len(text) == 2 and text[1] == "0" and text[0] in "23456789"
 
 
 def _is_small_written(text: str, max_digits: int) -> bool:
