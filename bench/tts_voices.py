@@ -40,10 +40,10 @@ from engines.tts.settings import EspeakSettings, PiperSettings, RhvoiceSettings 
 from tests.engines.tts_roundtrip import (  # noqa: E402
     RUSSIAN_SENTENCES,
     load_whisper_base,
-    over_the_phone,
     transcribe,
-    wer,
 )
+from tests.support.phone_band import phone_call  # noqa: E402
+from tests.support.word_error import word_errors  # noqa: E402
 
 ENGLISH_SENTENCES = (
     "Hello, you have reached the office of Alex Morgan.",
@@ -82,8 +82,8 @@ async def measure(label: str, language: str, backend: TtsBackend, runs: int, whi
                 rtf.append(total / audio_s)
             chunks = [c async for c in backend.synthesize(request)]
             samples = np.concatenate([c.samples for c in chunks])
-            text = await asyncio.to_thread(transcribe, whisper, over_the_phone(samples, chunks[0].sample_rate), language)
-            errors.append(wer(sentence, text))
+            text = await asyncio.to_thread(transcribe, whisper, phone_call(samples, chunks[0].sample_rate), language)
+            errors.append(word_errors(sentence, text, language).rate)
             heard.append(text)
     finally:
         await backend.close()

@@ -45,7 +45,7 @@ from daemon.bus.connection import NO_DELAY, request_properties
 from daemon.call.service import CallService
 from daemon.runtime.logging_setup import configure_logging
 from daemon.runtime.systemd_notify import SystemdNotifier
-from daemon.tools.demo_caller import caller_script
+from daemon.tools.demo_caller import caller_script, caller_voice
 from daemon.tools.private_broker import BrokerUnavailable, MosquittoBroker
 
 DEMO_CALLER = "+79161234567"
@@ -274,7 +274,7 @@ async def _script(view: BusView, language: str) -> str | None:
         await view.wait_for(lambda t, p: t == MODEM_STATE and _registered(p), 30)
         print("\n  demo: waiting for the engines and the persona's phrases (progress above)\n")
         await view.wait_for(lambda t, p: t == CALL_SERVICE_STATE and _running(p), 900)
-        print(f"\n  demo: the simulated caller {DEMO_CALLER} rings the box\n")
+        print(f"\n  demo: the simulated caller {DEMO_CALLER} rings the box (their voice: {caller_voice(language)})\n")
         reply = await view.command(SIMULATOR_CALL, {"from": DEMO_CALLER})
         if not reply.get("ok"):
             return f"simulator refused the call: {reply}"

@@ -12,7 +12,9 @@ from engines.tts.interface import SynthesisRequest
 from engines.tts.rhvoice_backend import RhvoiceBackend
 from engines.tts.rhvoice_library import RhvoiceLibraryError, load_library
 from engines.tts.settings import RhvoiceSettings
-from tests.engines.tts_roundtrip import RUSSIAN_SENTENCES, load_whisper_base, over_the_phone, transcribe, wer
+from tests.engines.tts_roundtrip import RUSSIAN_SENTENCES, load_whisper_base, transcribe
+from tests.support.phone_band import phone_call
+from tests.support.word_error import word_errors
 
 try:
     load_library()
@@ -22,7 +24,7 @@ except RhvoiceLibraryError as exc:
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"librhvoice5 is absent on this machine: {MISSING}")
-async def test_whisper_base_understands_irina_over_the_phone(models_dir: Path) -> None:
+async def test_whisper_base_understands_irina_phone_call(models_dir: Path) -> None:
     backend = RhvoiceBackend(RhvoiceSettings())
     await backend.load()
     try:
@@ -35,9 +37,9 @@ async def test_whisper_base_understands_irina_over_the_phone(models_dir: Path) -
     model = await asyncio.to_thread(load_whisper_base, models_dir)
     rates = []
     for sentence, samples, rate in spoken:
-        heard = await asyncio.to_thread(transcribe, model, over_the_phone(samples, rate), "ru")
-        rates.append(wer(sentence, heard))
-        print(f"\n  {wer(sentence, heard):.0%}  {sentence!r} -> {heard!r}")
+        heard = await asyncio.to_thread(transcribe, model, phone_call(samples, rate), "ru")
+        rates.append(word_errors(sentence, heard, "ru").rate)
+        print(f"\n  {rates[-1]:.0%}  {sentence!r} -> {heard!r}")
     mean = sum(rates) / len(rates)
     print(f"rhvoice irina over 8 kHz A-law, whisper-base: WER {mean:.1%} on {len(rates)} sentences")
     assert mean < 0.25

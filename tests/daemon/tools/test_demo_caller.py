@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.tools.demo_caller import LANGUAGES, RECORDINGS_DIR, CallerLine, caller_script
+from config.engines_schema import RhvoiceConfig
+from daemon.tools.demo_caller import LANGUAGES, RECORDINGS_DIR, CallerLine, caller_script, caller_voice
 
 LINE_RATE = 8_000
-MAX_TOTAL_BYTES = 600 * 1024
+MAX_TOTAL_BYTES = 640 * 1024  # about 40 s of 8 kHz PCM16: RHVoice's Russian caller speaks at a human pace
 
 
 def samples_of(path: Path) -> tuple[np.ndarray, Any]:
@@ -72,6 +73,17 @@ def test_english_phone_number_is_spoken_in_words() -> None:
     assert "five five five" in number_line and not any(ch.isdigit() for ch in number_line)
 
 
+def test_russian_phone_number_is_dictated_in_words_with_pauses() -> None:
+    number_line = caller_script("ru")[1].text
+    assert "восемь, девятьсот шестнадцать," in number_line and not any(ch.isdigit() for ch in number_line)
+
+
+def test_russian_caller_is_rhvoice_aleksandr_not_the_secretarys_voice() -> None:
+    voice = caller_voice("ru")
+    assert voice.startswith("RHVoice aleksandr ")
+    assert RhvoiceConfig().voices["ru"] == "irina"  # the secretary's Russian voice: a woman's, not the caller's
+
+
 def test_bundle_stays_small() -> None:
     total = sum(path.stat().st_size for path in RECORDINGS_DIR.glob("*/*") if path.is_file())
     assert total < MAX_TOTAL_BYTES
@@ -80,3 +92,5 @@ def test_bundle_stays_small() -> None:
 def test_unknown_language_is_refused() -> None:
     with pytest.raises(ValueError, match="de"):
         caller_script("de")
+    with pytest.raises(ValueError, match="de"):
+        caller_voice("de")
