@@ -19,6 +19,7 @@ stream wakes it at once, so a cancel stops the producer within one item.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
@@ -40,50 +41,16 @@ async def iterate_in_thread(
     listening; long-running producers should check it between items. At most
     ``max_ahead`` items are buffered before the worker waits.
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
     stop = threading.Event()
-    room = threading.Semaphore(max_ahead)
 
-    def put(item: object) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def work() -> None:
-        try:
-            for item in make(stop):
-                while not room.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                put(item)
-            put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the loop side
-            try:
-                put(_Raised(exc))
-            except RuntimeError:  # loop already closed
-                pass
-        finally:
-            if stop.is_set():
-                try:
-                    put(_DONE)
-                except RuntimeError:
-                    pass
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _DONE:
+    def produce(deliver: Callable[[T], bool]) -> None:
+        for item in make(stop):
+            if not deliver(item):
                 return
-            if isinstance(item, _Raised):
-                raise item.exc
-            room.release()
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        room.release()
+
+    async with contextlib.aclosing(stream_pushed(produce, name=name, max_ahead=max_ahead, stop=stop)) as items:
+        async for item in items:
+            yield item
 
 
 class _Raised:
@@ -96,11 +63,15 @@ async def stream_pushed(
     *,
     name: str = "engine-push",
     max_ahead: int = 16,
+    stop: threading.Event | None = None,
 ) -> AsyncIterator[T]:
-    """Yield what ``produce(deliver)`` delivers from a worker thread; closing the iterator makes ``deliver`` say False."""
+    """Yield what ``produce(deliver)`` delivers from a worker thread; closing the iterator makes ``deliver`` say False.
+
+    ``stop`` (made here if not given) is set once the consumer stops listening.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
     room = threading.Semaphore(max_ahead)
 
     def put(item: object) -> None:
