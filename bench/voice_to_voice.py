@@ -14,9 +14,16 @@ end. Every caller turn's ``TurnTiming`` becomes stages (ms):
     to_line         = first_audio_at - first_tts_at   (the first reply frame written to the modem)
     voice_to_voice  = first_audio_at - speech_end_at
 
-A turn where a filler was played or that was interrupted is left out of the
-stage figures from the STT final on (its endpoint and STT still count); the
-excluded turns are counted. ``--filler-after-ms`` (up to 2000) moves the
+Voice-to-voice counts EVERY turn, twice: to the first audio of the *reply*
+(``voice_to_voice_ms``: what the caller waits for an answer; on a turn where a
+filler played first, the reply's own first frame after the fillers, which
+``TurnTiming`` does not date, so the bench watches ``Speaker.interject`` for
+it: ``ReplyAudioWatch``) and to the first audio of anything, filler or reply
+(``voice_to_voice_any_audio_ms``); the fillers are counted. A turn with no
+reply audio at all (interrupted first) has no figure and is counted. The
+per-stage figures from the STT final on are those of the turns without a
+filler or interruption (``clean``; after a filler the later times are the
+filler's), their voice-to-voice is kept as ``voice_to_voice_clean_ms``. ``--filler-after-ms`` (up to 2000) moves the
 filler deadline when too many turns get one; ``--warmup-calls`` places calls
 that are not counted (the LLM's first request after loading pays the whole
 prompt's prefill, and may miss the 3 s first-token deadline on a small CPU:
@@ -48,11 +55,17 @@ sequential turn: run with ``--early-stt-ms 0``. With the early STT on (the
 default) whisper decodes inside the endpoint window, so the figure goes
 below zero and measures that overlap instead.
 
+The turn end: ``--turn-end service`` (the default) measures what the call
+service does; ``--turn-end shim`` gives the calls' listeners the turn-end
+policy of ``call.turn_end`` (Smart Turn v3) while the service does not yet
+pass it (``TurnEndShim``). The report counts the listeners that had it and
+how their turns ended.
+
 Prints tables, then ONE line of JSON with every figure. Never fails on time.
 
     .venv/bin/python bench/voice_to_voice.py [--calls 3] [--repeats 3] [--llm smollm2]
                                              [--warmup-calls 0] [--filler-after-ms MS] [--llm-first-token-timeout-s S]
-                                             [--early-stt-ms MS] [--whisper-threads N]
+                                             [--early-stt-ms MS] [--whisper-threads N] [--turn-end shim]
                                              [--models-dir /tmp/secretary-bench-models]
 """
 
@@ -79,6 +92,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.json_line import machine, print_json_line  # noqa: E402
 from config.schema import SecretaryConfig  # noqa: E402
 from daemon.call.flow import FILLERS, TurnTiming  # noqa: E402
+from daemon.call.listener import CallerStopped, TurnEndPolicy  # noqa: E402
+from daemon.call.speaker import ReplyProgress, Speaker  # noqa: E402
 from daemon.dialogue.llm_dialogue import END_CALL, SAVE_MESSAGE, system_prompt  # noqa: E402
 from daemon.dialogue.reply_chunker import ReplyChunker  # noqa: E402
 from daemon.engine_host.engine_wiring import llm_slots, models_dir_of, stt_slots, tts_slots  # noqa: E402
@@ -93,6 +108,7 @@ from engines.llm.llm_engine import LlmEngine  # noqa: E402
 from engines.stt.interface import SttFinal  # noqa: E402
 from engines.stt.stt_engine import SttEngine  # noqa: E402
 from engines.tts.tts_engine import TtsEngine  # noqa: E402
+from engines.turn_end.smart_turn_backend import SmartTurnBackend, SmartTurnSettings  # noqa: E402
 from tests.calls.call_harness import CALLER, CallBox, box_config, call_box  # noqa: E402
 
 LANGUAGE = "en"
@@ -158,6 +174,7 @@ class Turn:
     reply_text: str  # what the secretary said, without a filler (empty: no utterance matched)
     reply_source: str
     history: list[tuple[str, str]]  # the call's earlier (caller text, secretary reply) pairs
+    reply_audio_at: float | None = None  # monotonic: the reply's own first frame (after its fillers)
     isolated: dict[str, float] = field(default_factory=dict)  # stage -> median ms alone
 
     @property
@@ -178,6 +195,121 @@ class Turn:
     @property
     def after_endpoint_ms(self) -> float | None:
         return ms_between(self.timing, "endpoint_at", "first_audio_at")
+
+    @property
+    def to_reply_ms(self) -> float | None:
+        """Voice-to-voice to the reply's own first audio (after any filler); None: no reply audio."""
+        at = self.reply_audio_at
+        return None if at is None else (at - self.timing.speech_end_at) * 1000
+
+    @property
+    def to_any_audio_ms(self) -> float | None:
+        """Voice-to-voice to the first audio of anything the box said: a filler or the reply."""
+        return ms_between(self.timing, "speech_end_at", "first_audio_at")
+
+
+class TurnEndShim:
+    """Counts the calls' listeners that end turns with the turn-end model, and can give them the policy.
+
+    ``daemon/call/service.py`` builds each call's ``CallerListener``. Until it
+    passes ``turn_end=turn_end_policy(config.call.turn_end, vad)`` itself,
+    ``--turn-end shim`` fills that keyword here (with its own copy of the model
+    file the VAD engine loads); a keyword the service passes is never replaced.
+    """
+
+    def __init__(self, config: SecretaryConfig, fill: bool) -> None:
+        self.config = config
+        self.fill = fill
+        self.listeners = 0
+        self.with_model = 0
+        self.stops: dict[str, int] = {}  # CallerStopped.ended_by -> count
+
+    @contextlib.asynccontextmanager
+    async def installed(self) -> AsyncIterator[TurnEndShim]:
+        import daemon.call.service as call_service
+
+        original = call_service.CallerListener
+        policy: TurnEndPolicy | None = None
+        model: SmartTurnBackend | None = None
+        spec = self.config.engines.vad.turn_end_model
+        if self.fill and spec is not None and self.config.call.turn_end.enabled:
+            model = SmartTurnBackend(SmartTurnSettings(model=spec))
+            await model.load()
+            await model.warm_up()
+            turn_end = self.config.call.turn_end
+            policy = TurnEndPolicy(model, turn_end.pause_ms / 1000, turn_end.threshold, turn_end.max_silence_ms)
+        shim = self
+
+        class Listener(original):  # type: ignore[misc, valid-type]
+            def __init__(self, detector: Any, stt: Any, language: str, emit: Callable[[Any], None],
+                         **keywords: Any) -> None:
+                if policy is not None:
+                    keywords.setdefault("turn_end", policy)
+                shim.listeners += 1
+                shim.with_model += keywords.get("turn_end") is not None
+
+                def counted(event: Any) -> None:
+                    if isinstance(event, CallerStopped):
+                        shim.stops[event.ended_by] = shim.stops.get(event.ended_by, 0) + 1
+                    emit(event)
+
+                super().__init__(detector, stt, language, counted, **keywords)
+
+        call_service.CallerListener = Listener  # type: ignore[misc]
+        try:
+            yield self
+        finally:
+            call_service.CallerListener = original  # type: ignore[misc]
+            if model is not None:
+                await model.close()
+
+
+class ReplyAudioWatch:
+    """Dates the first frame of a reply's own audio on a turn where fillers played first.
+
+    ``TurnTiming.first_audio_at`` is the first reply frame of any kind, so on a
+    filler turn it is the filler's. A filler is played whole before the reply's
+    audio may join the line (``Speaker.interject`` holds the feed), so when it
+    returns the reply's first frame is the one after everything queued then:
+    the frames already sent plus the buffer's level. The watch wraps
+    ``interject`` for the bench's process and waits for that frame.
+    """
+
+    def __init__(self) -> None:
+        self._after_filler: dict[int, tuple[ReplyProgress, asyncio.Future[float]]] = {}
+
+    @contextlib.contextmanager
+    def installed(self) -> Any:
+        original = Speaker.interject
+        watch = self
+
+        async def interject(speaker: Speaker, speech: Any, progress: ReplyProgress) -> bool:
+            played = await original(speaker, speech, progress)
+            if played:
+                line = speaker.line
+                queued = line._buffer.level  # the filler's frames not yet sent (no public view of the buffer)
+                frame = line._buffer.frame_size
+                mark = line.audible_frames + -(-queued // frame)
+                old = watch._after_filler.pop(id(progress), None)
+                if old is not None:
+                    old[1].cancel()
+                watch._after_filler[id(progress)] = (progress, line.first_audible_after(mark))
+            return played
+
+        Speaker.interject = interject  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            Speaker.interject = original  # type: ignore[method-assign]
+
+    def reply_audio_at(self, timing: TurnTiming) -> float | None:
+        """The reply's own first frame for ``timing``: its first audio, or the first frame after its fillers."""
+        if not timing.filler:
+            return timing.first_audio_at
+        for progress, waiter in self._after_filler.values():
+            if progress.first_audio_at == timing.first_audio_at and timing.first_audio_at is not None:
+                return waiter.result() if waiter.done() and not waiter.cancelled() else None
+        return None
 
 
 @dataclass
@@ -287,7 +419,7 @@ def without_filler(text: str) -> str:
     return text
 
 
-def turns_of(box: CallBox, number: int, call_id: str, lines: list[CallerLine]) -> list[Turn]:
+def turns_of(box: CallBox, number: int, call_id: str, lines: list[CallerLine], watch: ReplyAudioWatch) -> list[Turn]:
     """The call's TurnTimings, each matched with the utterance event it produced (same latency figures)."""
     result = box.calls.results.get(call_id)
     if result is None:  # the call flow failed: the service published `ended` without a result
@@ -302,7 +434,8 @@ def turns_of(box: CallBox, number: int, call_id: str, lines: list[CallerLine]) -
         text = str(event["text"]) if event else ""
         text = without_filler(text) if timing.filler else text
         line = lines[index] if index < len(lines) else None
-        turns.append(Turn(number, index, line, timing, text, str(event.get("source")) if event else "", list(history)))
+        turns.append(Turn(number, index, line, timing, text, str(event.get("source")) if event else "", list(history),
+                          reply_audio_at=watch.reply_audio_at(timing)))
         history.append((timing.caller_text, text))
     return turns
 
@@ -311,26 +444,28 @@ async def run_calls(config: SecretaryConfig, calls: int, warmup_calls: int) -> C
     lines = caller_script(LANGUAGE)[:LINES_PLAYED]
     turns: list[Turn] = []
     started = time.monotonic()
-    async with call_box(config) as box:
-        print(f"box up in {time.monotonic() - started:.1f} s (engines loaded, phrases synthesized)", flush=True)
-        for number in range(1, warmup_calls + 1):
-            call_started = time.monotonic()
-            call_id = await one_call(box, lines)
-            print(f"warm-up call {number}/{warmup_calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s "
-                  "(not counted)", flush=True)
-        started = time.monotonic()
-        ids: list[str] = []
-        for number in range(1, calls + 1):
-            call_started = time.monotonic()
-            call_id = await one_call(box, lines)
-            ids.append(call_id)
-            turns += turns_of(box, number, call_id, lines)
-            print(f"call {number}/{calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s", flush=True)
-        greetings = [
-            float(e["latency_ms"]["greeting_ms"]) for e in box.events("utterance")
-            if e.get("call_id") in ids and e.get("source") == "greeting" and "greeting_ms" in e.get("latency_ms", {})
-        ]
-        results = [box.calls.results.get(i) for i in ids]
+    watch = ReplyAudioWatch()
+    with watch.installed():
+        async with call_box(config) as box:
+            print(f"box up in {time.monotonic() - started:.1f} s (engines loaded, phrases synthesized)", flush=True)
+            for number in range(1, warmup_calls + 1):
+                call_started = time.monotonic()
+                call_id = await one_call(box, lines)
+                print(f"warm-up call {number}/{warmup_calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s "
+                      "(not counted)", flush=True)
+            started = time.monotonic()
+            ids: list[str] = []
+            for number in range(1, calls + 1):
+                call_started = time.monotonic()
+                call_id = await one_call(box, lines)
+                ids.append(call_id)
+                turns += turns_of(box, number, call_id, lines, watch)
+                print(f"call {number}/{calls} ({call_id}) done in {time.monotonic() - call_started:.1f} s", flush=True)
+            greetings = [
+                float(e["latency_ms"]["greeting_ms"]) for e in box.events("utterance")
+                if e.get("call_id") in ids and e.get("source") == "greeting" and "greeting_ms" in e.get("latency_ms", {})
+            ]
+            results = [box.calls.results.get(i) for i in ids]
     return CallsRun(turns, greetings, [r.dialogue if r else "failed" for r in results],
                     [r.outcome if r else "failed" for r in results], time.monotonic() - started)
 
@@ -606,12 +741,16 @@ def summarize(run: CallsRun, isolated: Isolated, args: argparse.Namespace, load_
         "calls": args.calls,
         "warmup_calls": args.warmup_calls,
         "turns": len(run.turns),
-        "excluded": {
+        "fillers": sum(t.timing.filler for t in run.turns),
+        "excluded": {  # from the per-stage figures after the STT final (not from voice_to_voice_ms)
             "filler": sum(t.timing.filler for t in run.turns),
             "interrupted": sum(t.timing.interrupted for t in run.turns),
             "no_audio": sum(t.timing.first_audio_at is None for t in run.turns),
         },
-        "voice_to_voice_ms": stages["voice_to_voice"],
+        "no_reply_audio": sum(t.to_reply_ms is None for t in run.turns),
+        "voice_to_voice_ms": spread([v for t in run.turns if (v := t.to_reply_ms) is not None]),
+        "voice_to_voice_any_audio_ms": spread([v for t in run.turns if (v := t.to_any_audio_ms) is not None]),
+        "voice_to_voice_clean_ms": stages["voice_to_voice"],
         "stt_engine_in_call_ms": spread([t.timing.stt_engine_s * 1000 for t in run.turns if t.timing.stt_engine_s is not None]),
         "stages_ms": {k: v for k, v in stages.items() if k != "voice_to_voice"},
         "isolated_ms": isolated_summary(isolated, args.repeats, llm),
@@ -627,7 +766,8 @@ def summarize(run: CallsRun, isolated: Isolated, args: argparse.Namespace, load_
 def per_turn(turn: Turn) -> dict[str, Any]:
     return {
         "call": turn.call, "turn": turn.index + 1, "caller_text": turn.timing.caller_text,
-        "reply": turn.reply_text, "source": turn.reply_source, "clean": turn.clean,
+        "reply": turn.reply_text, "source": turn.reply_source, "clean": turn.clean, "filler": turn.timing.filler,
+        "to_reply_ms": turn.to_reply_ms, "to_any_audio_ms": turn.to_any_audio_ms,
         **{f"{name}_ms": turn.stage(name) for name in STAGES},
         **{f"iso_{k}_ms": v for k, v in turn.isolated.items()},
         "stt_engine_ms": None if turn.timing.stt_engine_s is None else turn.timing.stt_engine_s * 1000,
@@ -639,12 +779,22 @@ def print_report(summary: dict[str, Any]) -> None:
     m = summary["machine"]
     ex = summary["excluded"]
     print(f"\nvoice-to-voice: mode {summary['mode']} (dialogues {', '.join(summary['dialogues'])}; "
-          f"outcomes {', '.join(summary['outcomes'])}), {summary['calls']} calls, {summary['turns']} caller turns; "
-          f"excluded: {ex['filler']} filler, {ex['interrupted']} interrupted, {ex['no_audio']} without reply audio")
+          f"outcomes {', '.join(summary['outcomes'])}), {summary['calls']} calls, {summary['turns']} caller turns, "
+          f"{summary['fillers']} with a filler; stages after the STT final leave out {ex['filler']} filler, "
+          f"{ex['interrupted']} interrupted, {ex['no_audio']} without audio")
     print("settings: " + ", ".join(f"{k} {v}" for k, v in summary["settings"].items()))
+    t = summary["turn_end"]
+    print(f"turn end: {t['with_model']} of {t['listeners']} calls' listeners asked the turn-end model; the turns ended "
+          f"by {', '.join(f'{k} {v}' for k, v in sorted(t['turn_ends'].items())) or '-'}")
     print(f"machine: {m['cores']} cores ({m['usable_cores']} usable), {m['cpu']}; "
           f"load avg 1 min {m['loadavg_1m_at_start']:.2f} at start, {m['loadavg_1m']:.2f} at end")
     print_stages(summary)
+    for label, key in (("all turns, to the reply", "voice_to_voice_ms"),
+                       ("all turns, to any audio", "voice_to_voice_any_audio_ms")):
+        fig = summary[key]
+        print(f"{'v2v ' + label:22} {fig['n']:>3} {fmt(fig['p50']):>7} {fmt(fig['p95']):>7} {fmt(fig['p99']):>7}")
+    print(f"{'':22} ({summary['fillers']} of {summary['turns']} turns had a filler; "
+          f"{summary['no_reply_audio']} without reply audio have no figure)")
     e = summary["stt_engine_in_call_ms"]
     print(f"{'(stt engine, in call)':22} {e['n']:>3} {fmt(e['p50']):>7} {fmt(e['p95']):>7} {fmt(e['p99']):>7}"
           "  (the decode itself; with the early STT it began before the endpoint)")
@@ -659,7 +809,7 @@ def print_stages(summary: dict[str, Any]) -> None:
     header = f"{'stage (in the call)':22} {'n':>3} {'p50':>7} {'p95':>7} {'p99':>7}  ms"
     print(header)
     print("-" * len(header))
-    for name, fig in [*summary["stages_ms"].items(), ("voice_to_voice", summary["voice_to_voice_ms"])]:
+    for name, fig in [*summary["stages_ms"].items(), ("v2v (clean turns)", summary["voice_to_voice_clean_ms"])]:
         print(f"{name:22} {fig['n']:>3} {fmt(fig['p50']):>7} {fmt(fig['p95']):>7} {fmt(fig['p99']):>7}")
 
 
@@ -681,14 +831,17 @@ def print_isolated(iso: dict[str, Any]) -> None:
 
 
 def print_turns(turns: list[dict[str, Any]]) -> None:
-    print(f"\n{'call/turn':9} {'reply by':9} {'v2v':>6} {'stt':>6} {'stt*':>6} {'llm':>6} {'llm*':>6} {'tts':>6} {'tts*':>6} "
+    print(f"\n{'call/turn':9} {'reply by':9} {'v2v':>6} {'any':>6} {'stt':>6} {'stt*':>6} {'llm':>6} {'llm*':>6} {'tts':>6} {'tts*':>6} "
           f"{'line':>6} {'ovh':>6}  caller said  (* = alone; ovh = after-endpoint time - stt* - llm* - tts*)")
     for t in turns:
         llm_iso = t.get("iso_llm_first_chunk_ms")
-        print(f"{t['call']}/{t['turn']}{'' if t['clean'] else ' (x)':7} {t['source'][:9]:9} {fmt(t['voice_to_voice_ms']):>6} "
+        mark = " (f)" if t["filler"] else "" if t["clean"] else " (x)"
+        print(f"{t['call']}/{t['turn']}{mark:7} {t['source'][:9]:9} {fmt(t['to_reply_ms']):>6} {fmt(t['to_any_audio_ms']):>6} "
               f"{fmt(t['stt_ms']):>6} {fmt(t.get('iso_stt_ms')):>6} {fmt(t['llm_first_text_ms']):>6} "
               f"{fmt(llm_iso):>6} {fmt(t['tts_first_audio_ms']):>6} {fmt(t.get('iso_tts_ms')):>6} "
               f"{fmt(t['to_line_ms']):>6} {fmt(t['overhead_ms']):>6}  {t['caller_text']}")
+    print("(v2v: to the reply's first audio; any: to the first audio, filler or reply; (f) a filler played, "
+          "(x) interrupted or no audio)")
 
 
 def print_overhead(o: dict[str, Any]) -> None:
@@ -713,7 +866,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             Path(tmp) / "data", models_dir, args.llm is not None, args.filler_after_ms, args.llm_first_token_timeout_s,
             args.whisper_threads, args.early_stt_ms,
         )
-        run = await run_calls(config, args.calls, args.warmup_calls)
+        async with TurnEndShim(config, fill=args.turn_end == "shim").installed() as shim:
+            run = await run_calls(config, args.calls, args.warmup_calls)
         print("measuring the stages alone ...", flush=True)
         isolated = await measure_isolated(config, run.turns, args.repeats, args.llm is not None)
     summary = summarize(run, isolated, args, load_at_start)
@@ -722,7 +876,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         "llm_first_token_timeout_s": config.engines.llm.first_token_timeout_s,
         "whisper_cpu_threads": config.engines.stt.faster_whisper.cpu_threads,
         "early_stt_ms": config.call.early_stt_ms,
+        "turn_end": args.turn_end, "turn_end_threshold": config.call.turn_end.threshold,
+        "turn_end_pause_ms": config.call.turn_end.pause_ms,
     }
+    summary["turn_end"] = {"listeners": shim.listeners, "with_model": shim.with_model, "turn_ends": shim.stops}
     return summary
 
 
@@ -742,6 +899,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override engines.stt.faster_whisper.cpu_threads (default: the config's, 2)")
     parser.add_argument("--early-stt-ms", type=int, default=None,
                         help="override call.early_stt_ms (0: whisper decodes only at the endpoint; default: the config's, 200)")
+    parser.add_argument("--turn-end", choices=["service", "shim"], default="service",
+                        help="service: the turn-end policy the call service gives its listeners (none until "
+                             "daemon/call/service.py passes it); shim: the bench gives it (default: service)")
     parser.add_argument("--models-dir", default="/tmp/secretary-bench-models",
                         help="persistent models dir (packaged models are assembled there once)")
     args = parser.parse_args(argv)

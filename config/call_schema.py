@@ -17,6 +17,27 @@ class BargeInConfig(Section):
     fade_ms: float = Field(20.0, ge=0, le=200)
 
 
+class TurnEndConfig(Section):
+    """The turn-end model (engines.vad.turn_end_model) ends the caller's turn at a short pause when it is complete."""
+
+    enabled: bool = True
+    pause_ms: int = Field(
+        200, ge=60, le=2000,
+        json_schema_extra={"allowed": "caller silence after which the turn-end model is asked whether they have "
+                                      "finished (60..2000 ms, below call.endpoint_silence_ms)"},
+    )
+    threshold: float = Field(
+        0.95, gt=0, lt=1,
+        json_schema_extra={"allowed": "the model's probability of a complete turn at or above which the turn ends "
+                                      "at the pause (between 0 and 1, e.g. 0.95)"},
+    )
+    max_silence_ms: int = Field(
+        1000, ge=150, le=5000,
+        json_schema_extra={"allowed": "caller silence that ends a turn the model judged unfinished (150..5000 ms, "
+                                      "at least call.endpoint_silence_ms)"},
+    )
+
+
 class DtmfConfig(Section):
     leave_message: str | None = Field("0", pattern=_DTMF, json_schema_extra={"allowed": "one DTMF key (0-9 * # A-D) or null"})
     end_call: str | None = Field("#", pattern=_DTMF, json_schema_extra={"allowed": "one DTMF key (0-9 * # A-D) or null"})
@@ -44,6 +65,7 @@ class CallConfig(Section):
     min_utterance_ms: int = Field(
         250, ge=0, le=3000, json_schema_extra={"allowed": "shorter caller sounds are ignored as noise (ms)"}
     )
+    turn_end: TurnEndConfig = Field(default_factory=TurnEndConfig)
     barge_in: BargeInConfig = Field(default_factory=BargeInConfig)
     dtmf: DtmfConfig = Field(default_factory=DtmfConfig)
     filler_after_ms: int = Field(
@@ -78,5 +100,30 @@ class CallConfig(Section):
             raise ValueError(
                 f"early_stt_ms ({self.early_stt_ms}) must be below endpoint_silence_ms ({self.endpoint_silence_ms}): "
                 "the early transcript is started inside the silence that ends the caller's turn"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_turn_end(self) -> CallConfig:
+        turn_end = self.turn_end
+        if not turn_end.enabled:
+            return self
+        given = turn_end.model_fields_set
+        if turn_end.pause_ms >= self.endpoint_silence_ms and "pause_ms" not in given:
+            object.__setattr__(self, "turn_end", turn_end.model_copy(update={"enabled": False}))
+            return self  # a very short endpoint window leaves no room for the model's pause
+        if turn_end.max_silence_ms < self.endpoint_silence_ms and "max_silence_ms" not in given:
+            turn_end = turn_end.model_copy(update={"max_silence_ms": self.endpoint_silence_ms})
+            object.__setattr__(self, "turn_end", turn_end)  # a long endpoint window is the longest wait too
+        if turn_end.pause_ms >= self.endpoint_silence_ms:
+            raise ValueError(
+                f"turn_end.pause_ms ({turn_end.pause_ms}) must be below endpoint_silence_ms "
+                f"({self.endpoint_silence_ms}): the turn-end model is asked inside the silence that would end the "
+                "turn anyway (or set turn_end.enabled: false)"
+            )
+        if turn_end.max_silence_ms < self.endpoint_silence_ms:
+            raise ValueError(
+                f"turn_end.max_silence_ms ({turn_end.max_silence_ms}) must be at least endpoint_silence_ms "
+                f"({self.endpoint_silence_ms}): it is how long a caller the model heard as unfinished may pause"
             )
         return self

@@ -56,6 +56,11 @@ class VadConfig(Section):
     speech_pad_ms: int = Field(100, ge=0, le=1000)
     silero: SileroVadConfig = Field(default_factory=SileroVadConfig)
     webrtc: WebrtcVadConfig = Field(default_factory=WebrtcVadConfig)
+    turn_end_model: ModelSpec | None = Field(
+        "packaged:smart-turn-v3",
+        json_schema_extra={"allowed": "packaged:smart-turn-v3 (Smart Turn v3, which scripts/bootstrap takes out of the "
+                                      "pipecat-ai wheel), an .onnx path, or null: no turn-end model (call.turn_end)"},
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VadConfig:

@@ -22,6 +22,19 @@ How the transcript is made depends on the STT backend:
   the silence after the words too: cut right after the last word, it drops
   words (whisper-base turned a Russian sentence into "и").
 
+With a turn-end model (``turn_end``: Smart Turn v3, ``engines.turn_end``) the
+turn does not wait for the fixed silence window. Once the caller has been
+quiet ``pause_ms`` the model is asked, in a worker thread, about the utterance
+so far (its last 8 s, the pause included): a complete turn (probability at or
+above ``threshold``) ends now, if the caller is still quiet when the answer
+comes; an unfinished one ("my number is eight nine one six ...") waits for
+the caller up to ``max_silence_ms``, so the detector's own window is raised
+to that. A judgment still running at the detector's configured window
+(``call.endpoint_silence_ms``) is waited for, and so is one that waits for
+the judgment of an earlier pause (a busy CPU must not cut the caller off);
+a pause the model failed on, or a sound too short to be an utterance, ends
+there as it would without a model. ``CallerStopped.ended_by`` says which.
+
 Times are call times: seconds of caller audio since the line came up.
 """
 
@@ -37,15 +50,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from config.call_schema import TurnEndConfig
 from drivers.audio import ENGINE_RATE
 from engines.fallback_chain import ChainExhausted, RequestError
 from engines.stt.interface import SttFinal, SttPartial
 from engines.stt.stt_engine import SttEngine
+from engines.turn_end.interface import TurnEndModel
 from engines.vad.speech_detector import SpeechDetector, SpeechEnded, SpeechStarted
+from engines.vad.vad_engine import VadEngine
 
 log = logging.getLogger("secretary.call")
 
 HISTORY_S = 1.5
+
+
+@dataclass(frozen=True)
+class TurnEndPolicy:
+    """A loaded turn-end model and when to ask it (``call.turn_end``)."""
+
+    model: TurnEndModel
+    pause_s: float
+    threshold: float
+    max_silence_ms: int
+
+
+def turn_end_policy(config: TurnEndConfig, vad: VadEngine | None) -> TurnEndPolicy | None:
+    """The call's turn-end policy: None when it is turned off or the VAD engine has no model loaded."""
+    model = vad.turn_end if vad is not None else None
+    if not config.enabled or model is None:
+        return None
+    return TurnEndPolicy(model, config.pause_ms / 1000, config.threshold, config.max_silence_ms)
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,8 @@ class CallerStopped:
     end_s: float
     endpoint_at: float  # monotonic: the silence window closed
     voiced_end_s: float  # the caller's voice ended here: ``end_s`` without the detector's speech padding
+    ended_by: str = "silence"  # "turn_end" (the model: complete), "silence" (the fixed window), "long_silence"
+    # (the model heard it unfinished; max_silence_ms passed), "hangup" (the audio ended)
 
 
 @dataclass(frozen=True)
@@ -102,6 +138,7 @@ class CallerListener:
         *,
         min_utterance_ms: int = 250,
         early_stt_ms: int | None = 200,
+        turn_end: TurnEndPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detector = detector
@@ -120,6 +157,17 @@ class CallerListener:
         self._utterance_start = 0.0
         self._seq = 0  # utterances endpointed so far
         self.decodes = 0  # segment decodes started (early ones included)
+        self._turn_end = turn_end
+        self._fixed_window_s = detector.settings.min_silence_ms / 1000  # the turn's end without a verdict
+        self._history_s = HISTORY_S
+        self._asked: float | None = None  # the pause (last voiced end, s) the model was asked about
+        self._failed: float | None = None  # the pause the model failed to judge
+        self._asking: asyncio.Task[None] | None = None
+        self.turn_end_asks = 0  # judgments asked of the model
+        self.turn_end_ms: list[float] = []  # how long each took (wall ms), the recent ones
+        if turn_end is not None:
+            self._history_s = max(HISTORY_S, turn_end.model.window_s)
+            detector.set_min_silence_ms(max(turn_end.max_silence_ms, detector.settings.min_silence_ms))
 
     async def run(self, audio: AsyncIterator[np.ndarray]) -> None:
         """Listen until ``audio`` ends (the call's audio is gone); an utterance in progress is finished."""
@@ -131,15 +179,16 @@ class CallerListener:
                 if self._collected is not None:
                     self._collected.append(chunk)
                 for event in self.detector.feed(chunk):
-                    self._on_vad(event, tasks)
+                    self._on_vad(event, tasks, ended_by="long_silence" if self._turn_end is not None else "silence")
+                self._maybe_ask_turn_end(tasks)
                 self._maybe_decode_early(tasks)
             for event in self.detector.finish():
-                self._on_vad(event, tasks, cut_by_hangup=True)
+                self._on_vad(event, tasks, cut_by_hangup=True, ended_by="hangup")
 
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append((self._position, chunk))
         self._position += chunk.size
-        keep_from = self._position - int(HISTORY_S * ENGINE_RATE)
+        keep_from = self._position - int(self._history_s * ENGINE_RATE)
         while self._history and self._history[0][0] + self._history[0][1].size < keep_from:
             self._history.popleft()
 
@@ -152,7 +201,10 @@ class CallerListener:
             parts.append(chunk[max(0, start - first):])
         return parts
 
-    def _on_vad(self, event: SpeechStarted | SpeechEnded, tasks: asyncio.TaskGroup, *, cut_by_hangup: bool = False) -> None:
+    def _on_vad(
+        self, event: SpeechStarted | SpeechEnded, tasks: asyncio.TaskGroup, *, cut_by_hangup: bool = False,
+        ended_by: str = "silence",
+    ) -> None:
         if isinstance(event, SpeechStarted):
             self._emit(CallerSpeechStarted(at_s=event.at_s, detected_at=self._clock()))
             self._utterance_start = event.at_s
@@ -181,7 +233,7 @@ class CallerListener:
         ending = _End(self._seq, end, self._clock(), cut_by_hangup)
         voiced_end = end - self.detector.settings.speech_pad_ms / 1000
         self._emit(CallerStopped(seq=ending.seq, start_s=start, end_s=end, endpoint_at=ending.endpoint_at,
-                                 voiced_end_s=voiced_end))
+                                 voiced_end_s=voiced_end, ended_by=ended_by))
         if live is not None:
             live.put_nowait(ending)
             return
@@ -191,6 +243,51 @@ class CallerListener:
         else:
             decode = tasks.create_task(self._decode(collected), name="stt-utterance")
         tasks.create_task(self._deliver(decode, start, ending), name="stt-final")
+
+    def _maybe_ask_turn_end(self, tasks: asyncio.TaskGroup) -> None:
+        """At ``pause_ms`` of quiet ask the model once per pause; without its verdict end at the fixed window."""
+        policy = self._turn_end
+        if policy is None or not self.detector.in_speech:
+            return
+        quiet = self.detector.quiet_s
+        if quiet < policy.pause_s:
+            return
+        voiced_until = self.detector.last_voiced_end_s
+        if self._failed == voiced_until or voiced_until - self._utterance_start < self._min_utterance_s:
+            # the model failed on this pause, or there is only a noise so far: the fixed window, as without a model
+            if quiet >= self._fixed_window_s:
+                for event in self.detector.end_now():
+                    self._on_vad(event, tasks, ended_by="silence")
+            return
+        if self._asked == voiced_until:
+            return  # judged, or being judged: a complete verdict ends the turn, else the long window does
+        if self._asking is not None and not self._asking.done():
+            return  # still judging an earlier pause: this one is asked next (the long window bounds the wait)
+        self._asked = voiced_until
+        now_s = self._position / ENGINE_RATE
+        audio = np.concatenate(self._since(max(self._utterance_start, now_s - policy.model.window_s)) or [_DISCARD])
+        self._asking = tasks.create_task(self._judge_turn(policy, audio, voiced_until, tasks), name="turn-end")
+
+    async def _judge_turn(
+        self, policy: TurnEndPolicy, audio: np.ndarray, voiced_until: float, tasks: asyncio.TaskGroup,
+    ) -> None:
+        """Ask the model about the pause after ``voiced_until``; end the turn if complete and the caller is still quiet."""
+        self.turn_end_asks += 1
+        started = time.monotonic()
+        try:
+            p = await policy.model.completion(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed judgment leaves the fixed window, never the ears
+            log.warning("turn-end model failed: the turn ends after the silence window", extra={"error": str(exc)})
+            self._failed = voiced_until
+            return
+        self.turn_end_ms = [*self.turn_end_ms[-31:], (time.monotonic() - started) * 1000]
+        complete = p >= policy.threshold
+        log.debug("turn end judged", extra={"p": round(p, 3), "complete": complete})
+        if complete and self.detector.in_speech and self.detector.last_voiced_end_s == voiced_until:
+            for event in self.detector.end_now():
+                self._on_vad(event, tasks, ended_by="turn_end")
 
     def _maybe_decode_early(self, tasks: asyncio.TaskGroup) -> None:
         """Start decoding a segment recogniser's utterance once the caller has paused ``early_stt_ms``."""

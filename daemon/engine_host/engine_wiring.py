@@ -44,6 +44,8 @@ from engines.tts.backend_factory import build_tts_backend
 from engines.tts.interface import TtsBackend
 from engines.tts.settings import EspeakSettings, PiperSettings, RhvoiceSettings, WorkerSettings, XttsSettings
 from engines.tts.tts_engine import TtsEngine
+from engines.turn_end.smart_turn_backend import SmartTurnBackend, SmartTurnSettings
+from engines.turn_end.turn_end_loader import TurnEndLoader
 from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.silero_backend import SileroSettings
@@ -66,6 +68,20 @@ def vad_slots(config: VadConfig) -> list[BackendSlot[VadBackend]]:
         return lambda: build_vad_backend("webrtc", WebRtcSettings(mode=config.webrtc.mode))
 
     return [BackendSlot(kind, builder(kind)) for kind in config.chain]
+
+
+def turn_end_loader(config: VadConfig, on_status: StatusSink | None = None) -> TurnEndLoader:
+    """The VAD engine's optional turn-end model (``engines.vad.turn_end_model``); ``relay`` feeds ``on_status``."""
+    spec = config.turn_end_model
+    build = None if spec is None else (lambda: SmartTurnBackend(SmartTurnSettings(model=spec)))
+    return TurnEndLoader(build, on_status, off_reason="engines.vad.turn_end_model is null")
+
+
+def vad_engine(config: VadConfig, on_status: StatusSink | None = None, **retry: float) -> VadEngine:
+    """The VAD engine: its backend chain, detector thresholds and the turn-end model, one status sink for all."""
+    turn_end = turn_end_loader(config, on_status)
+    chain = FallbackChain("vad", vad_slots(config), turn_end.relay, **retry)
+    return VadEngine(chain, detector_settings(config), turn_end)
 
 
 def detector_settings(config: VadConfig) -> DetectorSettings:
@@ -226,7 +242,7 @@ def engine_services(
     return [
         EngineService(
             "vad", bus,
-            lambda on_status: VadEngine(chain("vad", vad_slots(vad), on_status), detector_settings(vad)),
+            lambda on_status: vad_engine(vad, on_status, **retry),
             config=(vad, timing), load_gate=gate,
         ),
         EngineService(

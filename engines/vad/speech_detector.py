@@ -26,7 +26,7 @@ call per frame): it runs on the event loop with the audio.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -136,6 +136,22 @@ class SpeechDetector:
                 events.append(event)
         self._remainder = audio[whole:].copy()
         return events
+
+    def set_min_silence_ms(self, ms: int) -> None:
+        """Change the silence that ends an utterance (the hangover), from the next frame on."""
+        if ms < 0:
+            raise ValueError(f"min_silence_ms must be >= 0, not {ms}")
+        self.settings = replace(self.settings, min_silence_ms=ms)
+        self._min_silence = _samples(ms, self._rate)
+
+    def end_now(self) -> list[SpeechEvent]:
+        """End the utterance in progress now, as its silence window would (a turn-end model judged it complete).
+
+        The next voiced frames start a new utterance. Nothing when no utterance is in progress.
+        """
+        if self._state is not _State.SPEECH:
+            return []
+        return [self._end(min(self._last_voiced_end + self._pad, self._position))]
 
     def finish(self) -> list[SpeechEvent]:
         """The stream ended: close an utterance in progress (a partial last frame is dropped)."""
