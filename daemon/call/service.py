@@ -45,7 +45,7 @@ from daemon.bus.connection import Bus
 from daemon.call.announcer import CallAnnouncer, stamp
 from daemon.call.flow import CallFlow, CallPhrases, CallResult, TurnTiming, phrase_texts
 from daemon.call.line import CallLine, LineSession
-from daemon.call.listener import CallerListener, ListenerEvent
+from daemon.call.listener import CallerListener, ListenerEvent, turn_end_policy
 from daemon.call.speaker import Speaker
 from daemon.dialogue.call_summary import llm_summary, slots_summary
 from daemon.dialogue.interface import Dialogue
@@ -633,6 +633,7 @@ class CallService(Service):
                 return CallerListener(
                     detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms,
                     early_stt_ms=cfg.call.early_stt_ms or None,
+                    turn_end=turn_end_policy(cfg.call.turn_end, engines["vad"]),
                 )
 
             def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:
