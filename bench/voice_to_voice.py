@@ -55,11 +55,10 @@ sequential turn: run with ``--early-stt-ms 0``. With the early STT on (the
 default) whisper decodes inside the endpoint window, so the figure goes
 below zero and measures that overlap instead.
 
-The turn end: ``--turn-end service`` (the default) measures what the call
-service does; ``--turn-end shim`` gives the calls' listeners the turn-end
-policy of ``call.turn_end`` (Smart Turn v3) while the service does not yet
-pass it (``TurnEndShim``). The report counts the listeners that had it and
-how their turns ended.
+The turn end: the call service gives each call's listener the turn-end
+policy of ``call.turn_end`` (Smart Turn v3); ``TurnEndShim`` counts the
+listeners that had it and how their turns ended (``--turn-end shim`` would
+fill it in for a service that passes none: an older checkout, for comparison).
 
 Prints tables, then ONE line of JSON with every figure. Never fails on time.
 
@@ -211,10 +210,10 @@ class Turn:
 class TurnEndShim:
     """Counts the calls' listeners that end turns with the turn-end model, and can give them the policy.
 
-    ``daemon/call/service.py`` builds each call's ``CallerListener``. Until it
-    passes ``turn_end=turn_end_policy(config.call.turn_end, vad)`` itself,
-    ``--turn-end shim`` fills that keyword here (with its own copy of the model
-    file the VAD engine loads); a keyword the service passes is never replaced.
+    ``daemon/call/service.py`` builds each call's ``CallerListener`` with
+    ``turn_end=turn_end_policy(config.call.turn_end, vad)``. ``--turn-end shim``
+    fills that keyword where a service passes none (with its own copy of the
+    model file the VAD engine loads); a keyword the service passes is never replaced.
     """
 
     def __init__(self, config: SecretaryConfig, fill: bool) -> None:
@@ -900,8 +899,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--early-stt-ms", type=int, default=None,
                         help="override call.early_stt_ms (0: whisper decodes only at the endpoint; default: the config's, 200)")
     parser.add_argument("--turn-end", choices=["service", "shim"], default="service",
-                        help="service: the turn-end policy the call service gives its listeners (none until "
-                             "daemon/call/service.py passes it); shim: the bench gives it (default: service)")
+                        help="service: the turn-end policy the call service gives its listeners (call.turn_end); "
+                             "shim: the bench gives it too, to count how turns ended (default: service)")
     parser.add_argument("--models-dir", default="/tmp/secretary-bench-models",
                         help="persistent models dir (packaged models are assembled there once)")
     args = parser.parse_args(argv)
