@@ -97,7 +97,7 @@ async def test_sighup_and_cmd_reload(broker: MosquittoBroker, tmp_path: Path, da
         config.write_text(config.read_text().replace("keepalive_s: 5", "keepalive_s: 7"))
         start = len(watch.seen)
         reply = await watch.request(f"{BASE}/cmd/reload", b"{}", timeout=10)
-        assert reply["result"] == {"applied": True, "restarted": ["bus"], "needs_daemon_restart": []}
+        assert reply["result"] == {"applied": True, "restarted": ["bus"], "after_live_calls": [], "needs_daemon_restart": []}
         await watch.wait_for(lambda m: m.topic == f"{BASE}/services/bus/state" and m.json()["state"] == "stopping", after=start, timeout=10)
         await watch.wait_for(lambda m: m.topic == f"{BASE}/services/bus/state" and m.json()["state"] == "running", after=start, timeout=10)
         assert proc.poll() is None
