@@ -85,18 +85,26 @@ async def test_engines_share_a_load_gate_and_report_their_state() -> None:
     assert all(each.engine is None for each in services)
 
 
+class Reloads:
+    """Engine services of one name, each a reload's new instance, and every engine they built (in order)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bus = Bus(Topics("secretary", "box"))
+        self.built: list[Loading] = []
+
+    def service(self, config: str) -> EngineService[Loading]:
+        def build(on_status: StatusSink) -> Loading:
+            self.built.append(Loading(self.name, on_status, EngineState.READY))
+            return self.built[-1]
+
+        return EngineService(self.name, self.bus, build, config=config)
+
+
 async def test_a_reload_leaves_a_leased_engine_open_for_its_call_and_the_last_call_closes_it() -> None:
     """A call holds the STT it started with; the reload's new STT loads beside it; the call's end closes the old."""
-    bus = Bus(Topics("secretary", "box"))
-    built: list[Loading] = []
-
-    def service(config: str) -> EngineService[Loading]:
-        def build(on_status: StatusSink) -> Loading:
-            built.append(Loading("stt", on_status, EngineState.READY))
-            return built[-1]
-
-        return EngineService("stt", bus, build, config=config)
-
+    reloads = Reloads("stt")
+    bus, built, service = reloads.bus, reloads.built, reloads.service
     supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=2.0)
     first = service("base")
     supervisor.add(first)
@@ -128,16 +136,8 @@ async def test_a_reload_leaves_a_leased_engine_open_for_its_call_and_the_last_ca
 
 
 async def test_an_engine_nobody_holds_closes_when_its_service_is_replaced() -> None:
-    bus = Bus(Topics("secretary", "box"))
-    built: list[Loading] = []
-
-    def service(config: str) -> EngineService[Loading]:
-        def build(on_status: StatusSink) -> Loading:
-            built.append(Loading("tts", on_status, EngineState.READY))
-            return built[-1]
-
-        return EngineService("tts", bus, build, config=config)
-
+    reloads = Reloads("tts")
+    built, service = reloads.built, reloads.service
     supervisor = Supervisor(RestartPolicy(0.05, 0.5, 60.0), stop_timeout_s=2.0)
     first = service("a")
     supervisor.add(first)
