@@ -29,8 +29,7 @@ async def test_sigkill_mid_call_leaves_a_readable_record_recovered_on_restart(
     broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     data = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, answer_after_rings=1)
     async with MqttWatch(broker, f"{BASE}/#") as bus:
         proc = subprocess.Popen(secretaryd_command(config), env=daemon_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         spawn.append(proc)

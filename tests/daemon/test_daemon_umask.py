@@ -40,8 +40,7 @@ async def test_a_hand_started_daemon_keeps_its_records_private(
     broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawned: list[subprocess.Popen[bytes]],
 ) -> None:
     data_dir = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data_dir)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data_dir, answer_after_rings=1)
     topics = broker.topics
     async with MqttWatch(broker, topics("#")) as owner:
         # umask 0: a shell that would make every new file world-readable (and writable)

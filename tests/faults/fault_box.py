@@ -69,8 +69,13 @@ def call_event(kind: str, call_id: str | None = None) -> Callable[[Seen], bool]:
     return match
 
 
+def service_state(name: str, state: str) -> Callable[[Seen], bool]:
+    """A predicate: ``services/<name>/state`` says ``state``."""
+    return lambda m: m.topic == topic(f"services/{name}/state") and m.json()["state"] == state
+
+
 def service_running(name: str) -> Callable[[Seen], bool]:
-    return lambda m: m.topic == topic(f"services/{name}/state") and m.json()["state"] == "running"
+    return service_state(name, "running")
 
 
 def engine_state(name: str, state: str) -> Callable[[Seen], bool]:

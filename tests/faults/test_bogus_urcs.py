@@ -114,8 +114,7 @@ async def test_over_the_bus_stray_urcs_publish_nothing_and_a_real_call_answers(
     broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]]
 ) -> None:
     data = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, answer_after_rings=1)
     log_path = tmp_path / "secretaryd.log"
     async with MqttWatch(broker, f"{BASE}/#") as bus:
         with log_path.open("wb") as log_file:

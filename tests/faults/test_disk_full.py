@@ -70,8 +70,7 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def daemon_config(tmp_path: Path, broker: MosquittoBroker, data: Path, call: str, engines: str = LIGHT_ENGINES) -> Path:
-    config = write_config(tmp_path / "config.yaml", broker, data, extra=f"call:\n{call}", engines=engines)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, extra=f"call:\n{call}", engines=engines, answer_after_rings=1)
     return config
 
 

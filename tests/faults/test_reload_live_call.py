@@ -30,6 +30,7 @@ from tests.faults.fault_box import (
     events_of,
     heard_pcm,
     service_running,
+    service_state,
     settled_record,
     start_daemon,
     topic,
@@ -51,10 +52,6 @@ CHANGED_ENGINES = (
 )
 
 
-def service_state(name: str, state: str) -> object:
-    return lambda m: m.topic == topic(f"services/{name}/state") and m.json()["state"] == state
-
-
 def first_index(seen: list[Seen], match: object, after: int = 0) -> int:
     for i in range(after, len(seen)):
         if match(seen[i]):  # type: ignore[operator]
@@ -66,8 +63,7 @@ async def test_a_reload_mid_call_keeps_the_call_speaking_and_replaces_the_call_s
     broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, answer_after_rings=1)
     lines = caller_script("en")
     async with MqttWatch(broker, "secretary/test-box/#") as bus:
         proc = start_daemon(config, daemon_env, spawn)
@@ -139,8 +135,7 @@ async def test_a_call_that_rings_during_a_reload_is_answered_only_once_the_new_s
     broker: MosquittoBroker, tmp_path: Path, daemon_env: dict[str, str], spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, answer_after_rings=1)
     async with MqttWatch(broker, "secretary/test-box/#") as bus:
         start_daemon(config, daemon_env, spawn)
         await bus.wait_for(service_running("calls"), START_S)

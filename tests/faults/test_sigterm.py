@@ -94,8 +94,7 @@ async def test_a_signal_mid_call_says_goodbye_finishes_the_record_and_leaves_the
     spawn: list[subprocess.Popen[bytes]],
 ) -> None:
     data = tmp_path / "data"
-    config = write_config(tmp_path / "config.yaml", broker, data)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, answer_after_rings=1)
     uplink = data / "run" / "simulator-uplink.wav"
     async with MqttWatch(broker, f"{BASE}/#") as bus:
         spawn.append(start_daemon(config, daemon_env, tmp_path))

@@ -60,8 +60,7 @@ def mute_box_config(tmp_path: Path, broker: MosquittoBroker, voice: Path, max_wa
         f"  tts: {{chain: [piper, espeak], piper: {{voices: {{en: '{voice}'}}}}, espeak: {{voices: {{ru: ru}}}}}}\n",
     ) + "  retry_initial_s: 0.5\n  retry_max_s: 1\n"
     extra = f"call:\n  max_answer_wait_s: {max_wait_s}\n"
-    config = write_config(tmp_path / "config.yaml", broker, data, extra=extra, engines=engines)
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, data, extra=extra, engines=engines, answer_after_rings=1)
     return config, data
 
 

@@ -30,16 +30,20 @@ LIGHT_ENGINES = (
 
 def write_config(
     path: Path, broker: MosquittoBroker | str, data_dir: Path, extra: str = "", box_id: str = "test-box",
-    engines: str = LIGHT_ENGINES,
+    engines: str = LIGHT_ENGINES, answer_after_rings: int | None = None,
 ) -> Path:
-    """A daemon config on ``broker``: a private broker's URL and credentials file, or a bare URL."""
+    """A daemon config on ``broker``: a private broker's URL and credentials file, or a bare URL.
+
+    ``answer_after_rings``: the simulated modem answers after that many rings (else the config's default).
+    """
     mqtt = broker.mqtt_yaml() if isinstance(broker, MosquittoBroker) else f"  url: {broker}\n"
     path.write_text(
         f"box_id: {box_id}\n"
         f"data_dir: {data_dir}\n"
         "log:\n  level: debug\n  format: json\n"
         "modem:\n  driver: simulator\n"
-        f"mqtt:\n{mqtt}  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
+        + (f"  answer_after_rings: {answer_after_rings}\n" if answer_after_rings is not None else "")
+        + f"mqtt:\n{mqtt}  keepalive_s: 5\n  reconnect_max_s: 0.5\n"
         "supervisor:\n  backoff_initial_s: 0.05\n  backoff_max_s: 0.5\n"
         + engines
         + ("" if "web:" in extra else "web:\n  enabled: false\n")  # a test that wants the page says so

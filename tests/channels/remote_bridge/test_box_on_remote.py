@@ -31,8 +31,7 @@ BOX_ENTITIES = [("sensor", "signal"), ("binary_sensor", "registered"), ("sensor"
 
 def remote_config(tmp_path: Path, broker: MosquittoBroker, remote_url: str) -> Path:
     config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data",
-                          extra=f"channels:\n  remote:\n    enabled: true\n    url: {remote_url}\n")
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+                          extra=f"channels:\n  remote:\n    enabled: true\n    url: {remote_url}\n", answer_after_rings=1)
     return config
 
 

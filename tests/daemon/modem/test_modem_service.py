@@ -41,8 +41,7 @@ async def start_app(config: Path) -> tuple[SecretaryApp, asyncio.Task[None]]:
 
 @pytest.fixture
 async def sim_app(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[SecretaryApp]:
-    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data")
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
+    config = write_config(tmp_path / "config.yaml", broker, tmp_path / "data", answer_after_rings=1)
     app, task = await start_app(config)
     yield app
     app.stop()

@@ -59,9 +59,8 @@ async def web_daemon(broker: MosquittoBroker, tmp_path: Path, extra: str = "") -
     data_dir = tmp_path / "data"
     config = write_config(
         tmp_path / "config.yaml", broker, data_dir,
-        extra=f"web:\n  listen: 127.0.0.1:{port}\n" + extra,
+        extra=f"web:\n  listen: 127.0.0.1:{port}\n" + extra, answer_after_rings=1,
     )
-    config.write_text(config.read_text().replace("driver: simulator", "driver: simulator\n  answer_after_rings: 1"))
     await asyncio.to_thread(PasswordStore(password_path(data_dir)).set_password, PASSWORD)
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
     task = asyncio.create_task(app.run())
