@@ -164,7 +164,7 @@ class CallerListener:
         self._failed: float | None = None  # the pause the model failed to judge
         self._asking: asyncio.Task[None] | None = None
         self.turn_end_asks = 0  # judgments asked of the model
-        self.turn_end_ms: list[float] = []  # how long each took (wall ms), the recent ones
+        self.turn_end_ms: deque[float] = deque(maxlen=32)  # how long the recent ones took (wall ms)
         if turn_end is not None:
             self._history_s = max(HISTORY_S, turn_end.model.window_s)
             detector.set_min_silence_ms(max(turn_end.max_silence_ms, detector.settings.min_silence_ms))
@@ -282,7 +282,7 @@ class CallerListener:
             log.warning("turn-end model failed: the turn ends after the silence window", extra={"error": str(exc)})
             self._failed = voiced_until
             return
-        self.turn_end_ms = [*self.turn_end_ms[-31:], (time.monotonic() - started) * 1000]
+        self.turn_end_ms.append((time.monotonic() - started) * 1000)
         complete = p >= policy.threshold
         log.debug("turn end judged", extra={"p": round(p, 3), "complete": complete})
         if complete and self.detector.in_speech and self.detector.last_voiced_end_s == voiced_until:

@@ -476,7 +476,7 @@ class CallService(Service):
         record = await asyncio.to_thread(CallRecord, call_dir, header)
         index = self._require_index()
         await index.aupsert(record.header, call_dir)
-        tts = self._engines()["tts"]
+        tts = self._engine("tts")
         goodbye = await self.speech_cache.load(PersonaVoice.of(persona), persona.goodbye)  # an earlier run's?
         if call_id not in self._ended_calls and (goodbye is not None or tts is not None):
             async with CallLine(session, None) as line:
@@ -622,7 +622,7 @@ class CallService(Service):
             line = await stack.enter_async_context(CallLine(session, recorder))
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
-            speaker = Speaker(line, tts, voice, current_tts=lambda: self._engines()["tts"] or tts)
+            speaker = Speaker(line, tts, voice, current_tts=lambda: self._engine("tts") or tts)
             # The active persona's phrases are kept ready; another persona's are made (and cached) on first use.
             phrases = await self._phrases(tts, persona, synthesize=persona_name != self.persona_name)
             dialogue = self._dialogue(persona, caller, engines["llm"])
@@ -741,10 +741,6 @@ class CallService(Service):
             session.close()
             self.announcer.line_over(call_id)
 
-    async def browser_call(self, session: LineSession, on_event: Callable[[dict[str, Any]], None]) -> str:
-        """The web page's test call: a line call from the browser, answered by the active persona."""
-        return await self.line_call(session, on_event, channel="browser")
-
     async def _finish(
         self, record: CallRecord, call_dir: Path, result: CallResult, persona: Any, caller: str | None,
         started: float, llm: LlmEngine | None,
@@ -838,11 +834,12 @@ class CallService(Service):
     # -- engines ------------------------------------------------------------------------
     def _engines(self) -> dict[str, Any]:
         """The loaded engines (None for one that is not loaded: the call goes on without it)."""
-        found: dict[str, Any] = {}
-        for name in ENGINES:
-            service = self._engine_service(name)
-            found[name] = _usable(name, service.engine if service is not None else None)
-        return found
+        return {name: self._engine(name) for name in ENGINES}
+
+    def _engine(self, name: str) -> Any:
+        """One loaded engine, or None (not loaded, or a failed chain a call must go on without)."""
+        service = self._engine_service(name)
+        return _usable(name, service.engine if service is not None else None)
 
     @contextlib.asynccontextmanager
     async def _leased_engines(self) -> AsyncIterator[dict[str, Any]]:

@@ -23,7 +23,8 @@ from daemon.web.metrics import BoxMetrics
 from daemon.web.status_relay import StatusRelay
 from daemon.web.transport.client_address import LoginThrottle
 
-# Runs a test call on a browser line until it ends; returns the end reason (CallService.browser_call).
+# Runs a test call on a browser line until it ends; returns the end reason (the app runs it as
+# CallService.line_call on the call service taking calls now).
 BrowserCallRunner = Callable[[StreamLineSession, Callable[[dict[str, Any]], None]], Awaitable[str]]
 
 
