@@ -51,7 +51,7 @@ from daemon.call.speaker import HEARD_BY, ReplyProgress, Speaker
 from daemon.dialogue.interface import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
 from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
-from daemon.records.call_record import Utterance
+from daemon.records.call_record import TurnStages, Utterance
 from daemon.voices.phrase_cache import CachedSpeech
 
 log = logging.getLogger("secretary.call")
@@ -85,6 +85,20 @@ class TurnTiming:
     first_audio_at: float | None = None
     filler: bool = False
     interrupted: bool = False
+    ended_by: str = "silence"  # how the turn was judged over (the listener's CallerStopped.ended_by)
+    reply_audio_at: float | None = None  # the reply's own first frame (after fillers; == first_audio_at without)
+    fillers: int = 0
+
+    def stages(self, t0: float) -> TurnStages:
+        """The turn for the call record: these times in seconds from ``t0`` (the call's audio zero)."""
+        def at(value: float | None) -> float | None:
+            return None if value is None else value - t0
+
+        return TurnStages(
+            speech_end_s=self.speech_end_at - t0, endpoint_s=self.endpoint_at - t0, ended_by=self.ended_by,
+            stt_final_s=at(self.final_at), first_text_s=at(self.first_text_at), first_audio_s=at(self.first_audio_at),
+            reply_audio_s=at(self.reply_audio_at), fillers=self.fillers,
+        )
 
     def as_dict(self) -> dict[str, float | str | bool | None]:
         def ms(at: float | None, since: float) -> float | None:
@@ -198,6 +212,7 @@ class CallFlow:
         self._t0 = clock()
         self._reply: _Reply | None = None
         self._caller_speaking = False
+        self._unspoken_turn: TurnTiming | None = None  # an answer whose dialogue failed unheard: the apology's turn
         self._last_activity = self._t0
         self._silence_prompted = False
         self._ending: str | None = None  # end reason once the flow decided to end
@@ -321,7 +336,7 @@ class CallFlow:
         """Answer every unanswered caller turn; the reply starts now, while their transcripts are still coming."""
         turns = list(self._unanswered)
         last = turns[-1].stopped
-        timing = TurnTiming(self._t0 + last.voiced_end_s, last.endpoint_at)
+        timing = TurnTiming(self._t0 + last.voiced_end_s, last.endpoint_at, ended_by=last.ended_by)
         self._start_reply("answer", produce=self._respond, timing=timing, answers=turns)
 
     async def _respond(self, reply: _Reply, feed: TextFeed) -> None:
@@ -402,7 +417,7 @@ class CallFlow:
     async def _timed(self, reply: _Reply, feed: TextFeed) -> AsyncIterator[str | CachedSpeech]:
         """The feed's pieces, noting when the first one came."""
         while (piece := await feed.next()) is not None:
-            if reply.timing is not None and reply.timing.first_text_at is None:
+            if reply.timing is not None and reply.timing.first_text_at is None and not reply.progress.started:
                 reply.timing.first_text_at = self._clock()
             yield piece
 
@@ -413,7 +428,7 @@ class CallFlow:
         final counts as much as a slow LLM or TTS.
         """
         fillers = list(self.phrases.fillers)
-        quiet_since = reply.timing.endpoint_at if reply.timing is not None else self._clock()
+        quiet_since = reply.timing.endpoint_at if reply.timing is not None and reply.kind == "answer" else self._clock()
         limit = self.config.filler_after_ms / 1000
         while fillers:
             await asyncio.sleep(max(0.0, quiet_since + limit - self._clock()))
@@ -482,10 +497,18 @@ class CallFlow:
         progress = reply.progress
         planned = progress.planned_text
         heard = progress.heard_text(self.line)
-        if reply.timing is not None:
-            reply.timing.first_tts_at = progress.first_tts_at
-            reply.timing.first_audio_at = progress.first_audio_at
-            reply.timing.interrupted = interrupted
+        timing = reply.timing
+        if timing is not None:  # the earliest times stay: a turn handed on from a failed answer keeps its filler
+            own = len(progress.segments) > progress.fillers  # the reply's own words were queued (fillers go first)
+            if progress.segments:
+                timing.first_tts_at = timing.first_tts_at or progress.first_tts_at
+                timing.first_audio_at = timing.first_audio_at or progress.first_audio_at
+            timing.reply_audio_at = progress.reply_audio_at if own else None
+            timing.fillers += progress.fillers
+            timing.interrupted = interrupted
+            if reply.failed is not None and not own:
+                self._unspoken_turn = timing  # the dialogue failed before its reply: the apology answers the turn
+                timing = None
         if reply.written:
             self.dialogue.heard(planned, heard)
         if not planned:
@@ -504,8 +527,9 @@ class CallFlow:
             planned_text=planned if interrupted and heard != planned else None,
             source=source,
             heard_by=HEARD_BY if interrupted and heard != planned else None,
+            turn=timing.stages(self._t0) if timing is not None else None,
         )
-        self._emit(utterance, reply.timing)
+        self._emit(utterance, timing)
 
     def _fall_back_to_script(self) -> None:
         scripted = ScriptedDialogue(self.persona, self.caller, slots=self.dialogue.slots)
@@ -516,7 +540,9 @@ class CallFlow:
         async def ask(reply: _Reply, feed: TextFeed) -> None:
             await scripted.next_question(feed, reply.outcome)
 
-        self._start_reply("apology", cached=apology, text=None if apology else _APOLOGY[self.persona.language], produce=ask)
+        timing, self._unspoken_turn = self._unspoken_turn, None
+        self._start_reply("apology", cached=apology, text=None if apology else _APOLOGY[self.persona.language],
+                          produce=ask, timing=timing)
 
     async def _on_dtmf(self, digit: str) -> None:
         keys = self.config.dtmf

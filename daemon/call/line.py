@@ -116,6 +116,11 @@ class CallLine:
         """Frames that carried reply audio, since the line came up."""
         return self._sender.audible_frames
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames of reply audio queued and not sent yet (a partial frame counts as one)."""
+        return -(-self._buffer.level // self._buffer.frame_size)
+
     def first_audible_after(self, mark: int) -> asyncio.Future[float]:
         """Resolves with the monotonic time of the first reply frame sent after ``audible_frames == mark``."""
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()

@@ -114,6 +114,18 @@ class ReplyProgress:
     failed: list[str] = field(default_factory=list)  # chunks no TTS backend could speak
     finished: bool = False  # every chunk was played out to the end
     started: bool = False  # the reply's own audio (not a filler) began, or the reply ended: no filler now
+    fillers: int = 0  # fillers played before the reply's own audio
+    after_fillers: asyncio.Future[float] | None = None  # dates the first frame after the last filler
+
+    @property
+    def reply_audio_at(self) -> float | None:
+        """Monotonic time of the reply's own first frame (after its fillers); None: none went out."""
+        if not self.fillers:
+            return self.first_audio_at
+        waiter = self.after_fillers
+        if not self.started or waiter is None or not waiter.done() or waiter.cancelled():
+            return None
+        return waiter.result()
 
     @property
     def planned_text(self) -> str:
@@ -180,11 +192,17 @@ class Speaker:
             progress.first_tts_at = progress.first_tts_at or self._clock()
             played = await self.line.play(speech.samples, LINE_RATE) and await self.line.end_reply()
             self.line.begin_reply()
+            if played:  # the reply's own audio queues behind every frame now in the buffer (to a frame)
+                progress.fillers += 1
+                if progress.after_fillers is not None:
+                    progress.after_fillers.cancel()
+                progress.after_fillers = self.line.first_audible_after(self.line.audible_frames + self.line.queued_frames)
             return played
 
     async def say_cached(self, speech: CachedSpeech, progress: ReplyProgress) -> None:
         """Play a pre-synthesized phrase as a whole reply (greeting, goodbye); fillers go through ``interject``."""
         self.line.begin_reply()
+        progress.started = True  # the reply's own audio: no filler after it (an apology's question follows)
         progress.segments.append(SpokenSegment(speech.text, speech.seconds))
         progress.first_tts_at = progress.first_tts_at or self._clock()
         await self.line.play(speech.samples, LINE_RATE)

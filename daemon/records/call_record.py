@@ -66,6 +66,67 @@ def _check_finite(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+TURN_ENDED_BY: Final = ("turn_end", "silence", "long_silence")
+"""How a caller turn was judged over: the turn-end model (complete), the fixed silence window, its long window."""
+
+
+@dataclass(frozen=True)
+class TurnStages:
+    """How one caller turn was answered, kept on the secretary utterance that answers it.
+
+    Times are seconds from the call's answer, like an utterance's; None: the
+    stage did not happen. Voice-to-voice runs from ``speech_end_s`` to the
+    reply's own first audio; ``first_audio_s`` is the first audio of anything
+    (a filler, when ``fillers`` > 0).
+    """
+
+    speech_end_s: float  # the caller's voice ended
+    endpoint_s: float  # the turn was judged over
+    ended_by: str = "silence"  # one of TURN_ENDED_BY
+    stt_final_s: float | None = None  # the (last) transcript the reply answers was final
+    first_text_s: float | None = None  # the dialogue's first text of the reply
+    first_audio_s: float | None = None  # the first frame on the line: a filler or the reply
+    reply_audio_s: float | None = None  # the reply's own first frame (after its fillers)
+    fillers: int = 0  # fillers played before the reply
+
+    def __post_init__(self) -> None:
+        if self.ended_by not in TURN_ENDED_BY:
+            raise ValueError(f"ended_by must be one of {', '.join(TURN_ENDED_BY)}, got {self.ended_by!r}")
+        for name in ("speech_end_s", "endpoint_s", "stt_final_s", "first_text_s", "first_audio_s", "reply_audio_s"):
+            value = getattr(self, name)
+            _check_finite(name, value)
+            if value is not None:
+                object.__setattr__(self, name, round(float(value), 3))
+        if isinstance(self.fillers, bool) or not isinstance(self.fillers, int) or self.fillers < 0:
+            raise ValueError(f"fillers must be a whole number >= 0, got {self.fillers!r}")
+
+    @property
+    def voice_to_voice_ms(self) -> float | None:
+        """From the caller's voice ending to the reply's own first audio; None: no reply audio went out."""
+        return None if self.reply_audio_s is None else round((self.reply_audio_s - self.speech_end_s) * 1000, 1)
+
+    @property
+    def to_any_audio_ms(self) -> float | None:
+        """From the caller's voice ending to the first audio of anything (filler or reply)."""
+        return None if self.first_audio_s is None else round((self.first_audio_s - self.speech_end_s) * 1000, 1)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "speech_end_s": self.speech_end_s, "endpoint_s": self.endpoint_s, "ended_by": self.ended_by,
+            "stt_final_s": self.stt_final_s, "first_text_s": self.first_text_s, "first_audio_s": self.first_audio_s,
+            "reply_audio_s": self.reply_audio_s, "fillers": self.fillers,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TurnStages:
+        return cls(
+            speech_end_s=float(data["speech_end_s"]), endpoint_s=float(data["endpoint_s"]),
+            ended_by=str(data.get("ended_by", "silence")), stt_final_s=_optional_float(data, "stt_final_s"),
+            first_text_s=_optional_float(data, "first_text_s"), first_audio_s=_optional_float(data, "first_audio_s"),
+            reply_audio_s=_optional_float(data, "reply_audio_s"), fillers=int(data.get("fillers", 0)),
+        )
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One turn. Times are seconds from the call's answer (the audio tracks' zero)."""
@@ -78,6 +139,7 @@ class Utterance:
     planned_text: str | None = None  # secretary only: the full reply it meant to say
     source: str | None = None  # e.g. "llm:local", "scripted", "greeting"
     heard_by: str | None = None  # secretary cut short: how ``text`` was found ("audio_share": no word timings)
+    turn: TurnStages | None = None  # secretary answering a caller turn: its stages (the key only when present)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -90,13 +152,18 @@ class Utterance:
         object.__setattr__(self, "start_s", float(self.start_s))
         object.__setattr__(self, "end_s", float(self.end_s))
         object.__setattr__(self, "interrupted", bool(self.interrupted))
+        if self.turn is not None and not isinstance(self.turn, TurnStages):
+            raise TypeError(f"turn must be TurnStages or None, got {type(self.turn).__name__}")
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "role": self.role, "text": self.text, "start_s": self.start_s, "end_s": self.end_s,
             "interrupted": self.interrupted, "planned_text": self.planned_text, "source": self.source,
             "heard_by": self.heard_by,
         }
+        if self.turn is not None:
+            data["turn"] = self.turn.as_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Utterance:
@@ -109,6 +176,7 @@ class Utterance:
             planned_text=data.get("planned_text"),
             source=data.get("source"),
             heard_by=data.get("heard_by"),
+            turn=TurnStages.from_dict(data["turn"]) if isinstance(data.get("turn"), dict) else None,
         )
 
 

@@ -1,4 +1,7 @@
-"""Call history: search by number and date, one call's summary, transcript and both audio tracks, delete.
+"""Call history: search by number and date, one call's summary, timeline, transcript and both audio tracks, delete.
+
+The call view's timeline is drawn in the browser (``static/call_timeline.js``)
+from ``/calls/<id>/timeline.json`` (``call_figures.call_timeline``).
 
 A search the page cannot run (a page number that is not a whole number from
 0 to ``MAX_PAGE``, a date that is not a day from ``FIRST_DAY`` to ``LAST_DAY``)
@@ -18,6 +21,7 @@ from aiohttp import web
 from channels.bus_client import BusUnavailable, CommandFailed
 from channels.bus_contract.verbs import CALLS_DELETE
 from daemon.records.call_record import is_valid_call_id, read_utterances
+from daemon.web.pages.call_figures import call_timeline
 from daemon.web.web_context import context, redirect, render, session_of
 
 routes = web.RouteTableDef()
@@ -94,8 +98,22 @@ async def call_detail(request: web.Request) -> web.Response:
     record_dir = Path(row.record_dir)
     transcript = await asyncio.to_thread(read_utterances, record_dir)
     tracks = [t for t in TRACKS if _track_path(ctx.calls_dir, record_dir, t) is not None]
+    timeline = await asyncio.to_thread(call_timeline, record_dir, {}, peaks=False)  # the turns' table, no audio read
     return render(request, "call.html", title=f"Call {row.call_id}", active="/calls", call=row,
-                  transcript=transcript, tracks=tracks)
+                  transcript=transcript, tracks=tracks, turns=timeline["turns"], timeline_error=timeline.get("error"))
+
+
+@routes.get("/calls/{call_id}/timeline.json")
+async def call_timeline_data(request: web.Request) -> web.Response:
+    """What the call view draws: both tracks' peaks, the utterances, each turn's stages (call_figures)."""
+    ctx = context(request)
+    row = await ctx.index.aget(_call_id(request))
+    if row is None:
+        raise web.HTTPNotFound(text="no such call")
+    record_dir = Path(row.record_dir)
+    paths = {t: _track_path(ctx.calls_dir, record_dir, t) for t in TRACKS}
+    data = await asyncio.to_thread(call_timeline, record_dir, paths)
+    return web.json_response(data, headers={"Cache-Control": "no-store"})
 
 
 def _track_path(calls_dir: Path, record_dir: Path, track: str) -> Path | None:

@@ -1,17 +1,23 @@
-"""The status page, its live feed (Server-Sent Events relayed from the bus), /healthz and /metrics."""
+"""The status page (with the last day's voice-to-voice from the call records), its live feed (Server-Sent Events
+relayed from the bus), /healthz and /metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
+import time
 from typing import Any
 
 from aiohttp import web
 
 from daemon.runtime.systemd_units import BOX_UNITS, unit_states
+from daemon.web.pages.call_figures import TARGET_P50_MS, TARGET_P95_MS, DayFigures, last_day
 from daemon.web.status_relay import FellBehind
 from daemon.web.web_context import context, render
 
+log = logging.getLogger("secretary.web")
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
 
@@ -21,8 +27,14 @@ async def status_page(request: web.Request) -> web.Response:
     units = await unit_states(list(BOX_UNITS), timeout_s=1.0)  # systemd over D-Bus; None where there is none
     rows = [(name.removesuffix(".service"), state.describe() if state else None, state.failed if state else False)
             for name, state in units.items()]
-    return render(request, "status.html", title="Status", active="/", snapshot=context(request).relay.snapshot(),
-                  units=rows)
+    ctx = context(request)
+    try:
+        day: DayFigures | None = await last_day(ctx.index, time.time())
+    except (RuntimeError, sqlite3.Error, OSError) as exc:  # the index is closed or its disk fails: say so
+        log.warning("the day's voice-to-voice could not be read", extra={"error": str(exc)})
+        day = None
+    return render(request, "status.html", title="Status", active="/", snapshot=ctx.relay.snapshot(),
+                  units=rows, day=day, targets=(TARGET_P50_MS, TARGET_P95_MS))
 
 
 @routes.get("/api/state")

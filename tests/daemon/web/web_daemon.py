@@ -18,7 +18,7 @@ from daemon.runtime.systemd_notify import SystemdNotifier
 from daemon.tools.private_broker import MosquittoBroker
 from daemon.web.auth import PasswordStore
 from daemon.web.web_service import password_path
-from tests.support.daemon_runner import write_config
+from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 
 PASSWORD = "correct horse battery"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "test-artifacts"))
@@ -54,12 +54,14 @@ class WebDaemon:
 
 
 @asynccontextmanager
-async def web_daemon(broker: MosquittoBroker, tmp_path: Path, extra: str = "") -> AsyncIterator[WebDaemon]:
+async def web_daemon(
+    broker: MosquittoBroker, tmp_path: Path, extra: str = "", engines: str = LIGHT_ENGINES,
+) -> AsyncIterator[WebDaemon]:
     port = free_port()
     data_dir = tmp_path / "data"
     config = write_config(
         tmp_path / "config.yaml", broker, data_dir,
-        extra=f"web:\n  listen: 127.0.0.1:{port}\n" + extra, answer_after_rings=1,
+        extra=f"web:\n  listen: 127.0.0.1:{port}\n" + extra, answer_after_rings=1, engines=engines,
     )
     await asyncio.to_thread(PasswordStore(password_path(data_dir)).set_password, PASSWORD)
     app = SecretaryApp(load_config(config, {}), config_path=config, notifier=SystemdNotifier(environ={}))
