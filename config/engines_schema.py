@@ -88,14 +88,31 @@ class VoskConfig(Section):
     )
 
 
+def _cpu_whisper() -> FasterWhisperConfig:
+    return FasterWhisperConfig(device="cpu", compute_type="int8")
+
+
 class SttConfig(Section):
-    chain: list[Literal["faster-whisper", "vosk"]] = Field(default_factory=lambda: ["faster-whisper"], min_length=1)
+    """``faster-whisper-cpu`` is a second faster-whisper on the CPU: the GPU box's fallback when CUDA's whisper fails."""
+
+    chain: list[Literal["faster-whisper", "faster-whisper-cpu", "vosk"]] = Field(
+        default_factory=lambda: ["faster-whisper"], min_length=1
+    )
     faster_whisper: FasterWhisperConfig = Field(default_factory=FasterWhisperConfig)
+    faster_whisper_cpu: FasterWhisperConfig = Field(
+        default_factory=_cpu_whisper,
+        json_schema_extra={"allowed": "faster-whisper settings with device cpu (the packaged whisper-base by default)"},
+    )
     vosk: VoskConfig = Field(default_factory=VoskConfig)
 
     @model_validator(mode="after")
     def _check(self) -> SttConfig:
         _unique(list(self.chain), "chain")
+        if self.faster_whisper_cpu.device != "cpu":
+            raise ValueError(
+                f"faster_whisper_cpu.device is {self.faster_whisper_cpu.device!r}, but it is the CPU fallback: set it "
+                "to cpu (put the GPU's whisper in faster_whisper, with device cuda)"
+            )
         if "vosk" in self.chain and self.vosk.model is None:
             raise ValueError("chain uses vosk but vosk.model is not set (the path of a Vosk model directory)")
         return self

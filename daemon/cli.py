@@ -1,4 +1,4 @@
-"""``secretary``: the owner's command line (config check, demo, doctor, web password, mqtt users, vllm serve)."""
+"""``secretary``: the owner's command line (config check, demo, doctor, web password, mqtt users, vllm serve, gpu)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,18 @@ def _vllm_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _gpu_setup(args: argparse.Namespace) -> int:
+    from daemon.gpu.setup_command import run_setup
+
+    return run_setup(args)
+
+
+def _gpu_models(args: argparse.Namespace) -> int:
+    from daemon.gpu.models.models_command import run_models
+
+    return run_models(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secretary", description="AI Secretary box command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--print", action="store_true", help="print the command line instead of running it")
     serve.set_defaults(func=_vllm_serve)
+
+    from daemon.gpu.models.models_command import add_models_arguments
+    from daemon.gpu.setup_command import add_setup_arguments
+
+    gpu = sub.add_parser("gpu", help="turn this box into the GPU secretary (engines, models, profile, units)")
+    gpu_sub = gpu.add_subparsers(dest="gpu_command", required=True)
+    setup = gpu_sub.add_parser("setup", help="install the GPU engines and models, write a profile that fits, start them")
+    add_setup_arguments(setup)
+    setup.set_defaults(func=_gpu_setup)
+    models = gpu_sub.add_parser("models", help="fetch, verify, import or export the GPU models of the lock file")
+    add_models_arguments(models)
+    models.set_defaults(func=_gpu_models)
     return parser
 
 

@@ -67,7 +67,7 @@ def test_no_asyncio_wait_for() -> None:
 # The daemon's rooms, lowest first: a room may import only the rooms before it (daemon/__init__.py).
 DAEMON_LAYERS = (
     "daemon.runtime", "daemon.bus", "daemon.engine_host", "daemon.modem", "daemon.records", "daemon.voices",
-    "daemon.dialogue", "daemon.call", "daemon.web", "daemon.composition", "daemon.tools", "daemon.entry",
+    "daemon.dialogue", "daemon.call", "daemon.web", "daemon.gpu", "daemon.composition", "daemon.tools", "daemon.entry",
 )
 # The top-level modules: the composition root sits under the owner's tools, the entry points over them.
 DAEMON_TOP = {"daemon.app": "daemon.composition", "daemon.channel_host": "daemon.composition",

@@ -14,7 +14,10 @@ Partial replies carry ``{"heard": ...}`` once the recording is transcribed and
 ``{"delta": ...}`` as the model writes; the final reply is
 ``{"text", "heard", "audio_file", "persona", "backend"}``. Without a
 conversational LLM the command refuses with ``no_llm`` (no packaged model can
-chat; calls are still answered by the scripted policy).
+chat; calls are still answered by the scripted policy). ``cmd/speak
+{"persona", "text"}`` says a text in a persona's voice (the web page's
+voice test, ``secretary gpu setup``'s greeting) and answers
+``{"audio_file", "persona", "backend", "first_audio_ms"}``.
 """
 
 from __future__ import annotations
@@ -124,10 +127,12 @@ class ChatService(Service):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SPEAK_LOAD_WAIT_S):
                     await service.wait_loaded()
-        path = await self._speak(text.strip(), persona, None)
+        first_audio: list[float] = []
+        path = await self._speak(text.strip(), persona, None, first_audio)
         tts = self._engine("tts")
         backend = tts.status.backend if tts is not None else None
-        return {"audio_file": str(path), "persona": name, "backend": backend}
+        return {"audio_file": str(path), "persona": name, "backend": backend,
+                "first_audio_ms": round(first_audio[0], 1) if first_audio else None}
 
     async def _cmd_personas(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -280,14 +285,20 @@ class ChatService(Service):
             raise CommandError("unavailable", f"no language model could answer: {exc}") from None
         return "".join(parts).strip(), backend
 
-    async def _speak(self, text: str, persona: PersonaConfig, backends: tuple[str, ...] | None) -> Path:
+    async def _speak(
+        self, text: str, persona: PersonaConfig, backends: tuple[str, ...] | None, timing: list[float] | None = None,
+    ) -> Path:
+        """The spoken ``text`` as a spool WAV; ``timing`` gets the ms from the request to the first audio."""
         tts = self._engine("tts")
         if tts is None:
             raise CommandError("unavailable", "speech synthesis is not loaded")
         path = self.spool / f"reply-{uuid.uuid4().hex}.wav"
         writer = StreamingWavWriter(path, VOICE_RATE)
+        started = time.perf_counter()
         try:
             async for part in spoken_at_rate(tts, PersonaVoice.of(persona), text, VOICE_RATE, backends):
+                if timing is not None and not timing and len(part):
+                    timing.append((time.perf_counter() - started) * 1000)
                 writer.write(float_to_int16(part))
         except (ChainExhausted, RequestError) as exc:
             writer.close()

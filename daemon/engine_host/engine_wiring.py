@@ -98,8 +98,8 @@ def detector_settings(config: VadConfig) -> DetectorSettings:
 
 def stt_slots(config: SttConfig, models_dir: Path, keep_free_bytes: int = 0) -> list[BackendSlot[SttBackend]]:
     def builder(kind: str) -> Callable[[], SttBackend]:
-        if kind == "faster-whisper":
-            fw = config.faster_whisper
+        if kind in ("faster-whisper", "faster-whisper-cpu"):  # the second one: the CPU fallback of the GPU box
+            fw = config.faster_whisper if kind == "faster-whisper" else config.faster_whisper_cpu
             settings: FasterWhisperSettings | VoskSettings = FasterWhisperSettings(
                 model=fw.model,
                 device=fw.device,
@@ -112,7 +112,8 @@ def stt_slots(config: SttConfig, models_dir: Path, keep_free_bytes: int = 0) -> 
         else:
             assert config.vosk.model is not None  # the schema requires it when vosk is chained
             settings = VoskSettings(model=config.vosk.model)
-        return lambda: build_stt_backend(kind, settings, models_dir)
+        backend_kind = "vosk" if kind == "vosk" else "faster-whisper"
+        return lambda: build_stt_backend(backend_kind, settings, models_dir)
 
     return [BackendSlot(kind, builder(kind)) for kind in config.chain]
 

@@ -41,8 +41,9 @@ def model_checks(engines: EnginesConfig, data_dir: Path) -> list[ModelCheck]:
     if "silero" in engines.vad.chain:
         checks.append(_check("vad/silero", lambda: resolve_silero_model(engines.vad.silero.model)))
     stt = engines.stt
-    if "faster-whisper" in stt.chain:
-        checks.append(_check("stt/faster-whisper", lambda: check_whisper_model(stt.faster_whisper.model)))
+    for kind, whisper in (("faster-whisper", stt.faster_whisper), ("faster-whisper-cpu", stt.faster_whisper_cpu)):
+        if kind in stt.chain:
+            checks.append(_check(f"stt/{kind}", lambda w=whisper: check_whisper_model(w.model)))
     if "vosk" in stt.chain and stt.vosk.model is not None:
         model = stt.vosk.model
         if model.startswith("packaged:"):
