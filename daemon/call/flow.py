@@ -51,7 +51,7 @@ from daemon.call.speaker import HEARD_BY, ReplyProgress, Speaker
 from daemon.dialogue.interface import Dialogue, DialogueUnavailable, ReplyOutcome, TextFeed
 from daemon.dialogue.message_slots import MessageSlots
 from daemon.dialogue.scripted_dialogue import ScriptedDialogue
-from daemon.records.call_record import TurnStages, Utterance
+from daemon.records.call_record import ENDED_BY_SILENCE, TurnStages, Utterance
 from daemon.voices.phrase_cache import CachedSpeech
 
 log = logging.getLogger("secretary.call")
@@ -85,7 +85,7 @@ class TurnTiming:
     first_audio_at: float | None = None
     filler: bool = False
     interrupted: bool = False
-    ended_by: str = "silence"  # how the turn was judged over (the listener's CallerStopped.ended_by)
+    ended_by: str = ENDED_BY_SILENCE  # how the turn was judged over (the listener's CallerStopped.ended_by)
     reply_audio_at: float | None = None  # the reply's own first frame (after fillers; == first_audio_at without)
     fillers: int = 0
 

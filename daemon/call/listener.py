@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.call_schema import TurnEndConfig
+from daemon.records.call_record import ENDED_BY_HANGUP, ENDED_BY_LONG_SILENCE, ENDED_BY_SILENCE, ENDED_BY_TURN_END
 from drivers.audio import ENGINE_RATE
 from engines.fallback_chain import ChainExhausted, RequestError
 from engines.stt.interface import SttFinal, SttPartial
@@ -102,8 +103,7 @@ class CallerStopped:
     end_s: float
     endpoint_at: float  # monotonic: the silence window closed
     voiced_end_s: float  # the caller's voice ended here: ``end_s`` without the detector's speech padding
-    ended_by: str = "silence"  # "turn_end" (the model: complete), "silence" (the fixed window), "long_silence"
-    # (the model heard it unfinished; max_silence_ms passed), "hangup" (the audio ended)
+    ended_by: str = ENDED_BY_SILENCE  # one of TURN_ENDED_BY (daemon/records/call_record.py)
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,11 @@ class CallerListener:
                 if self._collected is not None:
                     self._collected.append(chunk)
                 for event in self.detector.feed(chunk):
-                    self._on_vad(event, tasks, ended_by="long_silence" if self._turn_end is not None else "silence")
+                    self._on_vad(event, tasks, ended_by=ENDED_BY_LONG_SILENCE if self._turn_end is not None else ENDED_BY_SILENCE)
                 self._maybe_ask_turn_end(tasks)
                 self._maybe_decode_early(tasks)
             for event in self.detector.finish():
-                self._on_vad(event, tasks, cut_by_hangup=True, ended_by="hangup")
+                self._on_vad(event, tasks, cut_by_hangup=True, ended_by=ENDED_BY_HANGUP)
 
     def _remember(self, chunk: np.ndarray) -> None:
         self._history.append((self._position, chunk))
@@ -203,7 +203,7 @@ class CallerListener:
 
     def _on_vad(
         self, event: SpeechStarted | SpeechEnded, tasks: asyncio.TaskGroup, *, cut_by_hangup: bool = False,
-        ended_by: str = "silence",
+        ended_by: str = ENDED_BY_SILENCE,
     ) -> None:
         if isinstance(event, SpeechStarted):
             self._emit(CallerSpeechStarted(at_s=event.at_s, detected_at=self._clock()))
@@ -257,7 +257,7 @@ class CallerListener:
             # the model failed on this pause, or there is only a noise so far: the fixed window, as without a model
             if quiet >= self._fixed_window_s:
                 for event in self.detector.end_now():
-                    self._on_vad(event, tasks, ended_by="silence")
+                    self._on_vad(event, tasks, ended_by=ENDED_BY_SILENCE)
             return
         if self._asked == voiced_until:
             return  # judged, or being judged: a complete verdict ends the turn, else the long window does
@@ -287,7 +287,7 @@ class CallerListener:
         log.debug("turn end judged", extra={"p": round(p, 3), "complete": complete})
         if complete and self.detector.in_speech and self.detector.last_voiced_end_s == voiced_until:
             for event in self.detector.end_now():
-                self._on_vad(event, tasks, ended_by="turn_end")
+                self._on_vad(event, tasks, ended_by=ENDED_BY_TURN_END)
 
     def _maybe_decode_early(self, tasks: asyncio.TaskGroup) -> None:
         """Start decoding a segment recogniser's utterance once the caller has paused ``early_stt_ms``."""

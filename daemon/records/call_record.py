@@ -66,8 +66,12 @@ def _check_finite(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
-TURN_ENDED_BY: Final = ("turn_end", "silence", "long_silence")
-"""How a caller turn was judged over: the turn-end model (complete), the fixed silence window, its long window."""
+ENDED_BY_TURN_END: Final = "turn_end"  # the turn-end model judged the utterance complete at a short pause
+ENDED_BY_SILENCE: Final = "silence"  # the fixed silence window (no turn-end model)
+ENDED_BY_LONG_SILENCE: Final = "long_silence"  # the model said incomplete: the full window passed
+ENDED_BY_HANGUP: Final = "hangup"  # the caller hung up mid-utterance
+TURN_ENDED_BY: Final = (ENDED_BY_TURN_END, ENDED_BY_SILENCE, ENDED_BY_LONG_SILENCE, ENDED_BY_HANGUP)
+"""How a caller turn was judged over (the listener's ``CallerStopped.ended_by``; a turn's record)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class TurnStages:
 
     speech_end_s: float  # the caller's voice ended
     endpoint_s: float  # the turn was judged over
-    ended_by: str = "silence"  # one of TURN_ENDED_BY
+    ended_by: str = ENDED_BY_SILENCE  # one of TURN_ENDED_BY
     stt_final_s: float | None = None  # the (last) transcript the reply answers was final
     first_text_s: float | None = None  # the dialogue's first text of the reply
     first_audio_s: float | None = None  # the first frame on the line: a filler or the reply
@@ -121,7 +125,7 @@ class TurnStages:
     def from_dict(cls, data: dict[str, Any]) -> TurnStages:
         return cls(
             speech_end_s=float(data["speech_end_s"]), endpoint_s=float(data["endpoint_s"]),
-            ended_by=str(data.get("ended_by", "silence")), stt_final_s=_optional_float(data, "stt_final_s"),
+            ended_by=str(data.get("ended_by", ENDED_BY_SILENCE)), stt_final_s=_optional_float(data, "stt_final_s"),
             first_text_s=_optional_float(data, "first_text_s"), first_audio_s=_optional_float(data, "first_audio_s"),
             reply_audio_s=_optional_float(data, "reply_audio_s"), fillers=int(data.get("fillers", 0)),
         )
