@@ -26,6 +26,7 @@ import contextlib
 import importlib.util
 import os
 import secrets
+import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +49,12 @@ _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlett
 _WARM_UP = ChatRequest(messages=(ChatMessage("user", "Hello"),), max_tokens=1, temperature=0.0)
 # llama_cpp.server's ServerSettings (pydantic-settings, case-insensitive) reads its api_key from this variable.
 API_KEY_VARIABLE = "API_KEY"
+# A server killed by SIGILL ran an instruction this CPU lacks: a llama.cpp compiled for another processor.
+SIGILL_HINT = (
+    "this build of llama-cpp-python uses CPU instructions this processor lacks (it was compiled for another "
+    "machine's CPU, e.g. with AVX-512); rebuild it for the portable baseline in scripts/llama-cpp-cmake-args "
+    "(scripts/bootstrap; on the box, image/build-rootfs) and see `secretary doctor`"
+)
 
 
 class _GgufBackend(LlmBackend):
@@ -113,6 +120,7 @@ class LlamaCppServerBackend(_GgufBackend):
             max_restarts=self._settings.max_restarts,
             restart_backoff_initial_s=self._settings.restart_backoff_initial_s,
             restart_backoff_max_s=self._settings.restart_backoff_max_s,
+            exit_hints={-signal.SIGILL: SIGILL_HINT},
         )
         try:
             await self._process.start()

@@ -54,6 +54,18 @@ class ServerCommand:
     env: Mapping[str, str]
 
 
+def describe_exit(code: int) -> str:
+    """How a child ended, in words: ``exited with code 1``, ``died with SIGILL (illegal instruction)``."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"died with signal {-code}"
+    words = signal.strsignal(-code)
+    return f"died with {name} ({words.lower()})" if words else f"died with {name}"
+
+
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,8 +86,10 @@ class ServerProcess:
         restart_backoff_initial_s: float = 0.5,
         restart_backoff_max_s: float = 30.0,
         tail_lines: int = 40,
+        exit_hints: Mapping[int, str] | None = None,
     ) -> None:
         self.label = label
+        self._exit_hints = dict(exit_hints or {})  # return code -> what it means and what to do
         self._command = command
         self._probe = probe
         self._on_ready = on_ready
@@ -163,6 +177,12 @@ class ServerProcess:
 
     # -- internals ---------------------------------------------------------
 
+    def _explain(self, code: int) -> str:
+        """The exit's hint (if one is known for this code) and the server's last output."""
+        tail = self.output_tail() or "no output"
+        hint = self._exit_hints.get(code)
+        return f"{hint} (its last output: {tail})" if hint else tail
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -201,9 +221,8 @@ class ServerProcess:
         while True:
             if proc.returncode is not None:
                 await self._drain_reader()
-                raise BackendError(
-                    f"{self.label} exited with code {proc.returncode} while starting: {self.output_tail() or 'no output'}"
-                )
+                raise BackendError(f"{self.label} {describe_exit(proc.returncode)} while starting: "
+                                   + self._explain(proc.returncode))
             if await self._probe(self.base_url):
                 return
             if time.monotonic() >= deadline:
@@ -231,7 +250,7 @@ class ServerProcess:
                 return
             if time.monotonic() - up_since >= _STABLE_S:
                 crashes = 0
-            reason = f"{self.label} exited with code {code}: {self.output_tail() or 'no output'}"
+            reason = f"{self.label} {describe_exit(code)}: {self._explain(code)}"
             log.warning("%s", reason)
             while True:
                 crashes += 1
