@@ -11,8 +11,8 @@ import contextlib
 import os
 import shutil
 import ssl
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from config.engines_schema import EnginesConfig, VllmConfig
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from daemon.engine_host.model_files import model_checks
+from daemon.gpu.nvml_probe import GpuInfo, NvmlUnavailable, probe_gpus
+from daemon.gpu.vram_budget import configured_budget
 from daemon.runtime.system_dbus import close_bus, connect_bus, get_property
 from daemon.runtime.systemd_units import BOX_UNITS, unit_states
 from daemon.web.auth import PasswordStore
@@ -37,7 +39,6 @@ from daemon.web.web_service import password_path
 from drivers.sim7600.ports import PortsNotFoundError, check_modem_manager, resolve_modem_ports
 
 MIN_FREE_BYTES = 2 * 1024**3
-VLLM_MIN_GIB = 6.0
 EARLIEST_PLAUSIBLE_YEAR = 2025
 WEAK_SIGNAL_DBM = -100
 RETAINED_WAIT_S = 1.0
@@ -190,32 +191,38 @@ def gpu_needs(engines: EnginesConfig) -> dict[str, float | None]:
     return needs
 
 
-def _gpu(engines: EnginesConfig) -> Check:
+def _gpu(engines: EnginesConfig, probe: Callable[[], list[GpuInfo]] = probe_gpus) -> list[Check]:
+    """The card (NVML) and the VRAM budget of the configured engines against its real memory, one line each."""
     needs = gpu_needs(engines)
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        if needs:
-            return Check("gpu", "FAIL", f"{', '.join(needs)} need an NVIDIA GPU, and there is no driver (nvidia-smi "
-                                        "not found): install the driver (image/README.md) or take them out of the chains")
-        return Check("gpu", "OK", "no NVIDIA driver; the configured engines run on the CPU")
     try:
-        out = subprocess.run([smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.strip().splitlines()
-        name, total_mib, driver = (part.strip() for part in out[0].split(","))
-        total_gib = float(total_mib) / 1024
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        return Check("gpu", "FAIL", f"nvidia-smi did not answer ({exc}): the driver may not be loaded (reboot?)")
-    shares = {k: v for k, v in needs.items() if v is not None}
-    if sum(shares.values()) > 0.95:
-        parts = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
-        return Check("gpu", "FAIL", f"{name} {total_gib:.1f} GiB: {parts} add up to more than 95% of its memory; "
-                                    "lower gpu_memory_utilization / gpu_memory_fraction")
-    vllm_gib = sum(v * total_gib for k, v in shares.items() if "vLLM" in k)
-    if any("vLLM" in k for k in shares) and vllm_gib < VLLM_MIN_GIB:
-        return Check("gpu", "WARN", f"{name} {total_gib:.1f} GiB: vLLM gets {vllm_gib:.1f} GiB, under the "
-                                    f"~{VLLM_MIN_GIB:g} GiB a 7B AWQ model with LoRA needs; raise gpu_memory_utilization")
-    use = ", ".join(f"{k} {v:.0%}" if v is not None else k for k, v in needs.items()) or "no GPU engines configured"
-    return Check("gpu", "OK", f"{name}, {total_gib:.1f} GiB, driver {driver}: {use}")
+        gpus = probe()
+    except NvmlUnavailable as exc:
+        if needs:
+            return [Check("gpu", "FAIL", f"{', '.join(needs)} need an NVIDIA GPU, and there is no usable driver "
+                                         f"(or take them out of the chains): {exc}")]
+        return [Check("gpu", "OK", "no NVIDIA driver; the configured engines run on the CPU")]
+    gpu = gpus[0]  # the engines run on the first card (cuda, CUDA_VISIBLE_DEVICES unset)
+    card = (f"{gpu.name}, {gpu.total_mib} MiB ({gpu.free_mib} MiB free), driver {gpu.driver_version}, "
+            f"CUDA {gpu.cuda_text}" + (f" (GPU 0 of {len(gpus)})" if len(gpus) > 1 else ""))
+    budget = configured_budget(engines, gpu.total_mib)
+    if len(budget.consumers) <= 2:  # the driver's share and the margin: nothing of ours on the card
+        return [Check("gpu", "OK", f"{card}: no GPU engines configured")]
+    table = [Check("vram", "OK", line) for line in budget.lines(free_mib=gpu.free_mib)]
+    if budget.fits:
+        return [Check("gpu", "OK", f"{card}: the configured engines fit ({budget.planned_mib} MiB planned)"), *table]
+    over = (f"{budget.planned_mib} MiB planned, {-budget.spare_mib} MiB more than the card has: lower "
+            "gpu_memory_utilization / gpu_memory_fraction, or take an engine off the GPU; "
+            if budget.spare_mib < 0 else "")
+    return [Check("gpu", "FAIL", f"{card}: the configured engines do not fit: {over}{'; '.join(budget.problems)}"
+                                 f"{'; ' if budget.problems else ''}`secretary gpu setup` writes figures that fit"),
+            *table]
+
+
+def _llama_cpu() -> Check:
+    """The CPU's features against the instructions the installed llama.cpp build uses (a SIGILL otherwise)."""
+    from engines.llm.llama_cpu_build import check_cpu
+
+    return Check("llama cpu", *check_cpu())
 
 
 def _models(loaded: LoadedConfig) -> list[Check]:
@@ -378,8 +385,9 @@ async def run_doctor(config_path: Path) -> int:
     checks.append(_mosquitto())
     checks.append(await _units())
     checks.append(await _clock())
+    checks.append(_llama_cpu())
     if loaded is not None:
-        checks.append(_gpu(loaded.settings.engines))
+        checks.extend(_gpu(loaded.settings.engines))
         checks.extend(_models(loaded))
         checks.append(_disk(loaded.settings.data_dir))
         checks.extend(_web_posture(loaded))

@@ -6,11 +6,20 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from channels.bus_contract.clients import DAEMON
+from config.engines_schema import EnginesConfig
+from config.loader import load_config
+from daemon.gpu.gpu_profiles import RTX3060
+from daemon.gpu.nvml_probe import GpuInfo, NvmlUnavailable
+from daemon.gpu.profile_writer import write_profile
+from daemon.gpu.vram_budget import compute_budget
+from daemon.tools.doctor import _gpu
 from daemon.tools.private_broker import MosquittoBroker
 from tests.support.daemon_runner import write_config
 
@@ -76,14 +85,6 @@ async def _publish_retained(broker: MosquittoBroker, messages: list[tuple[str, s
             await client.publish(topic, payload.encode(), qos=1, retain=True)
 
 
-def _fake_nvidia_smi(folder: Path, total_mib: int) -> dict[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    smi = folder / "nvidia-smi"
-    smi.write_text(f"#!/bin/sh\necho 'NVIDIA GeForce RTX 3060, {total_mib}, 550.54'\n")
-    smi.chmod(0o755)
-    return {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{folder}:{os.environ['PATH']}"}
-
-
 def _gpu_config(path: Path, broker_url: MosquittoBroker | str, data_dir: Path, vllm: float, xtts: float | None) -> Path:
     engines = (
         "engines:\n  vad: {chain: [webrtc]}\n  stt: {chain: [faster-whisper]}\n"
@@ -101,14 +102,11 @@ def _run_doctor(config: Path, env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_doctor_weighs_the_gpu_against_the_engines(broker: MosquittoBroker, tmp_path: Path) -> None:
+    # this machine has no NVIDIA driver: NVML (the real nvidia-ml-py) cannot start, and the GPU engines fail
     no_gpu = {**os.environ, "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    result = _run_doctor(_gpu_config(tmp_path / "a.yaml", broker, tmp_path / "d", 0.5, None), no_gpu)
-    assert "FAIL gpu        llm/gpu (vLLM) need an NVIDIA GPU" in result.stdout and result.returncode == 1
-    env = _fake_nvidia_smi(tmp_path / "bin", 12288)
-    result = _run_doctor(_gpu_config(tmp_path / "b.yaml", broker, tmp_path / "d", 0.7, 0.3), env)
-    assert "FAIL gpu        NVIDIA GeForce RTX 3060 12.0 GiB: llm/gpu (vLLM) 70%, tts/xtts 30% add up" in result.stdout
-    result = _run_doctor(_gpu_config(tmp_path / "c.yaml", broker, tmp_path / "d", 0.55, 0.3), env)
-    assert "OK   gpu        NVIDIA GeForce RTX 3060, 12.0 GiB, driver 550.54: llm/gpu (vLLM) 55%, tts/xtts 30%" in result.stdout
+    result = _run_doctor(_gpu_config(tmp_path / "a.yaml", broker, tmp_path / "d", 0.5, 0.3), no_gpu)
+    assert "FAIL gpu        llm/gpu (vLLM), tts/xtts need an NVIDIA GPU, and there is no usable driver" in result.stdout
+    assert "apt-get install linux-headers-amd64 nvidia-driver" in result.stdout and result.returncode == 1
     # and the models those engines need are not on this machine: each one says where it looked
     assert "FAIL model      llm/gpu: Qwen/Qwen2.5-7B-Instruct-AWQ is not a directory under" in result.stdout
     assert "FAIL model      tts/xtts:" in result.stdout
@@ -149,3 +147,92 @@ def test_doctor_reads_the_running_daemons_modem_from_the_broker(broker: Mosquitt
         for fd in (master_at, slave_at, master_audio, slave_audio):
             if fd >= 0:
                 os.close(fd)
+
+
+def test_doctor_checks_the_cpu_against_the_llama_build(broker: MosquittoBroker, tmp_path: Path) -> None:
+    """The installed llama-cpp-python (built for the portable baseline) runs on this CPU."""
+    result = doctor(write_config(tmp_path / "config.yaml", broker, tmp_path / "data"))
+    assert "OK   llama cpu  libggml-cpu.so needs avx, avx2, bmi2, f16c, fma; this CPU has them" in result.stdout, \
+        result.stdout
+
+
+def test_llama_cpu_check_fails_for_a_build_using_what_the_cpu_lacks(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native build's AVX-512 on a CPU without it: FAIL in plain words, from objdump or from the build record."""
+    from engines.llm.llama_cpu_build import check_cpu, read_cpu_flags, scan_library, write_build_info
+    from tests.support.avx512_library import build_avx512_library
+
+    library = build_avx512_library(tmp_path)
+    no_record = tmp_path / "none.json"
+    without_avx512 = frozenset(f for f in read_cpu_flags() if not f.startswith("avx512")) | {"avx", "avx2"}
+    level, detail = check_cpu(library, without_avx512, no_record)
+    assert level == "FAIL", detail
+    assert detail.startswith("libggml-cpu.so uses avx512f (avx512f 3, ") and "would die with SIGILL" in detail
+    assert "scripts/bootstrap" in detail
+    assert check_cpu(library, without_avx512 | {"avx512f"}, no_record) == (
+        "OK", "libggml-cpu.so needs avx, avx512f; this CPU has them")
+
+    # On the box there is no objdump: the scan the build recorded answers, if it is this very library's.
+    record = tmp_path / "llama-cpu-build.json"
+    write_build_info(scan_library(library), "-DGGML_NATIVE=ON", record)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert check_cpu(library, without_avx512, record)[0] == "FAIL"
+    library.write_bytes(library.read_bytes() + b"\0")  # another build than the one recorded
+    level, detail = check_cpu(library, without_avx512, record)
+    assert level == "WARN" and "objdump is not installed" in detail, detail
+
+
+def _card(total_mib: int, free_mib: int | None = None) -> Callable[[], list[GpuInfo]]:
+    """NVML's answer for one card (the boundary this machine cannot reach; tests/daemon/gpu/test_nvml_probe.py
+    runs the real probe against a stand-in library)."""
+    card = GpuInfo(0, "NVIDIA GeForce RTX 3060", total_mib, total_mib - 300 if free_mib is None else free_mib,
+                   "550.54.14", (12, 4))
+    return lambda: [card]
+
+
+def _profile_engines(tmp_path: Path) -> EnginesConfig:
+    """The engines `secretary gpu setup` writes for the rtx3060 profile (a 12 GB card's figures)."""
+    config = tmp_path / "config.yaml"
+    config.write_text((REPO / "config" / "default.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    write_profile(config, RTX3060, compute_budget(RTX3060, 12288), environ={})
+    return load_config(config, environ={}).settings.engines
+
+
+def test_doctor_shows_the_vram_budget_against_the_real_card(tmp_path: Path) -> None:
+    engines = _profile_engines(tmp_path)
+    checks = _gpu(engines, _card(12288, free_mib=11950))
+    assert (checks[0].name, checks[0].level) == ("gpu", "OK")
+    assert checks[0].detail.startswith("NVIDIA GeForce RTX 3060, 12288 MiB (11950 MiB free), driver 550.54.14, "
+                                       "CUDA 12.4: the configured engines fit")
+    table = [c.detail for c in checks[1:]]
+    assert all(c.name == "vram" and c.level == "OK" for c in checks[1:])
+    for consumer in ("vLLM server: weights", "vLLM server: KV cache", "XTTS worker: XTTS v2 (gpu_memory_fraction 0.19)",
+                     "secretaryd (whisper): whisper large-v3-turbo (int8_float16)"):
+        assert any(line.startswith(consumer) for line in table), consumer
+    assert sum(line.count("CUDA context") for line in table) == 3
+    assert any("MiB of 12288 MiB" in line and "11950 MiB free now" in line for line in table)
+
+
+def test_doctor_fails_when_the_configured_figures_do_not_fit_the_card(tmp_path: Path) -> None:
+    checks = _gpu(_profile_engines(tmp_path), _card(8192))
+    assert (checks[0].name, checks[0].level) == ("gpu", "FAIL")
+    assert "8192 MiB" in checks[0].detail and "the configured engines do not fit" in checks[0].detail
+    assert "MiB more than the card has: lower gpu_memory_utilization / gpu_memory_fraction" in checks[0].detail
+    assert "`secretary gpu setup` writes figures that fit" in checks[0].detail
+
+
+def test_doctor_without_a_driver_passes_cpu_engines_and_fails_gpu_ones(tmp_path: Path) -> None:
+    def no_driver() -> list[GpuInfo]:
+        raise NvmlUnavailable("no usable NVIDIA driver: libnvidia-ml.so.1 is not installed.\nInstall the NVIDIA driver")
+
+    cpu = EnginesConfig.model_validate({"stt": {"faster_whisper": {"device": "cpu"}}})
+    assert [(c.level, c.detail) for c in _gpu(cpu, no_driver)] == [
+        ("OK", "no NVIDIA driver; the configured engines run on the CPU")]
+    failed = _gpu(_profile_engines(tmp_path), no_driver)
+    assert len(failed) == 1 and failed[0].level == "FAIL"
+    assert failed[0].detail.startswith("llm/vllm (vLLM), tts/xtts, stt/faster-whisper need an NVIDIA GPU")
+    assert "Install the NVIDIA driver" in failed[0].detail
+    # a card and only CPU engines: nothing of the budget to show
+    assert [(c.level, c.detail) for c in _gpu(cpu, _card(12288))] == [
+        ("OK", "NVIDIA GeForce RTX 3060, 12288 MiB (11988 MiB free), driver 550.54.14, CUDA 12.4: "
+               "no GPU engines configured")]
