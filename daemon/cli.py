@@ -130,15 +130,25 @@ def _vllm_serve(args: argparse.Namespace) -> int:
 
 
 def _gpu_setup(args: argparse.Namespace) -> int:
-    from daemon.gpu.setup_command import run_setup
+    # The gpu commands parse their own options: their modules (huggingface_hub, NVML) load only when used,
+    # so the light image's `secretary config check` and `web password` do not need them.
+    from daemon.gpu.setup_command import add_setup_arguments, run_setup
 
-    return run_setup(args)
+    parser = argparse.ArgumentParser(prog="secretary gpu setup", description=GPU_SETUP_HELP)
+    add_setup_arguments(parser)
+    return run_setup(parser.parse_args(args.options))
 
 
 def _gpu_models(args: argparse.Namespace) -> int:
-    from daemon.gpu.models.models_command import run_models
+    from daemon.gpu.models.models_command import add_models_arguments, run_models
 
-    return run_models(args)
+    parser = argparse.ArgumentParser(prog="secretary gpu models", description=GPU_MODELS_HELP)
+    add_models_arguments(parser)
+    return run_models(parser.parse_args(args.options))
+
+
+GPU_SETUP_HELP = "install the GPU engines and models, write a profile that fits, start them (--help: its options)"
+GPU_MODELS_HELP = "fetch, verify, import or export the GPU models of the lock file (--help: its options)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,22 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--print", action="store_true", help="print the command line instead of running it")
     serve.set_defaults(func=_vllm_serve)
 
-    from daemon.gpu.models.models_command import add_models_arguments
-    from daemon.gpu.setup_command import add_setup_arguments
-
     gpu = sub.add_parser("gpu", help="turn this box into the GPU secretary (engines, models, profile, units)")
     gpu_sub = gpu.add_subparsers(dest="gpu_command", required=True)
-    setup = gpu_sub.add_parser("setup", help="install the GPU engines and models, write a profile that fits, start them")
-    add_setup_arguments(setup)
-    setup.set_defaults(func=_gpu_setup)
-    models = gpu_sub.add_parser("models", help="fetch, verify, import or export the GPU models of the lock file")
-    add_models_arguments(models)
-    models.set_defaults(func=_gpu_models)
+    for name, help_text, func in (("setup", GPU_SETUP_HELP, _gpu_setup), ("models", GPU_MODELS_HELP, _gpu_models)):
+        gpu_sub.add_parser(name, help=help_text, add_help=False).set_defaults(func=func, options=[])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and getattr(args, "command", None) != "gpu":
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    args.options = rest  # a gpu command's own options (parsed by it)
     private_umask()  # what the tools write (a demo's records, keys, credentials) is not world-readable
     return int(args.func(args))
 

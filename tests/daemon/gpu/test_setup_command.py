@@ -140,3 +140,22 @@ def test_the_whole_setup_on_a_real_gpu_box() -> None:
     assert again.returncode == 0, again.stderr
     assert again.stdout.count(": current (stamp") == 2 and "nothing to change" in again.stdout
     assert "units left as they are" in again.stdout and "greeting in its voice (xtts)" in again.stdout
+
+
+def test_the_other_commands_do_not_load_the_gpu_setup(tmp_path: Path) -> None:
+    """The light image has no huggingface_hub or NVML: `secretary config check` must not import them, while
+    `secretary gpu setup --help` still shows the setup's own options."""
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(root=tmp_path))
+    checked = subprocess.run([sys.executable, "-X", "importtime", "-m", "daemon.cli", "config", "check", str(config)],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in checked.stderr.splitlines() if line.startswith("import time:")}
+    assert "config" in imported or "config.loader" in imported
+    assert not {name for name in imported if name.startswith(("huggingface_hub", "pynvml", "daemon.gpu"))}
+    helped = subprocess.run([sys.executable, "-m", "daemon.cli", "gpu", "setup", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--profile" in helped.stdout and "--dry-run" in helped.stdout
+    wrong = subprocess.run([sys.executable, "-m", "daemon.cli", "config", "check", str(config), "--profile", "x"],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "unrecognized arguments: --profile x" in wrong.stderr
