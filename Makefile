@@ -9,7 +9,7 @@ demo: bootstrap
 
 test:
 	./scripts/bootstrap --test
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: bootstrap
 	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done
