@@ -85,6 +85,70 @@ def test_build_refuses_a_directory_that_is_not_a_rootfs(tmp_path: Path) -> None:
     assert (tmp_path / "precious.txt").read_text() == "mine"
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("debootstrap") is None, reason="needs root and debootstrap")
+def test_build_refuses_a_gpu_models_dir_that_is_not_there(tmp_path: Path) -> None:
+    usage = subprocess.run([str(BUILD_ROOTFS), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--gpu-models DIR" in usage
+    result = subprocess.run([str(BUILD_ROOTFS), "--light", "--gpu-models", str(tmp_path / "no-stick"),
+                             str(tmp_path / "root")], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and f"--gpu-models {tmp_path / 'no-stick'} is not a directory" in result.stderr
+    assert not (tmp_path / "root").exists()  # refused before any work
+
+
+def _full_branch_of_the_venv_step() -> tuple[str, str]:
+    """Step 5's two branches: what a --light build installs, what a full build does instead."""
+    text = BUILD_ROOTFS.read_text()
+    branches = text.split('if [ "$LIGHT" -eq 1 ]; then\n  light_packages=', 1)[1].split("\nfi\n", 1)[0]
+    light, _, full = branches.partition("\nelse\n")
+    return light, full
+
+
+def test_a_full_build_takes_the_turn_end_model_with_the_module_bootstrap_runs() -> None:
+    """The full build is not run by the tests: this reads the recipe (the module: tests/engines/test_turn_end_wheel.py).
+
+    --light has no speech engines (no onnxruntime), so only the full branch takes the model, into the
+    rootfs venv's packaged_path() (the module's default target, run by that venv's Python in the chroot).
+    """
+    from engines.turn_end.smart_turn_wheel import MODEL_FILE, MODEL_SHA256, WHEEL_MEMBER
+
+    light, full = _full_branch_of_the_venv_step()
+    assert "smart_turn_wheel" not in light and "pipecat" not in light
+    assert 'in_root /opt/secretary/.venv/bin/python -m engines.turn_end.smart_turn_wheel "$pipecat_wheel"\n' in full
+    assert 'download -q --no-deps --only-binary :all: -d "$BUILD/pipecat" "$PIPECAT_PIN"' in full
+    bootstrap = (REPO / "scripts" / "bootstrap").read_text()
+    assert "-m engines.turn_end.smart_turn_wheel" in bootstrap
+    for script in (BUILD_ROOTFS.read_text(), bootstrap):  # one home for the pinned member and its sha256
+        assert MODEL_SHA256 not in script and WHEEL_MEMBER not in script and MODEL_FILE not in script
+
+
+@pytest.mark.parametrize("wheelhouse, expected", [
+    (["pipecat_ai-0.0.1-py3-none-any.whl", "pipecat_ai-{pin}-py3-none-any.whl"], "pipecat_ai-{pin}-py3-none-any.whl"),
+    (["pipecat_ai-0.0.1-py3-none-any.whl"], ""),  # another version: pip downloads the pin
+    (None, ""),  # no --wheelhouse
+])
+def test_the_build_takes_the_pinned_pipecat_wheel_from_the_wheelhouse(
+    tmp_path: Path, wheelhouse: list[str] | None, expected: str
+) -> None:
+    """The recipe's own wheelhouse lookup, run by bash on its own (no chroot: it only looks at the host's files)."""
+    _, full = _full_branch_of_the_venv_step()
+    start = full.index('  pipecat_wheel=""\n')
+    lookup = full[start:full.index("\n  fi\n", start) + len("\n  fi\n")]
+    house = ""
+    if wheelhouse is not None:
+        pin = next(line.split("==")[1] for line in (REPO / "constraints.txt").read_text().splitlines()
+                   if line.startswith("pipecat-ai=="))
+        (tmp_path / "wheels").mkdir()
+        for name in wheelhouse:
+            (tmp_path / "wheels" / name.format(pin=pin)).write_bytes(b"PK")
+        house = str(tmp_path / "wheels")
+        expected = expected.format(pin=pin)
+    script = (f"set -euo pipefail\nREPO={REPO}\nWHEELHOUSE='{house}'\nBUILD=/tmp/secretary-build\n"
+              "PIPECAT_PIN=$(grep -E '^pipecat-ai==' \"$REPO/constraints.txt\")\n"
+              + lookup + 'echo "[$pipecat_wheel]"\n')
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == (f"[/tmp/secretary-build/wheelhouse/{expected}]" if expected else "[]")
+
+
 # ---------------------------------------------------------------- the built rootfs
 
 def _why_no_build() -> str | None:
@@ -192,6 +256,21 @@ def test_the_daemon_runs_from_its_venv(built: Built) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_the_gpu_box_files_are_where_the_box_looks_for_them(built: Built) -> None:
+    """The lock and the engine venvs' constraints in /opt/secretary, found there by the box's own code."""
+    for name in ("gpu-models.lock.json", "constraints-vllm.txt", "constraints-xtts.txt"):
+        installed = built.root / "opt/secretary" / name
+        assert installed.read_bytes() == (REPO / name).read_bytes(), name
+        assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+    found = _chroot(built.root, "/opt/secretary/.venv/bin/python", "-c",
+                    "from daemon.gpu.models.model_lock import default_lock_path, load_lock; "
+                    "path = default_lock_path(); print(path, len(load_lock(path).models))")
+    models = len(json.loads((REPO / "gpu-models.lock.json").read_text())["models"])
+    assert found.stdout.strip() == f"/opt/secretary/gpu-models.lock.json {models}", found.stdout + found.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_the_box_config_passes_config_check(built: Built) -> None:
     result = _chroot(built.root, "/opt/secretary/.venv/bin/secretary", "config", "check", "/etc/secretary/config.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -229,10 +308,11 @@ def test_units_are_installed_and_enabled(built: Built) -> None:
         assert (wants / name).is_symlink(), name
         result = _chroot(root, "systemctl", "is-enabled", name)
         assert result.stdout.strip() == "enabled", (name, result.stdout, result.stderr)
-    # vLLM is the GPU box's: installed, enabled by a documented step only.
+    # vLLM is the GPU box's: installed, enabled only by `secretary gpu setup` (its units step, documented).
     assert not (wants / "secretary-vllm.service").exists()
     assert _chroot(root, "systemctl", "is-enabled", "secretary-vllm.service").stdout.strip() == "disabled"
-    assert "systemctl enable secretary-vllm.service" in (IMAGE / "README.md").read_text()
+    readme = (IMAGE / "README.md").read_text()
+    assert "secretary gpu setup" in readme and "systemctl enable --now secretary-vllm.service" in readme
 
 
 @pytest.mark.slow
