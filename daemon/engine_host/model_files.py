@@ -16,6 +16,8 @@ from engines.stt.packaged_whisper import check_whisper_model
 from engines.tts.piper_voices import locate_voice
 from engines.tts.rhvoice_library import INSTALL_HINT
 from engines.tts.rhvoice_voices import VOICES_DIR, installed_voices
+from engines.turn_end.smart_turn_backend import resolve_smart_turn_model
+from engines.turn_end.turn_end_loader import FIXED_WINDOW
 from engines.vad.silero_backend import resolve_silero_model
 
 
@@ -24,6 +26,7 @@ class ModelCheck:
     engine: str  # "stt/faster-whisper", "tts/piper en", ...
     ok: bool
     detail: str
+    required: bool = True  # False: the engine runs without it, only worse (a warning, not a failure)
 
 
 def _check(engine: str, probe: object) -> ModelCheck:
@@ -34,12 +37,14 @@ def _check(engine: str, probe: object) -> ModelCheck:
     return ModelCheck(engine, True, str(where))
 
 
-def model_checks(engines: EnginesConfig, data_dir: Path) -> list[ModelCheck]:
-    """One check per model file an engine in a chain needs."""
+def model_checks(engines: EnginesConfig, data_dir: Path, *, turn_end: bool = True) -> list[ModelCheck]:
+    """A check per model file an engine in a chain needs; ``turn_end``: calls ask the turn-end model (call.turn_end)."""
     models_dir = models_dir_of(engines, data_dir)
     checks: list[ModelCheck] = []
     if "silero" in engines.vad.chain:
         checks.append(_check("vad/silero", lambda: resolve_silero_model(engines.vad.silero.model)))
+    if turn_end and engines.vad.turn_end_model is not None:
+        checks.append(turn_end_check(engines.vad.turn_end_model))
     stt = engines.stt
     for kind, whisper in (("faster-whisper", stt.faster_whisper), ("faster-whisper-cpu", stt.faster_whisper_cpu)):
         if kind in stt.chain:
@@ -83,6 +88,15 @@ def model_checks(engines: EnginesConfig, data_dir: Path) -> list[ModelCheck]:
         found = shutil.which("espeak-ng")
         checks.append(ModelCheck("tts/espeak", found is not None, found or "espeak-ng is not installed (apt-get install espeak-ng)"))
     return checks
+
+
+def turn_end_check(spec: str) -> ModelCheck:
+    """The optional turn-end model beside the VAD engine: without it calls still work, on the fixed window."""
+    try:
+        path = resolve_smart_turn_model(spec)
+    except BackendUnavailable as exc:
+        return ModelCheck("vad/turn-end", False, f"{exc}; until then {FIXED_WINDOW}", required=False)
+    return ModelCheck("vad/turn-end", True, str(path))
 
 
 def rhvoice_check(configured: dict[str, str], voices_dir: Path = VOICES_DIR) -> ModelCheck:

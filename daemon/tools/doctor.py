@@ -227,8 +227,8 @@ def _llama_cpu() -> Check:
 
 def _models(loaded: LoadedConfig) -> list[Check]:
     cfg = loaded.settings
-    return [Check("model", "OK" if m.ok else "FAIL", f"{m.engine}: {m.detail}")
-            for m in model_checks(cfg.engines, cfg.data_dir)]
+    return [Check("model", "OK" if m.ok else "FAIL" if m.required else "WARN", f"{m.engine}: {m.detail}")
+            for m in model_checks(cfg.engines, cfg.data_dir, turn_end=cfg.call.turn_end.enabled)]
 
 
 async def _clock() -> Check:

@@ -3,9 +3,10 @@
 The open Smart Turn v3 model (BSD-2-Clause, Daily; multilingual, Russian and
 English among its languages) ships inside the ``pipecat-ai`` wheel as
 ``pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx`` (int8, 8.7 MB).
-``scripts/bootstrap`` downloads that pinned wheel without installing it and
-takes out the one file (and its licence) to ``packaged_path()``; nothing of
-pipecat is imported. ``model``: ``packaged:smart-turn-v3`` or an .onnx path.
+``scripts/bootstrap`` and ``image/build-rootfs`` download that pinned wheel
+without installing it and take out the one file (and its licence) to
+``packaged_path()`` (``smart_turn_wheel``); nothing of pipecat is imported.
+``model``: ``packaged:smart-turn-v3`` or an .onnx path.
 
 Input ``input_features`` [batch, 80, 800]: the Whisper log-mel features of the
 last 8 s (``whisper_features``); output ``logits`` [batch, 1], already a
@@ -17,7 +18,6 @@ worker thread; the session's ``run`` is thread-safe.
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,12 @@ import numpy as np
 from engines.audio_format import DTYPE, Samples, checked
 from engines.backend import BackendError, BackendUnavailable
 from engines.turn_end.interface import TurnEndModel
+from engines.turn_end.smart_turn_wheel import packaged_path
 from engines.turn_end.whisper_features import FRAMES, N_MELS, WINDOW_S, LogMel
 
 PACKAGED_SMART_TURN = "packaged:smart-turn-v3"
-MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
-
-
-def packaged_path() -> Path:
-    """Where ``scripts/bootstrap`` puts the model file taken from the pipecat-ai wheel (in the venv)."""
-    return Path(sys.prefix) / "share" / "secretary" / MODEL_FILE
+TAKE_HINT = ("scripts/bootstrap (a checkout) or image/build-rootfs (the image) takes it from the pipecat-ai wheel: "
+             "python -m engines.turn_end.smart_turn_wheel WHEEL")
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def resolve_smart_turn_model(spec: str) -> Path:
         path = packaged_path()
         if not path.is_file():
             raise BackendUnavailable(
-                f"the Smart Turn v3 model {path} is missing: scripts/bootstrap takes it from the pipecat-ai wheel"
+                f"the Smart Turn v3 model {path} is missing: {TAKE_HINT}"
             )
         return path
     path = Path(spec).expanduser()

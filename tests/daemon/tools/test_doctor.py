@@ -21,7 +21,7 @@ from daemon.gpu.profile_writer import write_profile
 from daemon.gpu.vram_budget import compute_budget
 from daemon.tools.doctor import _gpu
 from daemon.tools.private_broker import MosquittoBroker
-from tests.support.daemon_runner import write_config
+from tests.support.daemon_runner import LIGHT_ENGINES, write_config
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -40,6 +40,17 @@ def test_doctor_passes_on_a_working_setup(broker: MosquittoBroker, tmp_path: Pat
     assert "OK   anonymous  an anonymous client is refused" in result.stdout
     assert f"OK   mqtt users each client logs in as its own user ({broker.users.credentials_file})" in result.stdout
     assert "WARN units      cannot read systemd unit states" in result.stdout or "OK   units" in result.stdout
+
+
+def test_doctor_warns_of_a_missing_turn_end_model(broker: MosquittoBroker, tmp_path: Path) -> None:
+    """Calls still work without it (the fixed silence window): a warning, not a failure."""
+    missing = tmp_path / "smart-turn-v3.2-cpu.onnx"
+    engines = LIGHT_ENGINES.replace("vad: {chain: [webrtc]}", f"vad: {{chain: [webrtc], turn_end_model: '{missing}'}}")
+    assert str(missing) in engines
+    result = doctor(write_config(tmp_path / "config.yaml", broker, tmp_path / "data", engines=engines))
+    assert (f"WARN model      vad/turn-end: turn-end model {missing} does not exist; until then the turn ends "
+            "after the fixed silence window") in result.stdout, result.stdout
+    assert result.returncode == 0, result.stdout
 
 
 def test_doctor_reports_an_open_broker_and_a_shared_identity(tmp_path: Path) -> None:
