@@ -15,6 +15,11 @@ class BargeInConfig(Section):
         100, ge=20, le=1000, json_schema_extra={"allowed": "caller speech this long stops the secretary (20..1000 ms)"}
     )
     fade_ms: float = Field(20.0, ge=0, le=200)
+    echo_margin_db: float | None = Field(
+        6.0, ge=0, le=40,
+        json_schema_extra={"allowed": "caller audio must be this much louder than the predicted echo of the box's own "
+                                      "voice to count as speech while it talks (0..40 dB; null: no echo gate)"},
+    )
 
 
 class TurnEndConfig(Section):

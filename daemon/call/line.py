@@ -32,7 +32,7 @@ from drivers.audio import (
     StreamingAudioBuffer,
     frame_samples,
 )
-from drivers.audio.pcm import AudioLike, Float32Array
+from drivers.audio.pcm import AudioLike, Float32Array, Int16Array
 
 
 class LineSession(Protocol):
@@ -59,14 +59,16 @@ class CallLine:
         capacity_ms: float = 2000.0,
         preroll_ms: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        on_sent: Callable[[Int16Array], None] | None = None,
     ) -> None:
+        """``on_sent`` is told of every frame the tick sends, silence included (the call's echo gate)."""
         self.session = session
         self.codec = LineCodec(codec)
         self._buffer = StreamingAudioBuffer(capacity_ms=capacity_ms, preroll_ms=preroll_ms)
         self._playout = LinePlayout(self._buffer)
         self._capture = LineCapture(self.codec, recorder=recorder)
         self._sender = FrameSender(self._buffer, self.codec, session.write_frame, recorder, clock=clock,
-                                   on_audible=self._wake)
+                                   on_audible=self._wake, on_sent=on_sent)
         self.pacer = PacingClock(self._sender, name=f"line-{session.call_id}")
         self._waiters: list[tuple[int, asyncio.Future[float]]] = []
         self._inbound_ending = False

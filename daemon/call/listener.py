@@ -35,6 +35,11 @@ the judgment of an earlier pause (a busy CPU must not cut the caller off);
 a pause the model failed on, or a sound too short to be an utterance, ends
 there as it would without a model. ``CallerStopped.ended_by`` says which.
 
+With an ``echo_gate`` (``engines.vad.echo_gate``, told of every frame the
+line sends) the detector hears the caller audio the box's own echo does not
+explain, so the box's voice coming back over the network is not a barge-in;
+STT and the turn-end model keep the real audio.
+
 Times are call times: seconds of caller audio since the line came up.
 """
 
@@ -57,6 +62,7 @@ from engines.fallback_chain import ChainExhausted, RequestError
 from engines.stt.interface import SttFinal, SttPartial
 from engines.stt.stt_engine import SttEngine
 from engines.turn_end.interface import TurnEndModel
+from engines.vad.echo_gate import EchoGate
 from engines.vad.speech_detector import SpeechDetector, SpeechEnded, SpeechStarted
 from engines.vad.vad_engine import VadEngine
 
@@ -139,9 +145,11 @@ class CallerListener:
         min_utterance_ms: int = 250,
         early_stt_ms: int | None = 200,
         turn_end: TurnEndPolicy | None = None,
+        echo_gate: EchoGate | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detector = detector
+        self.echo_gate = echo_gate
         self.stt = stt
         self.language = language
         self._emit = emit
@@ -178,7 +186,8 @@ class CallerListener:
                     self._feed.put_nowait(chunk)
                 if self._collected is not None:
                     self._collected.append(chunk)
-                for event in self.detector.feed(chunk):
+                heard = chunk if self.echo_gate is None else self.echo_gate.clean(chunk)
+                for event in self.detector.feed(heard):
                     self._on_vad(event, tasks, ended_by=ENDED_BY_LONG_SILENCE if self._turn_end is not None else ENDED_BY_SILENCE)
                 self._maybe_ask_turn_end(tasks)
                 self._maybe_decode_early(tasks)

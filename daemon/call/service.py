@@ -83,6 +83,7 @@ from drivers.sim7600.event_hub import EventHub
 from engines.engine_status import EngineState
 from engines.llm.llm_engine import LlmEngine
 from engines.tts.tts_engine import TtsEngine
+from engines.vad.echo_gate import EchoGate
 from engines.vad.speech_detector import SpeechDetector
 from engines.vad.vad_engine import VadEngine
 
@@ -619,7 +620,10 @@ class CallService(Service):
             writes = await stack.enter_async_context(asyncio.TaskGroup())  # record writes, awaited at the end
             if recorder is not None:
                 stack.push_async_callback(recorder.aclose)  # closed after the line's clock has stopped
-            line = await stack.enter_async_context(CallLine(session, recorder))
+            margin = cfg.call.barge_in.echo_margin_db
+            echo_gate = EchoGate(margin_db=margin) if margin is not None else None
+            line = await stack.enter_async_context(
+                CallLine(session, recorder, on_sent=echo_gate.sent if echo_gate is not None else None))
             greeting_heard = line.first_audible_after(0)
             voice = PersonaVoice.of(persona)
             speaker = Speaker(line, tts, voice, current_tts=lambda: self._engine("tts") or tts)
@@ -633,7 +637,7 @@ class CallService(Service):
                 return CallerListener(
                     detector, stt, persona.language, emit, min_utterance_ms=cfg.call.min_utterance_ms,
                     early_stt_ms=cfg.call.early_stt_ms or None,
-                    turn_end=turn_end_policy(cfg.call.turn_end, engines["vad"]),
+                    turn_end=turn_end_policy(cfg.call.turn_end, engines["vad"]), echo_gate=echo_gate,
                 )
 
             def on_utterance(utterance: Utterance, timing: TurnTiming | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -13,8 +14,10 @@ from drivers.audio.crossfade import DEFAULT_CROSSFADE_SAMPLES, SegmentCrossfader
 from drivers.audio.jitter_buffer import StreamingAudioBuffer
 from drivers.audio.level import LineLeveler
 from drivers.audio.line_codec import LineCodec
-from drivers.audio.pcm import AudioLike, Float32Array, as_float32, float_to_int16
+from drivers.audio.pcm import AudioLike, Float32Array, Int16Array, as_float32, float_to_int16
 from drivers.audio.resample import ResampleQuality, StreamResampler
+
+log = logging.getLogger("secretary.audio")
 
 
 class LinePlayout:
@@ -143,8 +146,10 @@ class FrameSender:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_audible: Callable[[float], None] | None = None,
+        on_sent: Callable[[Int16Array], None] | None = None,
     ) -> None:
         self.buffer = buffer
+        self.on_sent = on_sent  # told of every frame sent, silence included (the call's echo gate)
         self.codec = LineCodec(codec)
         self._write = write
         self.recorder = recorder
@@ -157,6 +162,12 @@ class FrameSender:
     def __call__(self) -> None:
         played_before = self.buffer.stats.frames_played
         frame = self.buffer.read_frame()
+        if self.on_sent is not None:
+            try:
+                self.on_sent(frame)
+            except Exception:  # a side job (the echo gate) never stops the line: it is dropped, the frame goes out
+                log.exception("the line's on_sent hook failed: it is off for the rest of this call")
+                self.on_sent = None
         if self.recorder is not None:
             self.recorder.write_secretary(frame)
         self._write(self.codec.encode(frame))  # a frame the writer drops is counted by the writer
