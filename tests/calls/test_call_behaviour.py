@@ -157,8 +157,10 @@ async def test_llm_replies_fill_the_slots_and_a_mid_reply_failure_falls_back_to_
     finally:
         await llm.stop()
     said = "Thank you, John. What number should Alex call you back on?"
-    # on a loaded machine the reply may be preceded by a filler ("One moment, please.")
-    assert reply["text"] == (f"One moment, please. {said}" if reply["latency_ms"]["filler"] else said)
+    # on a loaded machine the reply may be preceded by a filler ("One moment, please."), a very loaded one by two
+    fillers = reply["text"].removesuffix(said).strip()
+    assert reply["text"].endswith(said) and bool(fillers) == bool(reply["latency_ms"]["filler"]), reply
+    assert not fillers or fillers.startswith("One moment, please."), reply
     assert reply["source"] == "llm:cloud"
     sent = [u for u in box.events("utterance") if u["role"] == "secretary"]
     assert any("trouble" in u["text"] for u in sent[2:4]), sent
