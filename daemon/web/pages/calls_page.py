@@ -20,9 +20,10 @@ from aiohttp import web
 
 from channels.bus_client import BusUnavailable, CommandFailed
 from channels.bus_contract.verbs import CALLS_DELETE
+from daemon.records.call_index import CallSummaryRow
 from daemon.records.call_record import is_valid_call_id, read_utterances
 from daemon.web.pages.call_figures import call_timeline
-from daemon.web.web_context import context, redirect, render, session_of
+from daemon.web.web_context import WebContext, context, redirect, render, session_of
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 25
@@ -89,12 +90,18 @@ def _call_id(request: web.Request) -> str:
     return call_id
 
 
-@routes.get("/calls/{call_id}")
-async def call_detail(request: web.Request) -> web.Response:
-    ctx = context(request)
+async def _call_row(ctx: WebContext, request: web.Request) -> CallSummaryRow:
+    """The index row of the call the URL names; 404 when there is none."""
     row = await ctx.index.aget(_call_id(request))
     if row is None:
         raise web.HTTPNotFound(text="no such call")
+    return row
+
+
+@routes.get("/calls/{call_id}")
+async def call_detail(request: web.Request) -> web.Response:
+    ctx = context(request)
+    row = await _call_row(ctx, request)
     record_dir = Path(row.record_dir)
     transcript = await asyncio.to_thread(read_utterances, record_dir)
     tracks = [t for t in TRACKS if _track_path(ctx.calls_dir, record_dir, t) is not None]
@@ -107,9 +114,7 @@ async def call_detail(request: web.Request) -> web.Response:
 async def call_timeline_data(request: web.Request) -> web.Response:
     """What the call view draws: both tracks' peaks, the utterances, each turn's stages (call_figures)."""
     ctx = context(request)
-    row = await ctx.index.aget(_call_id(request))
-    if row is None:
-        raise web.HTTPNotFound(text="no such call")
+    row = await _call_row(ctx, request)
     record_dir = Path(row.record_dir)
     paths = {t: _track_path(ctx.calls_dir, record_dir, t) for t in TRACKS}
     data = await asyncio.to_thread(call_timeline, record_dir, paths)
