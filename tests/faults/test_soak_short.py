@@ -95,20 +95,18 @@ def test_three_calls_in_a_row_each_leave_a_truthful_record_and_the_bench_reports
 
 
 def test_the_step_finder_names_a_new_anonymous_mapping_and_its_size() -> None:
-    """``bench/soak.py``'s smaps reader on this process: 96 MB of numpy array (its own private mapping) shows as a new mapping."""
-    import os
-
-    import numpy as np
-
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import soak  # noqa: PLC0415 - the bench is a script, not a package
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    before = soak.mapping_rss_kb(os.getpid())
-    block = np.ones(96 * 2**20, dtype=np.uint8)  # malloc hands a block this big its own private mapping
-    grown = soak.grown_mappings(before, soak.mapping_rss_kb(os.getpid()), top=3)
-    del block
+    """``bench/soak.py``'s smaps reader on a fresh process: 96 MB of numpy array (its own private mapping) shows as
+    a new mapping. A fresh process, because in a long-lived one (a test worker) the kernel may merge the block with a
+    neighbouring anonymous mapping, which is then not new."""
+    probe = (
+        "import json, os, sys; import numpy as np; sys.path.insert(0, sys.argv[1]); import soak\n"
+        "before = soak.mapping_rss_kb(os.getpid())\n"
+        "block = np.ones(96 * 2**20, dtype=np.uint8)  # malloc hands a block this big its own private mapping\n"
+        "print(json.dumps(soak.grown_mappings(before, soak.mapping_rss_kb(os.getpid()), top=3)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe, str(REPO / "bench")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    grown = json.loads(run.stdout)
     biggest = grown[0]
     assert biggest["mapping"] == "[anon]" and biggest["new"] is True, grown
     assert biggest["size_mb"] >= 96.0 and 94.0 <= biggest["grew_mb"] <= biggest["size_mb"], grown
