@@ -17,6 +17,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -159,10 +160,9 @@ def parse_lock(data: Any, path: Path) -> ModelLock:
     if not isinstance(models, list):
         raise LockError(f"{where}: models must be a list of model entries")
     entries = tuple(_entry(raw, f"{where}: models[{i}]") for i, raw in enumerate(models))
-    names = [e.name for e in entries]
-    twice = [n for i, n in enumerate(names) if n in names[:i]]
-    if twice:
-        raise LockError(f"{where}: the model name {twice[0]!r} appears twice; names are unique")
+    twice = _first_repeated(e.name for e in entries)
+    if twice is not None:
+        raise LockError(f"{where}: the model name {twice!r} appears twice; names are unique")
     targets = [e.target for e in entries]
     clash = [t for i, t in enumerate(targets) if any(_nested(t, o) for o in targets[:i])]
     if clash:
@@ -174,6 +174,16 @@ def parse_lock(data: Any, path: Path) -> ModelLock:
     if not isinstance(about, str):
         raise LockError(f"{where}: about must be a string")
     return ModelLock(path=path, models=entries, about=about, notes=tuple(notes))
+
+
+def _first_repeated(items: Iterable[str]) -> str | None:
+    """The first item that appeared before it, or None."""
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
 
 
 def _nested(a: str, b: str) -> bool:
@@ -209,10 +219,9 @@ def _entry(raw: Any, where: str) -> ModelEntry:
     if not isinstance(files_raw, list) or not files_raw:
         raise LockError(f"{where}.files: must list the model's files (at least one)")
     files = tuple(_file(f, f"{where}.files[{i}]") for i, f in enumerate(files_raw))
-    paths = [f.path for f in files]
-    twice = [p for i, p in enumerate(paths) if p in paths[:i]]
-    if twice:
-        raise LockError(f"{where}.files: {twice[0]!r} is listed twice")
+    twice = _first_repeated(f.path for f in files)
+    if twice is not None:
+        raise LockError(f"{where}.files: {twice!r} is listed twice")
     approx = raw.get("approx_bytes")
     if approx is not None and (not isinstance(approx, int) or isinstance(approx, bool) or approx < 0):
         raise LockError(f"{where}.approx_bytes: {approx!r} must be a whole number of bytes or null")
