@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from daemon.tools.private_broker import MosquittoBroker
+from engines.vad.backend_factory import build_vad_backend
+from engines.vad.interface import VadBackend
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,3 +54,12 @@ def daemon_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture(scope="module")
+def silero() -> Iterator[VadBackend]:
+    """The packaged Silero VAD, loaded once per test module (the listener, turn-end, echo and VAD tests)."""
+    backend = build_vad_backend("silero")
+    asyncio.run(backend.load())
+    yield backend
+    asyncio.run(backend.close())

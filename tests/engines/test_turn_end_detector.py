@@ -5,13 +5,9 @@ Real Silero on Piper speech with line noise, fed in 20 ms pieces.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector, SpeechEnded, SpeechStarted
 from tests.engines import speech_samples as samples
@@ -19,13 +15,6 @@ from tests.engines import speech_samples as samples
 RATE = 16_000
 CHUNK = 320
 
-
-@pytest.fixture(scope="module")
-def silero() -> Iterator[VadBackend]:
-    backend = build_vad_backend("silero")
-    asyncio.run(backend.load())
-    yield backend
-    asyncio.run(backend.close())
 
 
 def audio() -> tuple[np.ndarray, float]:

@@ -21,13 +21,6 @@ from tests.engines import speech_samples as samples
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def silero() -> Iterator[SileroBackend]:
-    backend = SileroBackend(SileroSettings())
-    asyncio.run(backend.load())
-    yield backend
-    asyncio.run(backend.close())
-
 
 @pytest.fixture(scope="module")
 def webrtc() -> Iterator[WebRtcBackend]:

@@ -11,7 +11,6 @@ the same over more levels, delays and replies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from config.call_schema import CallConfig
 from drivers.audio.jitter_buffer import StreamingAudioBuffer
 from drivers.audio.playout import FrameSender
 from engines.vad.echo_gate import EchoGate
-from engines.vad.silero_backend import SileroBackend, SileroSettings
+from engines.vad.silero_backend import SileroBackend
 from tests.support import real_speech
 from tests.support.line_echo import FRAME, REPLY_DBFS, TICK_MS, Case, at_level, line_clip, run_case
 
@@ -31,13 +30,6 @@ ONSET_TICK = 90  # the caller starts 1.8 s into the reply
 missing = real_speech.missing_sources()
 needs_speech = pytest.mark.skipif(bool(missing), reason=f"real speech not installed: {missing}")
 
-
-@pytest.fixture(scope="module")
-def silero() -> Iterator[SileroBackend]:
-    backend = SileroBackend(SileroSettings())
-    asyncio.run(backend.load())
-    yield backend
-    asyncio.run(backend.close())
 
 
 LINE_PAUSE = 2000  # 250 ms at the line rate

@@ -18,7 +18,6 @@ import pytest
 from config.call_schema import TurnEndConfig
 from daemon.call.listener import CallerListener, CallerStopped, ListenerEvent, TurnEndPolicy, turn_end_policy
 from engines.turn_end.smart_turn_backend import SmartTurnBackend, packaged_path
-from engines.vad.backend_factory import build_vad_backend
 from engines.vad.interface import VadBackend
 from engines.vad.speech_detector import DetectorSettings, SpeechDetector
 from tests.engines import turn_end_utterances as utterances
@@ -31,13 +30,6 @@ CHUNK = 320  # 20 ms at 16 kHz
 WINDOW_MS = 550  # call.endpoint_silence_ms
 CONFIG = TurnEndConfig()  # the defaults a call uses
 
-
-@pytest.fixture(scope="module")
-def silero() -> Iterator[VadBackend]:
-    backend = build_vad_backend("silero")
-    asyncio.run(backend.load())
-    yield backend
-    asyncio.run(backend.close())
 
 
 @pytest.fixture(scope="module")
