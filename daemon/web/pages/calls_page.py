@@ -103,9 +103,10 @@ async def call_detail(request: web.Request) -> web.Response:
     ctx = context(request)
     row = await _call_row(ctx, request)
     record_dir = Path(row.record_dir)
-    transcript = await asyncio.to_thread(read_utterances, record_dir)
     tracks = [t for t in TRACKS if _track_path(ctx.calls_dir, record_dir, t) is not None]
     timeline = await asyncio.to_thread(call_timeline, record_dir, {}, peaks=False)  # the turns' table, no audio read
+    # the record is read once; one it cannot load still shows whatever lines its file holds
+    transcript = await asyncio.to_thread(read_utterances, record_dir) if "error" in timeline else timeline["utterances"]
     return render(request, "call.html", title=f"Call {row.call_id}", active="/calls", call=row,
                   transcript=transcript, tracks=tracks, turns=timeline["turns"], timeline_error=timeline.get("error"))
 
