@@ -106,7 +106,6 @@ class VllmPlan:
 @dataclass(frozen=True)
 class XttsPlan:
     repo_id: str
-    default_model_dir: str  # engines.tts.xtts.model_dir's default (config/engines_schema.py)
     device: str
 
 
@@ -151,7 +150,7 @@ RTX3060 = GpuProfile(
     name="rtx3060",
     description="NVIDIA RTX 3060 class, 12 GB: vLLM Qwen2.5-7B-AWQ + LoRA, XTTS v2, whisper large-v3-turbo",
     tts_chain=("xtts", "rhvoice", "piper", "espeak"),
-    xtts=XttsPlan(repo_id="coqui/XTTS-v2", default_model_dir="xtts_v2", device="cuda"),
+    xtts=XttsPlan(repo_id="coqui/XTTS-v2", device="cuda"),
     vllm=VllmPlan(
         backend="vllm", model=QWEN25_7B_AWQ, executable=VLLM_EXECUTABLE,
         max_loras=RTX3060_MAX_LORAS, max_lora_rank=RTX3060_MAX_LORA_RANK,

@@ -40,7 +40,6 @@ class Preflight:
     gpu: GpuInfo  # the card the profile is sized for: the first NVML lists
     gpus: tuple[GpuInfo, ...]
     python: str
-    python_version: tuple[int, int]
     lines: tuple[str, ...]  # what was checked, for the owner
 
 
@@ -131,4 +130,4 @@ def run_preflight(venvs: Sequence[EngineVenv], model_needs: Sequence[tuple[Path,
     needs = [(v.path, v.constraints.disk_bytes, f"{v.engine} venv") for v in venvs if not v.is_current()]
     lines.extend(check_disk([*needs, *model_needs]))
     lines.append(check_writable([*(v.path for v in venvs), *written]))
-    return Preflight(gpu, tuple(gpus), python, version, tuple(lines))
+    return Preflight(gpu, tuple(gpus), python, tuple(lines))
